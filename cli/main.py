@@ -1,0 +1,62 @@
+"""The `sikte-tui` command: dispatches to the subcommands and turns UserError into one line.
+
+Each subcommand lives in its own module with `add_arguments(parser)` and `run(args) -> int`,
+imported only when used, so `sikte-tui syscalls` never loads Textual or bcc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tracing.errors import UserError
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "record": ("cli.record_cmd", "trace headless and print a syscall summary"),
+    "doctor": ("cli.doctor_cmd", "check that this system can trace, with a fix for each failure"),
+    "syscalls": ("cli.syscalls_cmd", "look up syscall names and numbers"),
+}
+
+PROG = "sikte-tui"
+
+
+def _interactive_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Interactive eBPF syscall explorer. With no target, opens the process picker.",
+        epilog="subcommands: "
+        + "; ".join(f"{name}: {help_}" for name, (_, help_) in SUBCOMMANDS.items()),
+    )
+    parser.add_argument("--pid", type=int, action="append", default=[], help="trace this PID")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
+    return parser
+
+
+def _run_subcommand(name: str, argv: list[str]) -> int:
+    module_name, help_ = SUBCOMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=help_)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    return module.run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return _run_subcommand(argv[0], argv[1:])
+        args = _interactive_parser().parse_args(argv)
+        module = importlib.import_module("cli.interactive_cmd")
+        return module.run(args)
+    except UserError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

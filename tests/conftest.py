@@ -1,0 +1,41 @@
+"""Shared test hooks: the eBPF gate.
+
+Kernel tests are marked `ebpf`. They skip where root or eBPF is missing, except under
+SIKTE_REQUIRE_EBPF=1 (set by .ci/run), where a skip would hide a broken engine and so fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+
+
+@functools.cache
+def ebpf_unavailable_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "not root"
+    try:
+        import bcc
+    except ImportError:
+        return "bcc is not importable (install python3-bpfcc)"
+    if not hasattr(bcc, "BPF"):
+        return "the imported 'bcc' is not BPF's (pip uninstall bcc; use python3-bpfcc)"
+    if not any(
+        os.path.isdir(f"{root}/events/raw_syscalls")
+        for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+    ):
+        return "no raw_syscalls tracepoints in tracefs"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("ebpf") is None:
+        return
+    reason = ebpf_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("SIKTE_REQUIRE_EBPF") == "1":
+        pytest.fail(f"SIKTE_REQUIRE_EBPF=1 but eBPF is unavailable: {reason}", pytrace=False)
+    pytest.skip(f"no eBPF: {reason}")
