@@ -1,0 +1,114 @@
+"""`sikte-tui record`: trace headless and print a syscall summary (table or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tracing.errors import UserError
+from tracing.units import parse_duration_ns
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """Target options shared by `record` and the interactive view."""
+    parser.add_argument("--pid", type=int, action="append", default=[], metavar="PID",
+                        help="trace this running process (repeatable)")
+    parser.add_argument("--no-follow", action="store_true",
+                        help="do not trace children the targets start")
+    parser.add_argument("--user", help="run the launched command as this user "
+                        "(default: the sudo caller)")
+    parser.add_argument("--events", choices=("failed", "all", "none"), default="failed",
+                        help="individual events to keep besides the counts (default: failed)")
+    parser.add_argument("--slow", metavar="DURATION",
+                        help="also keep events slower than this (e.g. 10ms)")
+    parser.add_argument("--sample", type=int, default=0, metavar="N",
+                        help="also keep 1 in N events")
+    parser.add_argument("--ebpf", action="store_true",
+                        help="print the eBPF C program and its compile flags, and exit")
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_target_arguments(parser)
+    parser.add_argument("--duration", type=float, metavar="S",
+                        help="stop after S seconds (default: when the targets exit, or Ctrl+C)")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON on stdout (the command's stdout then goes to stderr)")
+    parser.add_argument("--per-process", action="store_true", help="break down by process")
+
+
+def event_selection(args: argparse.Namespace):  # -> EventSelection
+    from tracing.bpf_engine import EventSelection
+
+    try:
+        slow = parse_duration_ns(args.slow) if args.slow else 0
+    except ValueError as err:
+        raise UserError(f"--slow: {err}") from None
+    if args.sample < 0:
+        raise UserError("--sample takes a positive N (1 in N events)")
+    return EventSelection(all=args.events == "all", failed=args.events == "failed",
+                          slow_ns=slow, sample_n=args.sample)
+
+
+def command_of(args: argparse.Namespace) -> tuple[str, ...]:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    return tuple(command)
+
+
+def print_program(args: argparse.Namespace) -> int:
+    import platform
+
+    from syscall_tables import canonical_arch
+    from tracing.bpf_engine import EngineOptions, build_cflags, program_text
+
+    options = EngineOptions(follow=not args.no_follow, events=event_selection(args))
+    print("// cflags: " + " ".join(build_cflags(options, canonical_arch(platform.machine()))))
+    print(program_text())
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.ebpf:
+        return print_program(args)
+    from tracing.privileges import require_tracing_privileges
+    from tracing.record import record
+    from tracing.report import format_summary, summary_json
+    from tracing.tracer import TraceConfig
+
+    if args.duration is not None and args.duration <= 0:
+        raise UserError("--duration takes a positive number of seconds")
+    config = TraceConfig(
+        pids=tuple(args.pid),
+        command=command_of(args),
+        user=args.user,
+        follow=not args.no_follow,
+        events=event_selection(args),
+        command_stdout=2 if args.json else None,
+    )
+    if not config.pids and not config.command:
+        raise UserError("nothing to trace: give --pid PID or -- COMMAND")
+    require_tracing_privileges()
+    tracer, snapshot = record(config, args.duration)
+    exit_status = snapshot.target_exit
+    target = {
+        "pids": list(config.pids),
+        "command": list(config.command),
+        "command_pid": tracer.command.pid if tracer.command else None,
+        "exit_code": exit_status.code if exit_status else None,
+        "exit_signal": exit_status.signal if exit_status else None,
+        "duration_s": round(snapshot.elapsed_s, 6),
+        "arch": snapshot.arch,
+        "state": snapshot.state,
+    }
+    if args.json:
+        json.dump(summary_json(snapshot, target, args.per_process), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_summary(snapshot, args.per_process))
+    # Like strace: the launched command's own exit status becomes ours.
+    if exit_status is None:
+        return 0
+    return exit_status.code if exit_status.code is not None else 128 + (exit_status.signal or 0)

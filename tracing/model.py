@@ -1,0 +1,272 @@
+"""The data model: syscall statistics, processes, events and immutable snapshots.
+
+Pure data and functions: imports neither bcc nor Textual, so the TUI, the store, replay and
+most tests use it without root. The histogram layout mirrors bpf/syscalls.bpf.c.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+# Log-linear latency histogram, as in bpf/syscalls.bpf.c: values below HIST_SUB ns have a
+# bucket each; above, every power of two is split into HIST_SUB linear buckets.
+HIST_SUB = 8
+HIST_PMAX = 39
+HIST_BUCKETS = HIST_SUB * (HIST_PMAX - 1)
+
+
+def bucket_bounds(idx: int) -> tuple[int, int]:
+    """The [low, high) range of durations in ns that histogram bucket `idx` counts."""
+    if idx < HIST_SUB:
+        return idx, idx + 1
+    shift = idx // HIST_SUB - 1
+    sub = idx % HIST_SUB + HIST_SUB
+    return sub << shift, (sub + 1) << shift
+
+
+def bucket_of(duration_ns: int) -> int:
+    """The bucket the kernel puts a duration in (used by replay sources and tests)."""
+    if duration_ns < HIST_SUB:
+        return max(duration_ns, 0)
+    p = duration_ns.bit_length() - 1
+    if p > HIST_PMAX:
+        return HIST_BUCKETS - 1
+    return HIST_SUB * (p - 3) + (duration_ns >> (p - 3))
+
+
+Hist = tuple[tuple[int, int], ...]  # sparse: (bucket, count) pairs sorted by bucket
+
+
+def hist_from_dense(counts: Iterable[int]) -> Hist:
+    return tuple((i, c) for i, c in enumerate(counts) if c)
+
+
+def hist_merge(hists: Iterable[Hist]) -> Hist:
+    total: dict[int, int] = {}
+    for h in hists:
+        for b, c in h:
+            total[b] = total.get(b, 0) + c
+    return tuple(sorted(total.items()))
+
+
+def hist_sub(new: Hist, old: Hist) -> Hist:
+    before = dict(old)
+    return tuple((b, c - before.get(b, 0)) for b, c in new if c != before.get(b, 0))
+
+
+def percentile(hist: Hist, q: float, min_ns: int = 0, max_ns: int = 0) -> int:
+    """The q-quantile (0..1) of a histogram: the midpoint of the bucket that holds it,
+    clamped to the observed min and max, which makes single-bucket cases exact."""
+    n = sum(c for _, c in hist)
+    if n == 0:
+        return 0
+    rank = max(1, int(q * n + 0.999999))  # nearest-rank
+    seen = 0
+    for b, c in hist:
+        seen += c
+        if seen >= rank:
+            lo, hi = bucket_bounds(b)
+            value = (lo + hi - 1) // 2
+            if max_ns:
+                value = min(value, max_ns)
+            return max(value, min_ns)
+    return max_ns
+
+
+class StatKey(NamedTuple):
+    pid: int
+    tid: int
+    nr: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallStats:
+    count: int = 0
+    errors: int = 0
+    total_ns: int = 0
+    min_ns: int = 0
+    max_ns: int = 0
+    hist: Hist = ()
+
+    @property
+    def avg_ns(self) -> int:
+        return self.total_ns // self.count if self.count else 0
+
+    def quantile(self, q: float) -> int:
+        return percentile(self.hist, q, self.min_ns, self.max_ns)
+
+    def __sub__(self, old: SyscallStats) -> SyscallStats:
+        """The change since `old` (min and max stay the newer cumulative ones)."""
+        return SyscallStats(
+            self.count - old.count,
+            self.errors - old.errors,
+            self.total_ns - old.total_ns,
+            self.min_ns,
+            self.max_ns,
+            hist_sub(self.hist, old.hist),
+        )
+
+
+def merge_stats(items: Iterable[SyscallStats]) -> SyscallStats:
+    items = list(items)
+    if len(items) == 1:
+        return items[0]
+    mins = [s.min_ns for s in items if s.count]
+    return SyscallStats(
+        count=sum(s.count for s in items),
+        errors=sum(s.errors for s in items),
+        total_ns=sum(s.total_ns for s in items),
+        min_ns=min(mins) if mins else 0,
+        max_ns=max((s.max_ns for s in items), default=0),
+        hist=hist_merge(s.hist for s in items),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallEvent:
+    """One syscall, chosen in the kernel (failed, slow, sampled or all)."""
+
+    ts_ns: int
+    pid: int
+    tid: int
+    nr: int
+    ret: int
+    duration_ns: int
+    args: tuple[int, ...]
+
+    @property
+    def failed(self) -> bool:
+        return -4095 <= self.ret <= -1
+
+    @property
+    def errno(self) -> int:
+        return -self.ret if self.failed else 0
+
+
+class ProcKind:
+    FORK = 1
+    EXEC = 2
+    EXIT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ProcEvent:
+    ts_ns: int
+    kind: int
+    pid: int
+    tid: int
+    ppid: int
+    status: int  # exit: wait(2)-style status, -1 when unknown
+    process_gone: bool
+    comm: str
+    filename: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How a process ended: an exit code, or a signal."""
+
+    code: int | None = None
+    signal: int | None = None
+
+    @classmethod
+    def from_wait_status(cls, status: int) -> ExitStatus:
+        if status < 0:
+            return cls()
+        if status & 0x7F:
+            return cls(signal=status & 0x7F)
+        return cls(code=(status >> 8) & 0xFF)
+
+    def __str__(self) -> str:
+        if self.signal is not None:
+            return f"signal {self.signal}"
+        return "?" if self.code is None else str(self.code)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    pid: int
+    ppid: int = 0
+    comm: str = ""
+    exe: str = ""
+    cmdline: tuple[str, ...] = ()
+    abi: str = ""
+    start_ts_ns: int = 0
+    exit_ts_ns: int = 0
+    exit: ExitStatus | None = None
+    threads: frozenset[int] = frozenset()
+
+    @property
+    def alive(self) -> bool:
+        return self.exit is None
+
+    def replace(self, **changes: object) -> ProcessInfo:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Drops:
+    """What the kernel could not deliver; every number here is shown to the user."""
+
+    events: int = 0  # syscall events with no room in the ring buffer
+    stats_full: int = 0  # syscalls not aggregated because the stats map was full
+    proc_events: int = 0  # process events with no room in their ring buffer
+    inflight: int = 0  # syscalls not timed because no in-flight slot could be made
+    events_sent: int = 0  # syscall events the kernel submitted
+
+    @property
+    def total(self) -> int:
+        return self.events + self.stats_full + self.proc_events + self.inflight
+
+
+class TraceState:
+    STARTING = "starting"
+    TRACING = "tracing"
+    EXITED = "exited"  # every target is gone
+    STOPPED = "stopped"  # stopped by the user or a signal
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything known at one tick. Immutable: the UI and the store may keep it."""
+
+    seq: int
+    ts_ns: int  # kernel monotonic clock (bpf_ktime_get_ns) at the tick
+    wall_time: float  # Unix time at the tick
+    start_ts_ns: int
+    start_wall_time: float
+    arch: str
+    state: str
+    stats: Mapping[StatKey, SyscallStats]  # cumulative since start or reset
+    interval: Mapping[StatKey, SyscallStats]  # change since the previous snapshot
+    interval_s: float
+    processes: Mapping[int, ProcessInfo]
+    events: tuple[SyscallEvent, ...]  # events that arrived since the previous snapshot
+    proc_events: tuple[ProcEvent, ...]
+    drops: Drops
+    tracer_cpu_s: float  # CPU seconds the tracer has used (user space)
+    target_exit: ExitStatus | None = None  # the launched command's, once it has ended
+    targets: tuple[str, ...] = field(default=())
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.ts_ns - self.start_ts_ns) / 1e9
+
+    @property
+    def total_count(self) -> int:
+        return sum(s.count for s in self.stats.values())
+
+
+def group_stats(
+    stats: Mapping[StatKey, SyscallStats], by: tuple[str, ...]
+) -> dict[tuple[int, ...], SyscallStats]:
+    """Merge statistics by some of the key's fields: ("nr",), ("pid",), ("pid", "tid"),
+    ("pid", "nr"), ..."""
+    groups: dict[tuple[int, ...], list[SyscallStats]] = {}
+    getters = [StatKey._fields.index(f) for f in by]
+    for key, value in stats.items():
+        groups.setdefault(tuple(key[i] for i in getters), []).append(value)
+    return {k: merge_stats(v) for k, v in groups.items()}

@@ -1,0 +1,153 @@
+"""Summaries of a snapshot: rows per syscall (named by each process's ABI), the `strace -c`
+style table and the JSON document that `sikte-tui record` prints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from syscall_tables import syscall_name
+from tracing.model import Snapshot, StatKey, SyscallStats, merge_stats
+from tracing.units import format_count, format_duration
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallRow:
+    name: str
+    nr: int
+    stats: SyscallStats
+
+
+def abi_of(snapshot: Snapshot, pid: int) -> str:
+    info = snapshot.processes.get(pid)
+    return (info.abi if info and info.abi else None) or snapshot.arch
+
+
+def key_name(snapshot: Snapshot, key: StatKey) -> str:
+    return syscall_name(key.nr, abi_of(snapshot, key.pid))
+
+
+def syscall_rows(snapshot: Snapshot, pid: int | None = None) -> list[SyscallRow]:
+    """One row per syscall name, over all processes or one; sorted by total time."""
+    groups: dict[str, tuple[int, list[SyscallStats]]] = {}
+    for key, stats in snapshot.stats.items():
+        if pid is not None and key.pid != pid:
+            continue
+        name = key_name(snapshot, key)
+        groups.setdefault(name, (key.nr, []))[1].append(stats)
+    rows = [SyscallRow(name, nr, merge_stats(items)) for name, (nr, items) in groups.items()]
+    rows.sort(key=lambda r: (-r.stats.total_ns, -r.stats.count, r.name))
+    return rows
+
+
+def process_counts(snapshot: Snapshot) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for key, stats in snapshot.stats.items():
+        counts[key.pid] = counts.get(key.pid, 0) + stats.count
+    return counts
+
+
+HEADER = ("% time", "calls", "errors", "total", "avg", "p50", "p95", "p99", "max", "syscall")
+
+
+def format_table(rows: Iterable[SyscallRow]) -> str:
+    rows = list(rows)
+    grand = sum(r.stats.total_ns for r in rows) or 1
+    lines = [HEADER]
+    for r in rows:
+        s = r.stats
+        lines.append((
+            f"{100 * s.total_ns / grand:.2f}",
+            str(s.count),
+            str(s.errors) if s.errors else "",
+            format_duration(s.total_ns),
+            format_duration(s.avg_ns),
+            format_duration(s.quantile(0.50)),
+            format_duration(s.quantile(0.95)),
+            format_duration(s.quantile(0.99)),
+            format_duration(s.max_ns),
+            r.name,
+        ))
+    total = merge_stats([r.stats for r in rows]) if rows else SyscallStats()
+    lines.append(("100.00", str(total.count), str(total.errors) if total.errors else "",
+                  format_duration(total.total_ns), format_duration(total.avg_ns),
+                  "", "", "", "", "total"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
+    rule = tuple("-" * w for w in widths)
+    lines.insert(1, rule)
+    lines.insert(len(lines) - 1, rule)
+    # Numbers right-aligned, the name left-aligned, as strace -c does.
+    return "\n".join(
+        " ".join(c.rjust(w) for c, w in zip(line[:-1], widths, strict=False)) + " " + line[-1]
+        for line in lines
+    )
+
+
+def format_summary(snapshot: Snapshot, per_process: bool = False) -> str:
+    parts = []
+    if per_process:
+        counts = process_counts(snapshot)
+        for pid in sorted(counts):
+            info = snapshot.processes.get(pid)
+            comm = info.comm if info else "?"
+            ended = f", exit {info.exit}" if info and info.exit is not None else ""
+            parts.append(f"pid {pid} ({comm}){ended}\n{format_table(syscall_rows(snapshot, pid))}")
+    else:
+        parts.append(format_table(syscall_rows(snapshot)))
+    drops = snapshot.drops
+    if drops.total:
+        parts.append(
+            f"dropped: {drops.events} events (ring buffer full), {drops.stats_full} syscalls "
+            f"(stats map full), {drops.proc_events} process events, {drops.inflight} untimed"
+        )
+    return "\n\n".join(parts)
+
+
+def _row_json(row: SyscallRow) -> dict[str, object]:
+    s = row.stats
+    return {
+        "syscall": row.name,
+        "nr": row.nr,
+        "count": s.count,
+        "errors": s.errors,
+        "total_ns": s.total_ns,
+        "avg_ns": s.avg_ns,
+        "p50_ns": s.quantile(0.50),
+        "p95_ns": s.quantile(0.95),
+        "p99_ns": s.quantile(0.99),
+        "max_ns": s.max_ns,
+    }
+
+
+def summary_json(snapshot: Snapshot, target: dict[str, object],
+                 per_process: bool = False) -> dict[str, object]:
+    counts = process_counts(snapshot)
+    processes = []
+    for pid, info in sorted(snapshot.processes.items()):
+        processes.append({
+            "pid": pid,
+            "ppid": info.ppid,
+            "comm": info.comm,
+            "exe": info.exe,
+            "abi": info.abi or snapshot.arch,
+            "exit_code": info.exit.code if info.exit else None,
+            "exit_signal": info.exit.signal if info.exit else None,
+            "count": counts.get(pid, 0),
+        })
+    doc: dict[str, object] = {
+        "syscalls": [_row_json(r) for r in syscall_rows(snapshot)],
+        "processes": processes,
+        "drops": {
+            "events": snapshot.drops.events,
+            "stats_full": snapshot.drops.stats_full,
+            "proc_events": snapshot.drops.proc_events,
+            "inflight": snapshot.drops.inflight,
+        },
+        "target": target,
+    }
+    if per_process:
+        doc["per_process"] = [
+            {"pid": pid, "syscalls": [_row_json(r) for r in syscall_rows(snapshot, pid)]}
+            for pid in sorted(counts)
+        ]
+    return doc

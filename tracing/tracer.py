@@ -1,0 +1,205 @@
+"""The tracing engine: loads the program, manages targets, and runs the worker thread that
+drains the ring buffers and reads the aggregates each tick into a Snapshot.
+
+The worker only calls `on_snapshot`; whoever receives it (the TUI, `record`, the store)
+decides what to do with it in its own thread.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from syscall_tables import canonical_arch
+from tracing.bpf_engine import EngineOptions, EventSelection, SyscallProgram
+from tracing.errors import UserError
+from tracing.model import ExitStatus, Snapshot, TraceState
+from tracing.processes import ProcessTracker
+from tracing.snapshots import SnapshotBuilder, events_from_array
+from tracing.targets import LaunchedCommand, check_pid, run_as
+
+SnapshotCallback = Callable[[Snapshot], None]
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    pids: tuple[int, ...] = ()
+    command: tuple[str, ...] = ()
+    user: str | None = None
+    follow: bool = True
+    events: EventSelection = field(default_factory=EventSelection)
+    tick_hz: float = 4.0
+    ringbuf_pages: int = 1024
+    # Where the launched command's output goes (file descriptors; None: inherit ours).
+    command_stdin: int | None = None
+    command_stdout: int | None = None
+    command_stderr: int | None = None
+
+    def describe_targets(self) -> tuple[str, ...]:
+        described = tuple(f"pid {p}" for p in self.pids)
+        if self.command:
+            described += (" ".join(self.command),)
+        return described
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Tracer:
+    """One trace session. `start()` raises UserError for bad targets or a failed load;
+    afterwards snapshots arrive through `on_snapshot` from the worker thread."""
+
+    def __init__(self, config: TraceConfig, on_snapshot: SnapshotCallback) -> None:
+        if not config.pids and not config.command:
+            raise UserError("nothing to trace: give --pid PID or -- COMMAND")
+        self.config = config
+        self.on_snapshot = on_snapshot
+        self.arch = canonical_arch(platform.machine())
+        self.command: LaunchedCommand | None = None
+        self.state = TraceState.STARTING
+        self._stop = threading.Event()
+        self._reset = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._program: SyscallProgram | None = None
+        self._tracker = ProcessTracker()
+        self.last_snapshot: Snapshot | None = None
+        self.error: BaseException | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for pid in self.config.pids:
+            check_pid(pid)
+        user = run_as(self.config.user) if self.config.command else None
+        options = EngineOptions(
+            follow=self.config.follow,
+            events=self.config.events,
+            ringbuf_pages=self.config.ringbuf_pages,
+        )
+        self._program = SyscallProgram(options, self.arch)
+        start_ns, start_wall = time.monotonic_ns(), time.time()
+        try:
+            self._add_targets(start_ns, user)
+        except BaseException:
+            self._program.close()
+            raise
+        self._builder = SnapshotBuilder(
+            start_ns, start_wall, self.arch, self.config.describe_targets()
+        )
+        self.state = TraceState.TRACING
+        self._thread = threading.Thread(target=self._run, name="sikte-tracer", daemon=True)
+        self._thread.start()
+
+    def _add_targets(self, start_ns: int, user: object) -> None:
+        assert self._program is not None
+        for pid in self.config.pids:
+            self._program.set_target(pid)
+            self._tracker.add_root(pid, start_ns)
+        if self.config.command:
+            c = self.config
+            self.command = LaunchedCommand(
+                c.command, user, c.command_stdin, c.command_stdout, c.command_stderr
+            )
+            try:
+                self._program.set_target(self.command.pid)
+                self._tracker.add_root(self.command.pid, start_ns)
+                self.command.release()
+            except BaseException:
+                self.command.abandon()
+                raise
+
+    def stop(self) -> None:
+        """Ask the worker to take a last snapshot and finish; returns at once."""
+        self._stop.set()
+
+    def reset(self) -> None:
+        """Start the cumulative counts from zero at the next tick."""
+        self._reset.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to end; True when it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        program = self._program
+        assert program is not None
+        period = 1.0 / self.config.tick_hz
+        next_tick = time.monotonic() + period
+        try:
+            while True:
+                program.poll_until(next_tick)
+                if time.monotonic() < next_tick and not self._stop.is_set():
+                    continue
+                next_tick += period
+                finished = self._tick(final=self._stop.is_set())
+                if finished:
+                    break
+        except BaseException as err:  # surfaced to the caller through .error
+            self.error = err
+        finally:
+            program.close()
+
+    def _tick(self, final: bool) -> bool:
+        program = self._program
+        assert program is not None
+        if self._reset.is_set():
+            self._reset.clear()
+            self._builder.reset()
+        proc_events = program.take_proc_events()
+        self._tracker.apply(proc_events, self.config.follow)
+        target_exit = self._command_exit()
+        if not proc_events:
+            self._tracker.prune_vanished()
+        all_gone = not self._tracker.alive
+        if all_gone:
+            # Targets are gone: drain what is still in the buffers into this last snapshot.
+            program.poll_until(time.monotonic())
+            late = program.take_proc_events()
+            self._tracker.apply(late, self.config.follow)
+            proc_events += late
+        if all_gone:
+            self.state = TraceState.EXITED
+        elif final:
+            self.state = TraceState.STOPPED
+        raw = program.read_stats()
+        self._tracker.note_threads((k.pid, k.tid) for k in raw)
+        snapshot = self._builder.build(
+            ts_ns=time.monotonic_ns(),
+            wall_time=time.time(),
+            state=self.state,
+            raw_stats=raw,
+            events=events_from_array(program.take_events()),
+            proc_events=proc_events,
+            processes=self._tracker.snapshot(),
+            drops=program.read_drops(),
+            tracer_cpu_s=_cpu_seconds(),
+            target_exit=target_exit,
+        )
+        self.last_snapshot = snapshot
+        self.on_snapshot(snapshot)
+        return all_gone or final
+
+    def _command_exit(self) -> ExitStatus | None:
+        if self.command is None:
+            return None
+        status = self.command.poll()
+        if status is None:
+            return None
+        exit_status = ExitStatus.from_wait_status(status)
+        self._tracker.set_exit(self.command.pid, exit_status, time.monotonic_ns())
+        return exit_status

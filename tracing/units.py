@@ -1,0 +1,38 @@
+"""Human units for durations and counts, both ways (shared by record, the TUI and filters)."""
+
+from __future__ import annotations
+
+import re
+
+_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ns|us|µs|ms|s)?\s*$")
+
+
+def parse_duration_ns(text: str, default_unit: str = "ns") -> int:
+    """'10ms' -> 10_000_000; raises ValueError naming the accepted units."""
+    m = _DURATION_RE.match(text)
+    if not m:
+        raise ValueError(f"bad duration {text!r}: use a number with ns, us, ms or s (e.g. 10ms)")
+    return round(float(m.group(1)) * _DURATION_UNITS[m.group(2) or default_unit])
+
+
+def format_duration(ns: float) -> str:
+    """Four significant characters or so: 812ns, 3.4µs, 12ms, 1.25s."""
+    if ns < 1_000:
+        return f"{ns:.0f}ns"
+    for unit, scale in (("µs", 1e3), ("ms", 1e6), ("s", 1e9)):
+        value = ns / scale
+        if value < 1_000 or unit == "s":
+            return f"{value:.3g}{unit}" if value < 100 else f"{value:.0f}{unit}"
+    raise AssertionError("unreachable")
+
+
+def format_count(n: float) -> str:
+    """1234 -> 1234, 12345 -> 12.3k, 2500000 -> 2.50M."""
+    if n < 10_000:
+        return f"{n:.0f}"
+    for unit, scale in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        value = n / scale
+        if value < 1_000 or unit == "G":
+            return f"{value:.3g}{unit}" if value < 100 else f"{value:.0f}{unit}"
+    raise AssertionError("unreachable")
