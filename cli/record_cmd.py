@@ -58,6 +58,18 @@ def command_of(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(command)
 
 
+def validate_targets(config) -> None:
+    """Bad targets fail first, before privileges are checked or anything is loaded."""
+    from tracing.targets import check_pid, resolve_command
+
+    if not config.pids and not config.command:
+        raise UserError("nothing to trace: give --pid PID or -- COMMAND")
+    for pid in config.pids:
+        check_pid(pid)
+    if config.command:
+        resolve_command(config.command)
+
+
 def print_program(args: argparse.Namespace) -> int:
     import platform
 
@@ -88,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
         events=event_selection(args),
         command_stdout=2 if args.json else None,
     )
-    if not config.pids and not config.command:
-        raise UserError("nothing to trace: give --pid PID or -- COMMAND")
+    validate_targets(config)
     require_tracing_privileges()
     tracer, snapshot = record(config, args.duration)
     exit_status = snapshot.target_exit

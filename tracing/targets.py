@@ -143,7 +143,8 @@ class LaunchedCommand:
         if message:
             code, _, reason = message.partition(" ")
             self.wait()
-            raise UserError(f"{self.argv[0]}: {reason}", exit_code=int(code))
+            raise UserError(f"{self.argv[0]}: cannot execute ({reason}); check that it is a "
+                            "program for this machine", exit_code=int(code))
 
     def poll(self) -> int | None:
         """The wait status once the child has ended, else None (never blocks)."""

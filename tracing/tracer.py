@@ -100,6 +100,7 @@ class Tracer:
         assert self._program is not None
         for pid in self.config.pids:
             self._program.set_target(pid)
+            check_pid(pid)  # it may have exited while the program loaded
             self._tracker.add_root(pid, start_ns)
         if self.config.command:
             c = self.config
