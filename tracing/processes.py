@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from syscall_tables.abi import abi_of_pid
-from tracing.model import ExitStatus, ProcEvent, ProcessInfo, ProcKind
+from tracing.model import ExitStatus, ProcessInfo, ProcEvent, ProcKind
 
 
 def _read(path: str) -> str | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from syscall_tables import syscall_name
 from tracing.model import Snapshot, StatKey, SyscallStats, merge_stats
-from tracing.units import format_count, format_duration
+from tracing.units import format_duration
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ import numpy as np
 from tracing.model import (
     Drops,
     ExitStatus,
-    ProcEvent,
     ProcessInfo,
+    ProcEvent,
     Snapshot,
     StatKey,
     SyscallEvent,

@@ -6,6 +6,7 @@ target map, so its own execve is traced. Under sudo it runs as the invoking user
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import pwd
@@ -164,16 +165,12 @@ class LaunchedCommand:
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
         if self.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def abandon(self) -> None:
         """Called when tracing could not start: end the stopped child."""
-        try:
+        with contextlib.suppress(OSError):
             os.close(self._gate_w)
-        except OSError:
-            pass
         self.kill(signal.SIGKILL)
         self.wait()
