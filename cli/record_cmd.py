@@ -70,6 +70,15 @@ def validate_targets(config) -> None:
         resolve_command(config.command)
 
 
+def announce(tracer) -> None:
+    """Say on stderr what is traced (like strace's "Process N attached")."""
+    what = ", ".join(tracer.config.describe_targets())
+    if tracer.command is not None:
+        what = what.replace(" ".join(tracer.config.command),
+                            f"{' '.join(tracer.config.command)} (pid {tracer.command.pid})")
+    print(f"sikte-tui: tracing {what}; Ctrl+C stops", file=sys.stderr, flush=True)
+
+
 def print_program(args: argparse.Namespace) -> int:
     import platform
 
@@ -102,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     )
     validate_targets(config)
     require_tracing_privileges()
-    tracer, snapshot = record(config, args.duration)
+    tracer, snapshot = record(config, args.duration, on_started=announce)
     exit_status = snapshot.target_exit
     target = {
         "pids": list(config.pids),

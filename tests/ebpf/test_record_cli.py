@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -94,3 +95,40 @@ def test_not_root_names_what_is_missing():
     result = sikte("record", "--", "true", user=65534)
     assert result.returncode == 2
     assert "root, or CAP_BPF and CAP_PERFMON" in one_line_error(result)
+
+
+def _record_in_background(*args: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "record", "--json", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc
+
+
+def _wait_until_tracing(proc: subprocess.Popen) -> None:
+    line = proc.stderr.readline()
+    assert line.startswith("sikte-tui: tracing "), line + proc.stderr.read()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_stop_signal_detaches_and_reports(sig):
+    target = subprocess.Popen(["sleep", "30"])
+    try:
+        proc = _record_in_background("--pid", str(target.pid))
+        _wait_until_tracing(proc)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        doc = json.loads(out)
+        assert doc["target"]["state"] == "stopped"
+        assert target.poll() is None  # an attached process keeps running
+    finally:
+        target.kill()
+
+
+def test_stop_signal_ends_a_launched_command(workload):
+    proc = _record_in_background("--", "sleep", "30")
+    _wait_until_tracing(proc)
+    proc.send_signal(signal.SIGTERM)
+    out, _err = proc.communicate(timeout=30)
+    doc = json.loads(out)
+    assert doc["target"]["exit_signal"] == signal.SIGTERM
+    assert proc.returncode == 128 + signal.SIGTERM
