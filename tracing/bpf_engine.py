@@ -8,6 +8,8 @@ about snapshots, the UI or the session store.
 from __future__ import annotations
 
 import ctypes
+import errno
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -18,7 +20,9 @@ import numpy as np
 from syscall_tables import syscall_number
 from tracing import kheaders, tracefs
 from tracing.errors import UserError
-from tracing.model import HIST_BUCKETS, Drops, ProcEvent, StatKey, SyscallStats, hist_from_dense
+from tracing.model import HIST_BUCKETS, Drops, ProcEvent, StatKey, SyscallStats
+
+ENOTSUPP = 524  # the kernel-internal errno the bpf syscall returns for unsupported ops
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 SYSCALLS_PROGRAM = BPF_DIR / "syscalls.bpf.c"
@@ -35,6 +39,85 @@ SYS_EVENT_DTYPE = np.dtype(
         ("args", "<u8", (6,)),
     ]
 )
+
+
+STAT_KEY_DTYPE = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("nr", "<u4"), ("pad", "<u4")])
+STAT_VALUE_DTYPE = np.dtype([
+    ("count", "<u8"),
+    ("errors", "<u8"),
+    ("total_ns", "<u8"),
+    ("min_ns", "<u8"),
+    ("max_ns", "<u8"),
+    ("hist", "<u4", (HIST_BUCKETS,)),
+])
+
+
+def _stats_from_row(row: np.void) -> SyscallStats:
+    hist = row["hist"]
+    nonzero = np.flatnonzero(hist)
+    return SyscallStats(
+        count=int(row["count"]),
+        errors=int(row["errors"]),
+        total_ns=int(row["total_ns"]),
+        min_ns=int(row["min_ns"]),
+        max_ns=int(row["max_ns"]),
+        hist=tuple(zip(nonzero.tolist(), hist[nonzero].tolist(), strict=True)),
+    )
+
+
+class BatchReader:
+    """Reads a whole hash map with BPF_MAP_LOOKUP_BATCH in fixed-size chunks into numpy
+    arrays (bcc's own batch call allocates max_entries-sized buffers on every call)."""
+
+    CHUNK = 4096
+
+    def __init__(self, table: object, key_dtype: np.dtype, value_dtype: np.dtype) -> None:
+        from bcc.libbcc import lib
+
+        self._lib = lib
+        self._fd = table.map_fd  # type: ignore[attr-defined]
+        self._key_dtype, self._value_dtype = key_dtype, value_dtype
+        assert key_dtype.itemsize == ctypes.sizeof(table.Key)  # type: ignore[attr-defined]
+        assert value_dtype.itemsize == ctypes.sizeof(table.Leaf)  # type: ignore[attr-defined]
+        self._keys = ctypes.create_string_buffer(key_dtype.itemsize * self.CHUNK)
+        self._values = ctypes.create_string_buffer(value_dtype.itemsize * self.CHUNK)
+        self._fallback = table
+
+    def read(self) -> tuple[np.ndarray, np.ndarray]:
+        keys, values = [], []
+        # For hash maps the batch position is a bucket index (a u32).
+        token_in, token_out = ctypes.c_uint32(0), ctypes.c_uint32(0)
+        first = True
+        while True:
+            count = ctypes.c_uint32(self.CHUNK)
+            res = self._lib.bpf_lookup_batch(self._fd,
+                                             None if first else ctypes.byref(token_in),
+                                             ctypes.byref(token_out), self._keys,
+                                             self._values, ctypes.byref(count))
+            err = ctypes.get_errno()
+            n = count.value
+            if n:
+                keys.append(self._keys.raw[: n * self._key_dtype.itemsize])
+                values.append(self._values.raw[: n * self._value_dtype.itemsize])
+            if res != 0:
+                if err == errno.ENOENT:  # the end of the map
+                    break
+                if first and err in (errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP):
+                    return self._read_one_by_one()  # kernels before 5.6
+                raise OSError(err, f"reading BPF map: {os.strerror(err)}")
+            if n == 0:
+                break
+            token_in.value = token_out.value
+            first = False
+        return (np.frombuffer(b"".join(keys), dtype=self._key_dtype),
+                np.frombuffer(b"".join(values), dtype=self._value_dtype))
+
+    def _read_one_by_one(self) -> tuple[np.ndarray, np.ndarray]:
+        items = list(self._fallback.items())  # type: ignore[attr-defined]
+        keys = b"".join(bytes(k) for k, _ in items)
+        values = b"".join(bytes(v) for _, v in items)
+        return (np.frombuffer(keys, dtype=self._key_dtype),
+                np.frombuffer(values, dtype=self._value_dtype))
 
 
 class _ProcEventC(ctypes.Structure):
@@ -144,6 +227,8 @@ class SyscallProgram:
             ) from err
         self._targets = self._bpf[b"targets"]
         self._stats = self._bpf[b"stats"]
+        self._stats_reader = BatchReader(self._stats, STAT_KEY_DTYPE, STAT_VALUE_DTYPE)
+        self._reusable: dict[StatKey, SyscallStats] = {}
         self._counters = self._bpf[b"counters"]
         self._event_chunks: list[bytes] = []
         self._proc_events: list[ProcEvent] = []
@@ -211,21 +296,26 @@ class SyscallProgram:
     # -- aggregates ------------------------------------------------------------------------
 
     def read_stats(self) -> dict[StatKey, SyscallStats]:
-        """Every (pid, tid, syscall) aggregate, cumulative since load."""
-        try:
-            items = self._stats.items_lookup_batch()
-        except Exception:  # batch ops need 5.6+; fall back to the one-by-one walk
-            items = self._stats.items()
-        result = {}
-        for k, v in items:
-            result[StatKey(k.pid, k.tid, k.nr)] = SyscallStats(
-                count=v.count,
-                errors=v.errors,
-                total_ns=v.total_ns,
-                min_ns=v.min_ns,
-                max_ns=v.max_ns,
-                hist=hist_from_dense(v.hist[:HIST_BUCKETS]),
-            )
+        """Every (pid, tid, syscall) aggregate, cumulative since load.
+
+        Entries whose count and total did not change keep their previous object, so a tick
+        costs Python work only for what changed (thousands of idle keys are common).
+        """
+        keys, values = self._stats_reader.read()
+        previous, reusable, result = self._reusable, {}, {}
+        counts, totals = values["count"].tolist(), values["total_ns"].tolist()
+        # The kernel updates an entry field by field; an entry read mid-update (histogram
+        # not yet matching the count) is rebuilt at the next tick rather than reused.
+        settled = (values["hist"].sum(axis=1, dtype=np.uint64) == values["count"]).tolist()
+        pids, tids, nrs = keys["pid"].tolist(), keys["tid"].tolist(), keys["nr"].tolist()
+        for i, key in enumerate(map(StatKey, pids, tids, nrs)):
+            stats = previous.get(key)
+            if stats is None or stats.count != counts[i] or stats.total_ns != totals[i]:
+                stats = _stats_from_row(values[i])
+            result[key] = stats
+            if settled[i]:
+                reusable[key] = stats
+        self._reusable = reusable
         return result
 
     def clear_stats(self) -> None:

@@ -3,7 +3,7 @@ read from /proc while the process lives (comm, exe, command line, ABI)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from syscall_tables.abi import abi_of_pid
@@ -56,12 +56,16 @@ class ProcessTracker:
         self.processes: dict[int, ProcessInfo] = {}
         self.alive: set[int] = set()
         self._threads: dict[int, set[int]] = {}
+        self._cached: dict[int, ProcessInfo] | None = None  # the last snapshot(), if current
 
     def add_root(self, pid: int, start_ts_ns: int) -> None:
+        self._cached = None
         self.processes[pid] = describe(pid, start_ts_ns=start_ts_ns)
         self.alive.add(pid)
 
-    def apply(self, events: Iterable[ProcEvent], follow: bool) -> None:
+    def apply(self, events: Sequence[ProcEvent], follow: bool) -> None:
+        if events:
+            self._cached = None
         for e in events:
             if e.kind == ProcKind.FORK:
                 self._fork(e, follow)
@@ -107,6 +111,7 @@ class ProcessTracker:
 
     def set_exit(self, pid: int, status: ExitStatus, ts_ns: int) -> None:
         """The launched command's status from waitpid, which beats what the kernel saw."""
+        self._cached = None
         info = self.processes.get(pid) or ProcessInfo(pid=pid)
         self.processes[pid] = info.replace(exit=status, exit_ts_ns=info.exit_ts_ns or ts_ns)
         self.alive.discard(pid)
@@ -114,19 +119,26 @@ class ProcessTracker:
     def note_threads(self, pid_tids: Iterable[tuple[int, int]]) -> None:
         for pid, tid in pid_tids:
             if pid != tid:
-                self._threads.setdefault(pid, set()).add(tid)
+                threads = self._threads.setdefault(pid, set())
+                if tid not in threads:
+                    threads.add(tid)
+                    self._cached = None
 
     def prune_vanished(self) -> None:
         """A backstop for lost exit events: forget live processes that /proc no longer has."""
         for pid in list(self.alive):
             if not Path(f"/proc/{pid}").exists():
+                self._cached = None
                 self.alive.discard(pid)
                 info = self.processes.get(pid)
                 if info is not None and info.exit is None:
                     self.processes[pid] = info.replace(exit=ExitStatus())
 
     def snapshot(self) -> dict[int, ProcessInfo]:
-        return {
-            pid: info.replace(threads=frozenset(self._threads.get(pid, ())))
-            for pid, info in self.processes.items()
-        }
+        """The processes with their threads; the same dict while nothing changed."""
+        if self._cached is None:
+            self._cached = {
+                pid: info.replace(threads=frozenset(self._threads.get(pid, ())))
+                for pid, info in self.processes.items()
+            }
+        return self._cached

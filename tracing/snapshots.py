@@ -5,6 +5,7 @@ Pure: no bcc, no Textual, no I/O. Live tracing and replay both feed it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
@@ -86,7 +87,7 @@ class SnapshotBuilder:
             stats=MappingProxyType(cumulative),
             interval=MappingProxyType(interval),
             interval_s=interval_s,
-            processes=MappingProxyType(dict(processes)),
+            processes=MappingProxyType(processes),  # the tracker never mutates a handed-out dict
             events=tuple(events),
             proc_events=tuple(proc_events),
             drops=drops,
@@ -106,3 +107,18 @@ class SnapshotBuilder:
             elif now.count != base.count:
                 result[key] = now - base
         return result
+
+
+def rebase(snapshot: Snapshot, baseline: Snapshot | None) -> Snapshot:
+    """The snapshot as counted since `baseline` (for reset in replayed sessions)."""
+    if baseline is None:
+        return snapshot
+    base = baseline.stats
+    stats = {}
+    for key, now in snapshot.stats.items():
+        before = base.get(key)
+        if before is None:
+            stats[key] = now
+        elif now.count != before.count:
+            stats[key] = now - before
+    return dataclasses.replace(snapshot, stats=MappingProxyType(stats))
