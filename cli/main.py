@@ -17,20 +17,22 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "record": ("cli.record_cmd", "trace headless and print a syscall summary"),
     "doctor": ("cli.doctor_cmd", "check that this system can trace, with a fix for each failure"),
     "syscalls": ("cli.syscalls_cmd", "look up syscall names and numbers"),
+    "demo": ("cli.demo_cmd", "run a workload that fills every view (for trying sikte-tui)"),
 }
 
 PROG = "sikte-tui"
 
 
 def _interactive_parser() -> argparse.ArgumentParser:
+    from cli.record_cmd import add_target_arguments
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Interactive eBPF syscall explorer. With no target, opens the process picker.",
         epilog="subcommands: "
         + "; ".join(f"{name}: {help_}" for name, (_, help_) in SUBCOMMANDS.items()),
     )
-    parser.add_argument("--pid", type=int, action="append", default=[], help="trace this PID")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
+    add_target_arguments(parser)
     return parser
 
 

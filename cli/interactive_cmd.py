@@ -1,0 +1,34 @@
+"""`sikte-tui [--pid PID]... [-- COMMAND...]`: the interactive explorer."""
+
+from __future__ import annotations
+
+import argparse
+
+from tracing.errors import UserError
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli.record_cmd import command_of, event_selection, validate_targets
+    from tracing.privileges import require_tracing_privileges
+    from tracing.sources import LiveSource
+    from tracing.tracer import TraceConfig
+    from tui.app import SikteApp
+
+    if args.ebpf:
+        from cli.record_cmd import print_program
+
+        return print_program(args)
+    defaults = TraceConfig(events=event_selection(args), user=args.user,
+                           follow=not args.no_follow)
+    command = command_of(args)
+    source = None
+    if args.pid or command:
+        config = TraceConfig(pids=tuple(args.pid), command=command, user=args.user,
+                             follow=not args.no_follow, events=defaults.events)
+        validate_targets(config)
+        require_tracing_privileges()
+        source = LiveSource(config)
+    result = SikteApp(source=source, trace_defaults=defaults).run()
+    if isinstance(result, int):
+        return result
+    raise UserError("the interface ended unexpectedly", exit_code=1)

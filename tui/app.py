@@ -1,0 +1,94 @@
+"""The sikte-tui Textual application: picker -> live view -> drill-downs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual.app import App
+from textual.events import Resize
+
+from tracing.privileges import missing_privileges
+from tracing.proclist import ProcessEntry, list_processes
+from tracing.sources import LiveSource, SnapshotSource
+from tracing.tracer import TraceConfig
+from tui.actions import ActionsProvider
+from tui.detail import DetailScreen
+from tui.dialogs import ConfirmQuit, HelpScreen
+from tui.live import LiveScreen
+from tui.picker import PickerScreen
+from tui.session import SessionView
+
+MIN_SIZE = (80, 24)
+
+
+class SikteApp(App[int]):
+    CSS_PATH = "sikte.tcss"
+    TITLE = "sikte-tui"
+    COMMANDS = App.COMMANDS | {ActionsProvider}
+
+    def __init__(self, source: SnapshotSource | None = None,
+                 lister: Callable[[], list[ProcessEntry]] = list_processes,
+                 trace_defaults: TraceConfig | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self.source = source
+        self.lister = lister
+        self.trace_defaults = trace_defaults or TraceConfig()
+        self.clock = clock
+        self.session = SessionView()
+        self._too_small = False
+
+    def on_mount(self) -> None:
+        if self.source is not None:
+            self.push_screen(LiveScreen(self.source, self.session))
+        else:
+            self.push_screen(PickerScreen(self.lister, self.clock))
+
+    # -- navigation -------------------------------------------------------------------------
+
+    def start_trace(self, pids: tuple[int, ...] = (), command: tuple[str, ...] = (),
+                    follow: bool = True) -> None:
+        missing = missing_privileges()
+        if missing:
+            self.notify(f"tracing needs {missing}: restart with sudo", severity="error")
+            return
+        config = TraceConfig(pids=pids, command=command, follow=follow,
+                             events=self.trace_defaults.events, user=self.trace_defaults.user)
+        self.source = LiveSource(config)
+        self.switch_screen(LiveScreen(self.source, self.session))
+
+    def open_detail(self, syscall: str, pid: int | None) -> None:
+        self.push_screen(DetailScreen(self.session, syscall, pid))
+
+    def action_show_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def request_quit(self) -> None:
+        source = self.source
+        if source is not None and source.command_running():
+            self.push_screen(ConfirmQuit(), self._quit_choice)
+        else:
+            self._shutdown()
+
+    def _quit_choice(self, choice: str | None) -> None:
+        if choice == "cancel" or choice is None:
+            return
+        if choice == "stop" and self.source is not None:
+            self.source.stop_command()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self.source is not None:
+            self.source.stop()
+        self.exit(0)
+
+    # -- terminal size ----------------------------------------------------------------------
+
+    def on_resize(self, event: Resize) -> None:
+        small = event.size.width < MIN_SIZE[0] or event.size.height < MIN_SIZE[1]
+        if small and not self._too_small:
+            self.notify(f"the terminal is {event.size.width}x{event.size.height}; sikte-tui "
+                        f"needs {MIN_SIZE[0]}x{MIN_SIZE[1]}: enlarge the window",
+                        severity="warning", timeout=8)
+        self._too_small = small

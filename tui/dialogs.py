@@ -1,0 +1,123 @@
+"""Modal dialogs: the help screen, quitting with a command still running, and launching a
+command from the picker."""
+
+from __future__ import annotations
+
+import shlex
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static, Switch
+
+from tracing.errors import UserError
+from tracing.filters import HELP_TEXT
+from tracing.targets import resolve_command
+from tui.actions import ACTIONS, bindings_for
+
+
+def _key_label(keys: str) -> str:
+    names = {"slash": "/", "question_mark": "?", "greater_than_sign": ">", "full_stop": ".",
+             "less_than_sign": "<", "comma": ",", "escape": "Esc", "enter": "Enter",
+             "space": "Space", "f5": "F5"}
+    return " ".join(names.get(k, k) for k in keys.split(","))
+
+
+def help_table() -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", justify="right")
+    table.add_column()
+    table.add_column(style="dim")
+    seen = set()
+    for a in ACTIONS:
+        if (a.keys, a.description) in seen:
+            continue
+        seen.add((a.keys, a.description))
+        table.add_row(_key_label(a.keys), a.description, ", ".join(a.screens))
+    table.add_row("Ctrl+P", "Command palette: every action, searchable", "all")
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    ACTION_SCREEN = "help"
+    BINDINGS = [*bindings_for("help"), ("q", "back", "close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Static(Text("Keys", style="bold"))
+            yield Static(help_table())
+            yield Static(Text("\nFilter language (/)", style="bold"))
+            yield Static(Text(HELP_TEXT))
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+
+class ConfirmQuit(ModalScreen[str]):
+    """Returns "stop" (stop the command, quit), "leave" (quit, it runs on) or "cancel"."""
+
+    BINDINGS = [("y", "choose('stop')", "stop it"), ("n", "choose('leave')", "leave it"),
+                ("escape", "choose('cancel')", "cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("The launched command is still running. Stop it before quitting?")
+            with Horizontal(classes="buttons"):
+                yield Button("Stop it and quit [y]", id="stop", variant="error")
+                yield Button("Leave it running [n]", id="leave")
+                yield Button("Cancel [Esc]", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id)
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)
+
+
+class RunCommand(ModalScreen[tuple[tuple[str, ...], bool] | None]):
+    """Ask for a command line (split like a shell, never run by one) and whether to follow
+    its children. Returns (argv, follow) or None."""
+
+    BINDINGS = [("escape", "cancel", "cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("Command to launch and trace:")
+            yield Input(placeholder="e.g. curl -s https://example.org", id="command")
+            with Horizontal(classes="switch-row"):
+                yield Switch(value=True, id="follow")
+                yield Label("follow children")
+            yield Static("", id="command-error")
+            with Horizontal(classes="buttons"):
+                yield Button("Trace [Enter]", id="run", variant="primary")
+                yield Button("Cancel [Esc]", id="cancel")
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "run":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def _submit(self) -> None:
+        text = self.query_one("#command", Input).value
+        try:
+            argv = tuple(shlex.split(text))
+            resolve_command(argv)
+        except ValueError as err:
+            self._error(f"cannot split the command line: {err}")
+            return
+        except UserError as err:
+            self._error(str(err))
+            return
+        self.dismiss((argv, self.query_one("#follow", Switch).value))
+
+    def _error(self, message: str) -> None:
+        self.query_one("#command-error", Static).update(f"✗ {message}")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,294 @@
+"""The live view: header, syscall table, process tree, command output and the filter bar.
+
+Snapshots arrive as messages from the source's thread; the newest is applied at most four
+times a second, so keys stay responsive at any event rate.
+"""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from tracing.errors import UserError
+from tracing.filters import ERRORS_ONLY, Filter, FilterError, parse_filter
+from tracing.model import Snapshot, TraceState
+from tracing.sources import SnapshotSource
+from tui.actions import bindings_for
+from tui.messages import CommandOutput, SnapshotReady, SourceFailed, SourceStarted
+from tui.rows import DEFAULT_SORT, GROUPINGS, RowBuilder, columns, totals
+from tui.session import SessionView
+from tui.table import KeyedTable
+from tui.widgets import OutputPanel, ProcessTreePanel, StatusHeader
+
+APPLY_INTERVAL_S = 0.25  # at most 4 snapshots rendered per second
+
+
+class LiveScreen(Screen):
+    ACTION_SCREEN = "live"
+    BINDINGS = bindings_for("live")
+
+    def __init__(self, source: SnapshotSource, session: SessionView) -> None:
+        super().__init__()
+        self.source = source
+        self.session = session
+        self.grouping = GROUPINGS[0]
+        self.sort_column = DEFAULT_SORT
+        self.sort_reverse = True
+        self.filter: Filter | None = None
+        self.paused = False
+        self.state = TraceState.STARTING
+        self._pending: Snapshot | None = None
+        self._shown: Snapshot | None = None
+        self._cpu_mark: tuple[float, float] | None = None  # (wall, tracer cpu) last shown
+        self.tracer_cpu_pct: float | None = None
+        self._rows = RowBuilder()
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="status")
+        yield Static("", id="notice")
+        with Horizontal(id="main"):
+            yield KeyedTable(id="syscalls")
+            yield ProcessTreePanel("processes", id="tree")
+        yield OutputPanel(id="output")
+        yield Input(placeholder="filter: read  pid=42  errors>0  p99>1ms  !name~^mmap  "
+                    "(Esc clears)", id="filter")
+        yield Static("", id="filter-message")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(KeyedTable)
+        table.set_sort(self.sort_column, self.sort_reverse)
+        table.set_columns(columns(self.grouping))
+        self.query_one("#tree").display = False
+        self.query_one("#output").display = False
+        self.query_one("#filter").display = False
+        self.set_interval(APPLY_INTERVAL_S, self._apply_pending)
+        self._render_header()
+        self._start_source()
+
+    # -- the source -------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="source")
+    def _start_source(self) -> None:
+        # Loading the eBPF program takes about a second: never on the UI thread.
+        try:
+            self.source.start(lambda s: self.post_message(SnapshotReady(s)),
+                              lambda text: self.post_message(CommandOutput(text)))
+        except UserError as err:
+            self.post_message(SourceFailed(str(err)))
+            return
+        self.post_message(SourceStarted())
+
+    def on_source_started(self, _message: SourceStarted) -> None:
+        if self.state == TraceState.STARTING:
+            self.state = TraceState.TRACING
+            self._render_header()
+
+    def on_source_failed(self, message: SourceFailed) -> None:
+        self.state = "failed"
+        self.query_one("#notice", Static).update(f"✗ {message.reason}  (q quits)")
+        self.query_one("#notice").add_class("error")
+        self._render_header()
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        # Every snapshot's events are kept; only the newest snapshot is rendered.
+        self.session.add(message.snapshot)
+        self._pending = message.snapshot
+
+    def on_command_output(self, message: CommandOutput) -> None:
+        self.query_one(OutputPanel).feed(message.text)
+
+    def _apply_pending(self) -> None:
+        snapshot, self._pending = self._pending, None
+        if snapshot is None:
+            return
+        self.state = snapshot.state
+        self._measure_tracer_cpu(snapshot)
+        if self.paused:
+            self._render_header()
+            return
+        self._shown = snapshot
+        with self.app.batch_update():
+            self._render_header()
+            self._render_table()
+            if self.query_one("#tree").display:
+                self.query_one(ProcessTreePanel).show(dict(snapshot.processes))
+        self.session.notify_screens(self.app)
+
+    def _measure_tracer_cpu(self, snapshot: Snapshot) -> None:
+        mark = (snapshot.ts_ns / 1e9, snapshot.tracer_cpu_s)
+        if self._cpu_mark is not None and mark[0] > self._cpu_mark[0]:
+            used = mark[1] - self._cpu_mark[1]
+            self.tracer_cpu_pct = 100 * used / (mark[0] - self._cpu_mark[0])
+        self._cpu_mark = mark
+
+    # -- rendering --------------------------------------------------------------------------
+
+    @property
+    def display_state(self) -> str:
+        latest = self.session.latest
+        if self.state == TraceState.EXITED and latest and latest.target_exit is not None:
+            return f"target exited ({latest.target_exit})"
+        if self.state == TraceState.EXITED:
+            return "targets exited"
+        if self.paused:
+            return "paused"
+        return self.state
+
+    def _render_header(self) -> None:
+        snapshot = self.session.latest
+        calls, rate = totals(snapshot) if snapshot else (0, 0.0)
+        arrow = "▼" if self.sort_reverse else "▲"
+        view = f"{self.grouping.label} · sort {self.sort_column.removesuffix('_ns')} {arrow}"
+        if self.filter is not None and not self.filter.is_empty:
+            view += f" · filter: {self.filter.text}"
+        self.query_one(StatusHeader).show(self.source.title, snapshot, self.display_state,
+                                          calls, rate, self.tracer_cpu_pct, view)
+
+    def _render_table(self) -> None:
+        if self._shown is None:
+            return
+        rows = self._rows.build(self._shown, self.grouping, self.filter, self.sort_column,
+                                self.sort_reverse)
+        self.query_one(KeyedTable).update_rows(rows)
+
+    def _rerender(self) -> None:
+        with self.app.batch_update():
+            self._render_header()
+            self._render_table()
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        bar = self.query_one("#filter", Input)
+        bar.display = True
+        bar.focus()
+
+    def action_clear_filter(self) -> None:
+        bar = self.query_one("#filter", Input)
+        bar.value = ""
+        bar.display = False
+        self.filter = None
+        self._show_filter_message("")
+        self.query_one(KeyedTable).focus()
+        self._rerender()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        try:
+            self.filter = parse_filter(event.value)
+        except FilterError as err:
+            # Keep the last valid filter; say what is wrong, inline.
+            self._show_filter_message(f"✗ {err}")
+            return
+        self._show_filter_message("")
+        self._rerender()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, _event: Input.Submitted) -> None:
+        self.query_one(KeyedTable).focus()
+
+    def on_key(self, event) -> None:
+        if event.key == "escape" and self.query_one("#filter", Input).has_focus:
+            event.stop()
+            self.action_clear_filter()
+
+    def _show_filter_message(self, text: str) -> None:
+        self.query_one("#filter-message", Static).update(text)
+        self.query_one("#filter-message").display = bool(text)
+
+    def action_errors_only(self) -> None:
+        current = self.filter.text if self.filter else ""
+        terms = current.split()
+        terms = [t for t in terms if t != ERRORS_ONLY] if ERRORS_ONLY in terms else [
+            *terms, ERRORS_ONLY]
+        text = " ".join(terms)
+        bar = self.query_one("#filter", Input)
+        bar.value = text  # Input.Changed parses and applies it
+        bar.display = bool(text)
+
+    def action_cycle_grouping(self) -> None:
+        index = GROUPINGS.index(self.grouping)
+        self.grouping = GROUPINGS[(index + 1) % len(GROUPINGS)]
+        if self.sort_column not in {c.key for c in columns(self.grouping)}:
+            self.sort_column, self.sort_reverse = DEFAULT_SORT, True
+        table = self.query_one(KeyedTable)
+        table.set_sort(self.sort_column, self.sort_reverse)
+        table.set_columns(columns(self.grouping))
+        self._rerender()
+
+    def _set_sort(self, column: str, reverse: bool | None = None) -> None:
+        numeric = next(c.numeric for c in columns(self.grouping) if c.key == column)
+        self.sort_column = column
+        # Numbers read best largest first, names alphabetically.
+        self.sort_reverse = numeric if reverse is None else reverse
+        self.query_one(KeyedTable).set_sort(column, self.sort_reverse)
+        self._rerender()
+
+    def _step_sort(self, step: int) -> None:
+        keys = [c.key for c in columns(self.grouping)]
+        self._set_sort(keys[(keys.index(self.sort_column) + step) % len(keys)])
+
+    def action_sort_next(self) -> None:
+        self._step_sort(1)
+
+    def action_sort_prev(self) -> None:
+        self._step_sort(-1)
+
+    def action_sort_invert(self) -> None:
+        self._set_sort(self.sort_column, not self.sort_reverse)
+
+    @on(KeyedTable.HeaderClicked)
+    def _header_clicked(self, event: KeyedTable.HeaderClicked) -> None:
+        column = event.column
+        if column == self.sort_column:
+            self.action_sort_invert()
+        else:
+            self._set_sort(column)
+
+    def action_toggle_tree(self) -> None:
+        tree = self.query_one(ProcessTreePanel)
+        tree.display = not tree.display
+        if tree.display and self.session.latest is not None:
+            tree.show(dict(self.session.latest.processes))
+
+    def action_toggle_output(self) -> None:
+        panel = self.query_one(OutputPanel)
+        panel.display = not panel.display
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused and self.session.latest is not None:
+            self._pending = self.session.latest
+        self._render_header()
+
+    def action_reset(self) -> None:
+        self.source.reset()
+        self.session.reset()
+        self.notify("counts reset to zero")
+
+    def action_drill(self) -> None:
+        row_key = self.query_one(KeyedTable).cursor_key
+        if self._shown is None or row_key is None:
+            return
+        parts = row_key.split("\x1f")
+        key = self.grouping.key
+        if key == "syscall":
+            self.app.open_detail(parts[0], None)
+        elif key == "pid_syscall":
+            self.app.open_detail(parts[1], int(parts[0]))
+        else:  # a process or thread row: show its syscalls
+            self.grouping = GROUPINGS[0]
+            self.query_one(KeyedTable).set_columns(columns(self.grouping))
+            bar = self.query_one("#filter", Input)
+            bar.value = f"pid={parts[0]}" + (f" tid={parts[1]}" if key == "thread" else "")
+            bar.display = True
+
+    def action_help(self) -> None:
+        self.app.action_show_help()
+
+    def action_quit(self) -> None:
+        self.app.request_quit()

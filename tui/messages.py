@@ -1,0 +1,43 @@
+"""Messages that cross from worker threads to the UI. Workers only ever post these."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from tracing.model import Snapshot
+
+
+class SnapshotReady(Message):
+    """A new snapshot from the source; bursts collapse, only the newest is rendered."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class CommandOutput(Message):
+    """Text the launched command wrote to its terminal."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class SourceFailed(Message):
+    """The source could not start (bad target, no privileges, load failure)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class SourceStarted(Message):
+    """The source is attached; snapshots follow."""
+
+
+class ProcessesListed(Message):
+    """A fresh process list for the picker."""
+
+    def __init__(self, processes: list) -> None:
+        super().__init__()
+        self.processes = processes

@@ -1,0 +1,121 @@
+"""Widgets of the live and detail views: the status header, the latency histogram chart, the
+process tree and the command output panel. They render what they are given."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import RichLog, Static, Tree
+
+from tracing.model import Hist, ProcessInfo, Snapshot, bucket_bounds
+from tracing.units import format_count, format_duration
+
+
+def format_elapsed(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+class StatusHeader(Static):
+    """Targets, state, elapsed time, rates, drops and the tracer's own CPU cost."""
+
+    def show(self, title: str, snapshot: Snapshot | None, state: str, calls: int, rate: float,
+             tracer_cpu_pct: float | None, view: str) -> None:
+        line1 = Text.assemble(("sikte-tui ", "bold"), ("▸ ", "dim"), (title, "bold cyan"))
+        line1.append("   ")
+        line1.append_text(self._state_text(state))
+        if snapshot is not None:
+            line1.append(f"   {format_elapsed(snapshot.elapsed_s)}", style="bold")
+        line2 = Text()
+        line2.append(f"syscalls {format_count(calls)}  ")
+        line2.append(f"{format_count(rate)}/s  ")
+        drops = snapshot.drops.total if snapshot else 0
+        line2.append(f"dropped {format_count(drops)}", style="bold red" if drops else "")
+        if tracer_cpu_pct is not None:
+            line2.append(f"  tracer CPU {tracer_cpu_pct:.1f}%")
+        line2.append(f"   {view}", style="dim")
+        for line in (line1, line2):
+            line.no_wrap, line.overflow = True, "ellipsis"
+        self.update(Text("\n").join([line1, line2]))
+
+    @staticmethod
+    def _state_text(state: str) -> Text:
+        style = {"tracing": "bold green", "paused": "bold yellow", "starting": "yellow"}.get(
+            state.split(" ")[0], "bold magenta")
+        return Text(f"● {state}", style=style)
+
+
+def _coarse(hist: Hist) -> list[tuple[int, int, int]]:
+    """Merge the fine buckets into one bar per power of two: (low_ns, high_ns, count)."""
+    bars: dict[int, list[int]] = {}
+    for bucket, count in hist:
+        lo, _hi = bucket_bounds(bucket)
+        power = max(lo, 1).bit_length() - 1
+        bar = bars.setdefault(power, [1 << power, 1 << (power + 1), 0])
+        bar[2] += count
+    return [tuple(bars[p]) for p in sorted(bars)]  # type: ignore[misc]
+
+
+class HistogramChart(Static):
+    """A horizontal bar chart of latencies, one bar per power of two."""
+
+    def show(self, hist: Hist, marks: dict[str, int], width: int = 40) -> None:
+        bars = _coarse(hist)
+        if not bars:
+            self.update(Text("no calls yet", style="dim"))
+            return
+        peak = max(c for _, _, c in bars)
+        table = Table.grid(padding=(0, 1))
+        table.add_column(justify="right", style="dim")
+        table.add_column()
+        table.add_column(justify="right")
+        table.add_column(style="yellow")
+        for lo, hi, count in bars:
+            filled = count * width / peak
+            bar = "█" * int(filled) + ("▌" if filled - int(filled) >= 0.5 else "")
+            labels = " ".join(name for name, v in marks.items() if lo <= v < hi)
+            table.add_row(f"{format_duration(lo)}–{format_duration(hi)}",
+                          Text(bar or "▏", style="cyan"), format_count(count), labels)
+        self.update(table)
+
+
+class ProcessTreePanel(Tree[int]):
+    """The traced processes as a tree (fork), with exec'd names and exit status."""
+
+    def show(self, processes: dict[int, ProcessInfo]) -> None:
+        children: dict[int, list[ProcessInfo]] = {}
+        for p in processes.values():
+            parent = p.ppid if p.ppid in processes else 0
+            children.setdefault(parent, []).append(p)
+        self.clear()
+        self.root.expand()
+        self._add(self.root, 0, children)
+
+    def _add(self, node, pid: int, children: dict[int, list[ProcessInfo]]) -> None:
+        for p in sorted(children.get(pid, []), key=lambda p: p.pid):
+            label = Text(f"{p.pid} ", style="bold")
+            label.append(p.comm or "?")
+            if p.threads:
+                label.append(f" ({len(p.threads) + 1} threads)", style="dim")
+            if p.exit is not None:
+                label.append(f" exit {p.exit}", style="magenta")
+            child = node.add(label, data=p.pid, expand=True)
+            self._add(child, p.pid, children)
+            if not children.get(p.pid):
+                child.allow_expand = False
+
+
+class OutputPanel(RichLog):
+    """What the launched command writes, kept scrollable, never drawn over the screen."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(max_lines=5000, wrap=True, markup=False, highlight=False,
+                         **kwargs)  # type: ignore[arg-type]
+        self._partial = ""
+
+    def feed(self, text: str) -> None:
+        text = self._partial + text
+        *lines, self._partial = text.split("\n")
+        for line in lines:
+            self.write(Text(line))
