@@ -20,25 +20,22 @@ import numpy as np
 from syscall_tables import syscall_number
 from tracing import kheaders, tracefs
 from tracing.errors import UserError
-from tracing.model import HIST_BUCKETS, Drops, ProcEvent, StatKey, SyscallStats
+from tracing.model import (
+    EVENT_DTYPE,
+    HIST_BUCKETS,
+    Drops,
+    ProcEvent,
+    StatKey,
+    SyscallStats,
+    merge_stats,
+    no_events,
+)
 
 ENOTSUPP = 524  # the kernel-internal errno the bpf syscall returns for unsupported ops
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 SYSCALLS_PROGRAM = BPF_DIR / "syscalls.bpf.c"
 
-# The layout of struct sys_event in bpf/syscalls.bpf.c, for parsing batches with numpy.
-SYS_EVENT_DTYPE = np.dtype(
-    [
-        ("ts", "<u8"),
-        ("pid", "<u4"),
-        ("tid", "<u4"),
-        ("nr", "<u8"),
-        ("ret", "<i8"),
-        ("duration_ns", "<u8"),
-        ("args", "<u8", (6,)),
-    ]
-)
 
 
 STAT_KEY_DTYPE = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("nr", "<u4"), ("pad", "<u4")])
@@ -63,6 +60,26 @@ def _stats_from_row(row: np.void) -> SyscallStats:
         max_ns=int(row["max_ns"]),
         hist=tuple(zip(nonzero.tolist(), hist[nonzero].tolist(), strict=True)),
     )
+
+
+def _key_ids(keys: np.ndarray) -> np.ndarray:
+    """One sortable 64-bit id per (pid, tid, nr) key: pids and tids fit 22 bits (pid_max is
+    at most 2^22) and syscall numbers 20 bits, with x32's 0x40000000 bit folded into bit 19."""
+    nr = keys["nr"].astype(np.uint64)
+    nr = (nr & 0x7FFFF) | (((nr >> 30) & 1) << 19)
+    return (keys["pid"].astype(np.uint64) << 42) | (keys["tid"].astype(np.uint64) << 20) | nr
+
+
+def _changed_rows(last: tuple[np.ndarray, np.ndarray, np.ndarray], ids: np.ndarray,
+                  values: np.ndarray) -> np.ndarray:
+    """Which rows (ids sorted) are new, or differ in count or total from the last read."""
+    last_ids, last_counts, last_totals = last
+    if not len(last_ids):
+        return np.ones(len(ids), dtype=bool)
+    pos = np.minimum(np.searchsorted(last_ids, ids), len(last_ids) - 1)
+    seen = last_ids[pos] == ids
+    same = seen & (last_counts[pos] == values["count"]) & (last_totals[pos] == values["total_ns"])
+    return ~same
 
 
 class BatchReader:
@@ -228,7 +245,10 @@ class SyscallProgram:
         self._targets = self._bpf[b"targets"]
         self._stats = self._bpf[b"stats"]
         self._stats_reader = BatchReader(self._stats, STAT_KEY_DTYPE, STAT_VALUE_DTYPE)
-        self._reusable: dict[StatKey, SyscallStats] = {}
+        empty = np.empty(0, dtype=np.uint64)
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, empty)
+        self._read = (np.empty(0, STAT_KEY_DTYPE), np.empty(0, STAT_VALUE_DTYPE))
+        self._retired: dict[StatKey, SyscallStats] = {}
         self._counters = self._bpf[b"counters"]
         self._event_chunks: list[bytes] = []
         self._proc_events: list[ProcEvent] = []
@@ -276,6 +296,12 @@ class SyscallProgram:
         )
         return 0
 
+    def drain(self, deadline: float = float("inf")) -> None:
+        """Take everything waiting in the ring buffers (until the deadline, if producers are
+        still running), however much it is."""
+        self._deadline = deadline
+        self._bpf.ring_buffer_consume()
+
     def poll_until(self, deadline: float) -> None:
         """Take events until the monotonic deadline (at least whatever is waiting now)."""
         self._deadline = deadline
@@ -283,11 +309,11 @@ class SyscallProgram:
         self._bpf.ring_buffer_poll(timeout_ms)
 
     def take_events(self) -> np.ndarray:
-        """Syscall events received since the last call, as a SYS_EVENT_DTYPE array."""
+        """Syscall events received since the last call: a read-only EVENT_DTYPE array."""
         chunks, self._event_chunks = self._event_chunks, []
         if not chunks:
-            return np.empty(0, dtype=SYS_EVENT_DTYPE)
-        return np.frombuffer(b"".join(chunks), dtype=SYS_EVENT_DTYPE)
+            return no_events()
+        return np.frombuffer(b"".join(chunks), dtype=EVENT_DTYPE)  # read-only: over bytes
 
     def take_proc_events(self) -> list[ProcEvent]:
         events, self._proc_events = self._proc_events, []
@@ -295,31 +321,53 @@ class SyscallProgram:
 
     # -- aggregates ------------------------------------------------------------------------
 
-    def read_stats(self) -> dict[StatKey, SyscallStats]:
-        """Every (pid, tid, syscall) aggregate, cumulative since load.
-
-        Entries whose count and total did not change keep their previous object, so a tick
-        costs Python work only for what changed (thousands of idle keys are common).
-        """
+    def read_changes(self) -> dict[StatKey, SyscallStats]:
+        """The (pid, tid, syscall) aggregates that are new or changed since the last call,
+        cumulative since load. Work in Python is proportional to what changed."""
         keys, values = self._stats_reader.read()
-        previous, reusable, result = self._reusable, {}, {}
-        counts, totals = values["count"].tolist(), values["total_ns"].tolist()
-        # The kernel updates an entry field by field; an entry read mid-update (histogram
-        # not yet matching the count) is rebuilt at the next tick rather than reused.
-        settled = (values["hist"].sum(axis=1, dtype=np.uint64) == values["count"]).tolist()
-        pids, tids, nrs = keys["pid"].tolist(), keys["tid"].tolist(), keys["nr"].tolist()
-        for i, key in enumerate(map(StatKey, pids, tids, nrs)):
-            stats = previous.get(key)
-            if stats is None or stats.count != counts[i] or stats.total_ns != totals[i]:
-                stats = _stats_from_row(values[i])
-            result[key] = stats
-            if settled[i]:
-                reusable[key] = stats
-        self._reusable = reusable
-        return result
+        ids = _key_ids(keys)
+        order = np.argsort(ids)
+        ids, keys, values = ids[order], keys[order], values[order]
+        changed = _changed_rows(self._last, ids, values)
+        # The kernel updates an entry field by field: one read mid-update (histogram not yet
+        # matching the count) is read again at the next tick, by keeping it out of `_last`.
+        settled = values["hist"].sum(axis=1, dtype=np.uint64) == values["count"]
+        self._last = (ids[settled], values["count"][settled], values["total_ns"][settled])
+        self._read = (keys, values)
+        return {key: stats for key, stats in
+                (self._entry(keys[i], values[i]) for i in np.flatnonzero(changed).tolist())}
 
-    def clear_stats(self) -> None:
-        self._stats.clear()
+    def _entry(self, k: np.void, v: np.void) -> tuple[StatKey, SyscallStats]:
+        key = StatKey(int(k["pid"]), int(k["tid"]), int(k["nr"]))
+        stats = _stats_from_row(v)
+        retired = self._retired.get(key)
+        return key, stats if retired is None else merge_stats((retired, stats))
+
+    def retire(self, threads: set[tuple[int, int]], processes: set[int]) -> None:
+        """Delete the entries of exited threads from the kernel map once read_changes has
+        reported their final values, so the map, and every read, holds live threads only.
+
+        Their values stay here: should the pid be reused, new counts add to the old ones."""
+        keys, values = self._read
+        if not (threads or processes) or not len(keys):
+            return
+        pid_tid = (keys["pid"].astype(np.uint64) << 32) | keys["tid"]
+        wanted = np.fromiter(((p << 32) | t for p, t in threads), dtype=np.uint64)
+        mask = np.isin(pid_tid, wanted) | np.isin(keys["pid"], list(processes))
+        rows = np.flatnonzero(mask).tolist()
+        for i in rows:
+            key, stats = self._entry(keys[i], values[i])
+            self._retired[key] = stats
+            self._delete(keys[i].tobytes())
+        if rows:  # forget them, so a reused pid's first values count as a change
+            last_ids, counts, totals = self._last
+            keep = ~np.isin(last_ids, _key_ids(keys[rows]))
+            self._last = (last_ids[keep], counts[keep], totals[keep])
+
+    def _delete(self, raw_key: bytes) -> None:
+        from bcc.libbcc import lib
+
+        lib.bpf_delete_elem(self._stats.map_fd, ctypes.c_char_p(raw_key))
 
     def read_drops(self) -> Drops:
         totals = [sum(self._counters[self._counters.Key(i)]) for i in range(5)]

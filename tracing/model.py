@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
+
 # Log-linear latency histogram, as in bpf/syscalls.bpf.c: values below HIST_SUB ns have a
 # bucket each; above, every power of two is split into HIST_SUB linear buckets.
 HIST_SUB = 8
@@ -123,6 +125,36 @@ def merge_stats(items: Iterable[SyscallStats]) -> SyscallStats:
         max_ns=max((s.max_ns for s in items), default=0),
         hist=hist_merge(s.hist for s in items),
     )
+
+
+# Individual syscall events travel in batches, as read-only numpy arrays of this layout (the
+# kernel's struct sys_event in bpf/syscalls.bpf.c): hundreds of thousands per second would
+# not survive one Python object each.
+EVENT_DTYPE = np.dtype(
+    [
+        ("ts", "<u8"),
+        ("pid", "<u4"),
+        ("tid", "<u4"),
+        ("nr", "<u8"),
+        ("ret", "<i8"),
+        ("duration_ns", "<u8"),
+        ("args", "<u8", (6,)),
+    ]
+)
+
+
+def no_events() -> np.ndarray:
+    empty = np.empty(0, dtype=EVENT_DTYPE)
+    empty.setflags(write=False)
+    return empty
+
+
+def event_objects(batch: np.ndarray) -> list[SyscallEvent]:
+    """A batch as SyscallEvent objects (for the few that are shown or tested)."""
+    cols = [batch[name].tolist() for name in ("ts", "pid", "tid", "nr", "ret", "duration_ns")]
+    args = [tuple(a) for a in batch["args"].tolist()]
+    return [SyscallEvent(ts, pid, tid, nr, ret, dur, a)
+            for ts, pid, tid, nr, ret, dur, a in zip(*cols, args, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,12 +276,13 @@ class Snapshot:
     interval: Mapping[StatKey, SyscallStats]  # change since the previous snapshot
     interval_s: float
     processes: Mapping[int, ProcessInfo]
-    events: tuple[SyscallEvent, ...]  # events that arrived since the previous snapshot
+    events: np.ndarray  # EVENT_DTYPE, read-only: the events since the previous snapshot
     proc_events: tuple[ProcEvent, ...]
     drops: Drops
     tracer_cpu_s: float  # CPU seconds the tracer has used (user space)
     target_exit: ExitStatus | None = None  # the launched command's, once it has ended
     targets: tuple[str, ...] = field(default=())
+    epoch: int = 0  # increases at each reset: stats restarted from zero
 
     @property
     def elapsed_s(self) -> float:

@@ -56,17 +56,19 @@ class ProcessTracker:
         self.processes: dict[int, ProcessInfo] = {}
         self.alive: set[int] = set()
         self._threads: dict[int, set[int]] = {}
-        self._cached: dict[int, ProcessInfo] | None = None  # the last snapshot(), if current
+        # The last snapshot() and the pids changed since: a tick with fork/exec/exit events
+        # re-describes those processes only.
+        self._shown: dict[int, ProcessInfo] = {}
+        self._dirty: set[int] = set()
 
     def add_root(self, pid: int, start_ts_ns: int) -> None:
-        self._cached = None
+        self._dirty.add(pid)
         self.processes[pid] = describe(pid, start_ts_ns=start_ts_ns)
         self.alive.add(pid)
 
     def apply(self, events: Sequence[ProcEvent], follow: bool) -> None:
-        if events:
-            self._cached = None
         for e in events:
+            self._dirty.update((e.pid, e.tid, e.ppid))
             if e.kind == ProcKind.FORK:
                 self._fork(e, follow)
             elif e.kind == ProcKind.EXEC:
@@ -111,7 +113,7 @@ class ProcessTracker:
 
     def set_exit(self, pid: int, status: ExitStatus, ts_ns: int) -> None:
         """The launched command's status from waitpid, which beats what the kernel saw."""
-        self._cached = None
+        self._dirty.add(pid)
         info = self.processes.get(pid) or ProcessInfo(pid=pid)
         self.processes[pid] = info.replace(exit=status, exit_ts_ns=info.exit_ts_ns or ts_ns)
         self.alive.discard(pid)
@@ -122,23 +124,27 @@ class ProcessTracker:
                 threads = self._threads.setdefault(pid, set())
                 if tid not in threads:
                     threads.add(tid)
-                    self._cached = None
+                    self._dirty.add(pid)
 
     def prune_vanished(self) -> None:
         """A backstop for lost exit events: forget live processes that /proc no longer has."""
         for pid in list(self.alive):
             if not Path(f"/proc/{pid}").exists():
-                self._cached = None
+                self._dirty.add(pid)
                 self.alive.discard(pid)
                 info = self.processes.get(pid)
                 if info is not None and info.exit is None:
                     self.processes[pid] = info.replace(exit=ExitStatus())
 
     def snapshot(self) -> dict[int, ProcessInfo]:
-        """The processes with their threads; the same dict while nothing changed."""
-        if self._cached is None:
-            self._cached = {
-                pid: info.replace(threads=frozenset(self._threads.get(pid, ())))
-                for pid, info in self.processes.items()
-            }
-        return self._cached
+        """The processes with their threads: the same dict while nothing changed, else a copy
+        with the changed processes replaced (a handed-out dict is never mutated)."""
+        if not self._dirty:
+            return self._shown
+        shown = dict(self._shown)
+        for pid in self._dirty:
+            info = self.processes.get(pid)
+            if info is not None:
+                shown[pid] = info.replace(threads=frozenset(self._threads.get(pid, ())))
+        self._shown, self._dirty = shown, set()
+        return shown

@@ -13,16 +13,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tracing.errors import UserError
 from tracing.model import (
+    EVENT_DTYPE,
     Drops,
     ExitStatus,
     ProcessInfo,
     ProcEvent,
     Snapshot,
     StatKey,
-    SyscallEvent,
     SyscallStats,
+    event_objects,
 )
 
 FORMAT = "sikte-tui-snapshots"
@@ -70,7 +73,7 @@ def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
         "stats": _stats_to_list(s.stats), "interval": _stats_to_list(s.interval),
         "processes": [_process_to(p) for p in s.processes.values()],
         "events": [[e.ts_ns, e.pid, e.tid, e.nr, e.ret, e.duration_ns, list(e.args)]
-                   for e in s.events],
+                   for e in event_objects(s.events)],
         "proc_events": [[e.ts_ns, e.kind, e.pid, e.tid, e.ppid, e.status, e.process_gone,
                          e.comm, e.filename] for e in s.proc_events],
         "drops": [s.drops.events, s.drops.stats_full, s.drops.proc_events, s.drops.inflight,
@@ -78,6 +81,13 @@ def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
         "tracer_cpu_s": s.tracer_cpu_s, "target_exit": _exit_to(s.target_exit),
         "targets": list(s.targets),
     }
+
+
+def _events_array(rows: list[list[Any]]) -> np.ndarray:
+    batch = np.array([(ts, pid, tid, nr, ret, dur, tuple(args))
+                      for ts, pid, tid, nr, ret, dur, args in rows], dtype=EVENT_DTYPE)
+    batch.setflags(write=False)
+    return batch
 
 
 def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
@@ -88,8 +98,7 @@ def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
         stats=_stats_from_list(d["stats"]), interval=_stats_from_list(d["interval"]),
         interval_s=d["interval_s"],
         processes={p["pid"]: _process_from(p) for p in d["processes"]},
-        events=tuple(SyscallEvent(ts, pid, tid, nr, ret, dur, tuple(args))
-                     for ts, pid, tid, nr, ret, dur, args in d["events"]),
+        events=_events_array(d["events"]),
         proc_events=tuple(ProcEvent(*e) for e in d["proc_events"]),
         drops=Drops(*d["drops"]), tracer_cpu_s=d["tracer_cpu_s"],
         target_exit=_exit_from(d["target_exit"]), targets=tuple(d["targets"]),

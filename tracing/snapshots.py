@@ -18,24 +18,14 @@ from tracing.model import (
     ProcEvent,
     Snapshot,
     StatKey,
-    SyscallEvent,
     SyscallStats,
 )
 
 
-def events_from_array(arr: np.ndarray) -> tuple[SyscallEvent, ...]:
-    """Convert a batch of kernel events (bpf_engine.SYS_EVENT_DTYPE) to model events."""
-    cols = [arr[name].tolist() for name in ("ts", "pid", "tid", "nr", "ret", "duration_ns")]
-    args = [tuple(a) for a in arr["args"].tolist()]
-    return tuple(
-        SyscallEvent(ts, pid, tid, nr, ret, dur, a)
-        for ts, pid, tid, nr, ret, dur, a in zip(*cols, args, strict=True)
-    )
-
-
 class SnapshotBuilder:
-    """Keeps the previous tick's totals, so each snapshot carries both the cumulative stats
-    and the interval's change; `reset()` starts the cumulative view from zero again."""
+    """Keeps the cumulative statistics, updated from the entries that changed each tick, so
+    each snapshot carries both the totals and the interval's change at a cost proportional to
+    what changed. `reset()` starts the shown totals from zero again (a new epoch)."""
 
     def __init__(self, start_ts_ns: int, start_wall_time: float, arch: str,
                  targets: tuple[str, ...] = ()) -> None:
@@ -43,13 +33,28 @@ class SnapshotBuilder:
         self.start_wall_time = start_wall_time
         self.arch = arch
         self.targets = targets
+        self.epoch = 0
         self._seq = 0
-        self._prev: Mapping[StatKey, SyscallStats] = {}
         self._prev_ts_ns = start_ts_ns
-        self._baseline: Mapping[StatKey, SyscallStats] = {}
+        self._cumulative: dict[StatKey, SyscallStats] = {}
+        self._baseline: dict[StatKey, SyscallStats] = {}
+        self._since_reset: dict[StatKey, SyscallStats] | None = None
 
     def reset(self) -> None:
-        self._baseline = self._prev
+        self._baseline = dict(self._cumulative)
+        self._since_reset = {}
+        self.epoch += 1
+
+    def _apply(self, changes: Mapping[StatKey, SyscallStats]) -> dict[StatKey, SyscallStats]:
+        interval = {}
+        for key, now in changes.items():
+            before = self._cumulative.get(key)
+            interval[key] = now if before is None else now - before
+            self._cumulative[key] = now
+            if self._since_reset is not None:
+                base = self._baseline.get(key)
+                self._since_reset[key] = now if base is None else now - base
+        return interval
 
     def build(
         self,
@@ -57,24 +62,19 @@ class SnapshotBuilder:
         ts_ns: int,
         wall_time: float,
         state: str,
-        raw_stats: Mapping[StatKey, SyscallStats],
-        events: Iterable[SyscallEvent],
+        changes: Mapping[StatKey, SyscallStats],
+        events: np.ndarray,
         proc_events: Iterable[ProcEvent],
         processes: Mapping[int, ProcessInfo],
         drops: Drops,
         tracer_cpu_s: float,
         target_exit: ExitStatus | None = None,
     ) -> Snapshot:
-        interval = {}
-        for key, now in raw_stats.items():
-            before = self._prev.get(key)
-            if before is None:
-                interval[key] = now
-            elif now.count != before.count:
-                interval[key] = now - before
-        cumulative = self._since_baseline(raw_stats)
+        """`changes`: the entries that are new or changed since the last build, cumulative."""
+        interval = self._apply(changes)
+        shown = self._cumulative if self._since_reset is None else self._since_reset
         interval_s = max((ts_ns - self._prev_ts_ns) / 1e9, 1e-9)
-        self._prev, self._prev_ts_ns = raw_stats, ts_ns
+        self._prev_ts_ns = ts_ns
         self._seq += 1
         return Snapshot(
             seq=self._seq,
@@ -84,29 +84,18 @@ class SnapshotBuilder:
             start_wall_time=self.start_wall_time,
             arch=self.arch,
             state=state,
-            stats=MappingProxyType(cumulative),
+            stats=MappingProxyType(dict(shown)),
             interval=MappingProxyType(interval),
             interval_s=interval_s,
             processes=MappingProxyType(processes),  # the tracker never mutates a handed-out dict
-            events=tuple(events),
+            events=events,
             proc_events=tuple(proc_events),
             drops=drops,
             tracer_cpu_s=tracer_cpu_s,
             target_exit=target_exit,
             targets=self.targets,
+            epoch=self.epoch,
         )
-
-    def _since_baseline(self, raw: Mapping[StatKey, SyscallStats]) -> dict[StatKey, SyscallStats]:
-        if not self._baseline:
-            return dict(raw)
-        result = {}
-        for key, now in raw.items():
-            base = self._baseline.get(key)
-            if base is None:
-                result[key] = now
-            elif now.count != base.count:
-                result[key] = now - base
-        return result
 
 
 def rebase(snapshot: Snapshot, baseline: Snapshot | None) -> Snapshot:
@@ -121,4 +110,5 @@ def rebase(snapshot: Snapshot, baseline: Snapshot | None) -> Snapshot:
             stats[key] = now
         elif now.count != before.count:
             stats[key] = now - before
-    return dataclasses.replace(snapshot, stats=MappingProxyType(stats))
+    return dataclasses.replace(snapshot, stats=MappingProxyType(stats),
+                               epoch=snapshot.epoch + 1)

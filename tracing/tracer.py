@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from syscall_tables import canonical_arch
 from tracing.bpf_engine import EngineOptions, EventSelection, SyscallProgram
 from tracing.errors import UserError
-from tracing.model import ExitStatus, Snapshot, TraceState
+from tracing.model import ExitStatus, ProcKind, Snapshot, TraceState
 from tracing.processes import ProcessTracker
-from tracing.snapshots import SnapshotBuilder, events_from_array
+from tracing.snapshots import SnapshotBuilder
 from tracing.targets import LaunchedCommand, check_pid, run_as
 
 SnapshotCallback = Callable[[Snapshot], None]
@@ -146,7 +146,8 @@ class Tracer:
                 program.poll_until(next_tick)
                 if time.monotonic() < next_tick and not self._stop.is_set():
                     continue
-                next_tick += period
+                # A slow tick must not leave the next ones due at once, starving the drain.
+                next_tick = max(next_tick + period, time.monotonic() + period / 2)
                 finished = self._tick(final=self._stop.is_set())
                 if finished:
                     break
@@ -167,9 +168,10 @@ class Tracer:
         if not proc_events:
             self._tracker.prune_vanished()
         all_gone = not self._tracker.alive
-        if all_gone:
-            # Targets are gone: drain what is still in the buffers into this last snapshot.
-            program.poll_until(time.monotonic())
+        if all_gone or final:
+            # The last snapshot: take everything still in the buffers. With the targets gone
+            # nothing more is produced; stopped while they run, half a second bounds it.
+            program.drain(float("inf") if all_gone else time.monotonic() + 0.5)
             late = program.take_proc_events()
             self._tracker.apply(late, self.config.follow)
             proc_events += late
@@ -177,20 +179,23 @@ class Tracer:
             self.state = TraceState.EXITED
         elif final:
             self.state = TraceState.STOPPED
-        raw = program.read_stats()
-        self._tracker.note_threads((k.pid, k.tid) for k in raw)
+        changes = program.read_changes()
+        self._tracker.note_threads((k.pid, k.tid) for k in changes)
         snapshot = self._builder.build(
             ts_ns=time.monotonic_ns(),
             wall_time=time.time(),
             state=self.state,
-            raw_stats=raw,
-            events=events_from_array(program.take_events()),
+            changes=changes,
+            events=program.take_events(),
             proc_events=proc_events,
             processes=self._tracker.snapshot(),
             drops=program.read_drops(),
             tracer_cpu_s=_cpu_seconds(),
             target_exit=target_exit,
         )
+        # Exited threads' final values are in this snapshot: the kernel map can let them go.
+        program.retire({(e.pid, e.tid) for e in proc_events if e.kind == ProcKind.EXIT},
+                       {e.pid for e in proc_events if e.kind == ProcKind.EXIT and e.process_gone})
         self.last_snapshot = snapshot
         self.on_snapshot(snapshot)
         return all_gone or final

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tracing.model import Snapshot
+from tracing.model import Snapshot, event_objects
 from tracing.report import syscall_rows
 from tracing.tracer import TraceConfig, Tracer
 
@@ -38,7 +38,7 @@ class TraceRun:
 
     @property
     def events(self) -> list:
-        return [e for s in self.snapshots for e in s.events]
+        return [e for s in self.snapshots for e in event_objects(s.events)]
 
 
 def run_trace(config: TraceConfig, timeout: float = 60,
