@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from syscall_tables import errno_name
-from tracing.model import StatKey, SyscallEvent, merge_stats
+from tracing.model import StatKey, SyscallEvent, event_objects, merge_stats
 from tracing.report import key_name
 from tracing.units import format_count, format_duration
 from tui.actions import bindings_for
@@ -78,10 +79,13 @@ class DetailScreen(Screen):
                      "p99": stats.quantile(0.99)}
             self.query_one(HistogramChart).show(stats.hist, marks)
         self._render_processes(entries)
-        events = [e for e in self.session.events
-                  if self._matches(StatKey(e.pid, e.tid, e.nr))]
-        self._render_errnos(events)
-        self._render_events(events[-RECENT_SHOWN:])
+        batch = self.session.events
+        # The entries' (pid, nr) pairs pick this syscall's events, whatever each ABI calls it.
+        wanted = np.array(sorted({(k.pid << 32) | k.nr for k in entries}), dtype=np.uint64)
+        mask = np.isin((batch["pid"].astype(np.uint64) << 32) | batch["nr"], wanted)
+        mine = batch[mask]
+        self._render_errnos(mine)
+        self._render_events(event_objects(mine[-RECENT_SHOWN:]), len(mine))
 
     def _render_title(self, stats) -> None:
         scope = f"pid {self.pid}" if self.pid is not None else "all processes"
@@ -111,13 +115,15 @@ class DetailScreen(Screen):
                           format_duration(s.avg_ns), format_duration(s.quantile(0.99)),
                           format_duration(s.max_ns))
 
-    def _render_errnos(self, events: list[SyscallEvent]) -> None:
+    def _render_errnos(self, batch: np.ndarray) -> None:
         table = self.query_one("#by-errno", DataTable)
         table.clear()
-        for errno, n in Counter(e.errno for e in events if e.failed).most_common():
+        ret = batch["ret"]
+        failed = -ret[(ret < 0) & (ret >= -4095)]
+        for errno, n in Counter(failed.tolist()).most_common():
             table.add_row(errno_name(errno), format_count(n))
 
-    def _render_events(self, events: list[SyscallEvent]) -> None:
+    def _render_events(self, events: list[SyscallEvent], matched: int) -> None:
         snapshot = self.session.latest
         start = snapshot.start_ts_ns if snapshot else 0
         table = self.query_one("#events", DataTable)
@@ -126,8 +132,8 @@ class DetailScreen(Screen):
             table.add_row(f"{(e.ts_ns - start) / 1e9:.6f}", e.pid, e.tid,
                           format_duration(e.duration_ns), format_ret(e), format_args(e.args))
         self.query_one("#events-title", Static).update(
-            f"recent events ({len(events)} shown; the kernel sends failed calls, and slow or "
-            "sampled ones when asked)")
+            f"recent events ({len(events)} of {matched} kept; the kernel sends failed calls, "
+            "and slow or sampled ones when asked)")
 
     def action_back(self) -> None:
         self.app.pop_screen()

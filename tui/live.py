@@ -10,6 +10,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from tracing.errors import UserError
@@ -18,12 +19,13 @@ from tracing.model import Snapshot, TraceState
 from tracing.sources import SnapshotSource
 from tui.actions import bindings_for
 from tui.messages import CommandOutput, SnapshotReady, SourceFailed, SourceStarted
-from tui.rows import DEFAULT_SORT, GROUPINGS, RowBuilder, columns, totals
+from tui.rows import DEFAULT_SORT, GROUPINGS, RowBuilder, columns
 from tui.session import SessionView
 from tui.table import KeyedTable
 from tui.widgets import OutputPanel, ProcessTreePanel, StatusHeader
 
 APPLY_INTERVAL_S = 0.25  # at most 4 snapshots rendered per second
+FILTER_DEBOUNCE_S = 0.12
 
 
 class LiveScreen(Screen):
@@ -45,6 +47,7 @@ class LiveScreen(Screen):
         self._cpu_mark: tuple[float, float] | None = None  # (wall, tracer cpu) last shown
         self.tracer_cpu_pct: float | None = None
         self._rows = RowBuilder()
+        self._filter_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
@@ -94,8 +97,10 @@ class LiveScreen(Screen):
         self._render_header()
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        # Every snapshot's events are kept; only the newest snapshot is rendered.
+        # Every snapshot is counted in (cheap: what changed); only the newest is rendered.
         self.session.add(message.snapshot)
+        if not self.paused:
+            self._rows.feed(message.snapshot)
         self._pending = message.snapshot
 
     def on_command_output(self, message: CommandOutput) -> None:
@@ -140,7 +145,7 @@ class LiveScreen(Screen):
 
     def _render_header(self) -> None:
         snapshot = self.session.latest
-        calls, rate = totals(snapshot) if snapshot else (0, 0.0)
+        calls, rate = self._rows.total_calls, self._rows.total_rate
         arrow = "▼" if self.sort_reverse else "▲"
         view = f"{self.grouping.label} · sort {self.sort_column.removesuffix('_ns')} {arrow}"
         if self.filter is not None and not self.filter.is_empty:
@@ -151,11 +156,15 @@ class LiveScreen(Screen):
     def _render_table(self) -> None:
         if self._shown is None:
             return
-        rows = self._rows.build(self._shown, self.grouping, self.filter, self.sort_column,
-                                self.sort_reverse)
-        self.query_one(KeyedTable).update_rows(rows)
+        self.query_one(KeyedTable).update_rows(
+            self._rows.rows(self.grouping, self.sort_column, self.sort_reverse))
 
     def _rerender(self) -> None:
+        """After a change of filter: rebuild the rows from the shown snapshot."""
+        self._rows.set_filter(self.filter)
+        self._render_now()
+
+    def _render_now(self) -> None:
         with self.app.batch_update():
             self._render_header()
             self._render_table()
@@ -185,7 +194,10 @@ class LiveScreen(Screen):
             self._show_filter_message(f"✗ {err}")
             return
         self._show_filter_message("")
-        self._rerender()
+        # Rebuilding visits every entry: while the user types, do it once typing pauses.
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, self._rerender)
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, _event: Input.Submitted) -> None:
@@ -218,7 +230,7 @@ class LiveScreen(Screen):
         table = self.query_one(KeyedTable)
         table.set_sort(self.sort_column, self.sort_reverse)
         table.set_columns(columns(self.grouping))
-        self._rerender()
+        self._render_now()
 
     def _set_sort(self, column: str, reverse: bool | None = None) -> None:
         numeric = next(c.numeric for c in columns(self.grouping) if c.key == column)
@@ -226,7 +238,7 @@ class LiveScreen(Screen):
         # Numbers read best largest first, names alphabetically.
         self.sort_reverse = numeric if reverse is None else reverse
         self.query_one(KeyedTable).set_sort(column, self.sort_reverse)
-        self._rerender()
+        self._render_now()
 
     def _step_sort(self, step: int) -> None:
         keys = [c.key for c in columns(self.grouping)]
@@ -262,6 +274,8 @@ class LiveScreen(Screen):
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
         if not self.paused and self.session.latest is not None:
+            # The tables froze; catch up from the newest totals in one rebuild.
+            self._rows.feed(self.session.latest)
             self._pending = self.session.latest
         self._render_header()
 

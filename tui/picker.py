@@ -25,14 +25,14 @@ from tui.table import KeyedTable
 REFRESH_S = 2.0
 
 COLUMNS = (
-    Column("selected", "✓", False),
+    Column("selected", "✓", False, 1),
     Column("pid", "PID"),
-    Column("user", "user", False),
-    Column("cpu", "CPU%"),
-    Column("rss", "RSS"),
-    Column("threads", "thr"),
-    Column("started", "started", False),
-    Column("command", "command", False),
+    Column("user", "user", False, 10),
+    Column("cpu", "CPU%", True, 6),
+    Column("rss", "RSS", True, 7),
+    Column("threads", "thr", True, 5),
+    Column("started", "started", False, 7),
+    Column("command", "command", False, 200),
 )
 SORTABLE = [c.key for c in COLUMNS if c.key != "selected"]
 

@@ -1,16 +1,18 @@
-"""Table rows for the live view, built from a snapshot: grouping, filtering, rates, sorting.
+"""Table rows for the live view: grouping, filtering, rates, sorting.
 
-Pure functions over tracing's model (no Textual), so they are tested directly and the widgets
-only render what they are given.
+Pure Python over tracing's model (no Textual). The RowBuilder keeps every grouping's rows up
+to date from each snapshot's interval (what changed), so a snapshot costs what changed and a
+render costs a sort; only the rows on screen are ever formatted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 
 from tracing.filters import Filter
-from tracing.model import Snapshot, StatKey, SyscallStats, merge_stats
+from tracing.model import Snapshot, StatKey, SyscallStats, percentile
 from tracing.report import key_name
 from tracing.units import format_count, format_duration
 
@@ -20,6 +22,7 @@ class Column:
     key: str
     label: str
     numeric: bool = True
+    width: int = 7  # fixed, so the table never measures every row
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +32,14 @@ class Grouping:
     identity: tuple[Column, ...]
 
 
+_NAME = Column("name", "syscall", False, 22)  # the longest syscall names are ~22 characters
+_COMM = Column("comm", "comm", False, 15)  # the kernel keeps 15 characters of a comm
+_PID = Column("pid", "pid")
 GROUPINGS = (
-    Grouping("syscall", "by syscall", (Column("name", "syscall", False),)),
-    Grouping("process", "by process", (Column("pid", "pid"), Column("comm", "comm", False))),
-    Grouping("thread", "by thread",
-             (Column("pid", "pid"), Column("tid", "tid"), Column("comm", "comm", False))),
-    Grouping("pid_syscall", "process × syscall",
-             (Column("pid", "pid"), Column("comm", "comm", False),
-              Column("name", "syscall", False))),
+    Grouping("syscall", "by syscall", (_NAME,)),
+    Grouping("process", "by process", (_PID, _COMM)),
+    Grouping("thread", "by thread", (_PID, Column("tid", "tid"), _COMM)),
+    Grouping("pid_syscall", "process × syscall", (_PID, _COMM, _NAME)),
 )
 
 METRICS = (
@@ -54,20 +57,44 @@ METRICS = (
 )
 
 DEFAULT_SORT = "total_ns"
+_QUANTILES = {"p50_ns": 0.50, "p95_ns": 0.95, "p99_ns": 0.99}
+_ATTRIBUTES = frozenset(("count", "errors", "total_ns", "max_ns"))
 
 
 def columns(grouping: Grouping) -> tuple[Column, ...]:
     return grouping.identity + METRICS
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    key: str  # stable across snapshots, for updating the table in place
-    values: Mapping[str, object]  # raw values by column key, used for sorting
-    cells: Mapping[str, str]  # formatted text by column key
+def grouping_columns(grouping: Grouping) -> frozenset[str]:
+    return frozenset(c.key for c in grouping.identity)
 
-    def sort_value(self, column: str) -> object:
-        return self.values[column]
+
+class Row:
+    """One table row: `key` is stable across snapshots; `values` are raw (for sorting and
+    filters); `cells` are the formatted texts, made when the row is drawn."""
+
+    __slots__ = ("_cells", "key", "values")
+
+    def __init__(self, key: str, values: Mapping[str, object],
+                 cells: Mapping[str, str] | Callable[[], Mapping[str, str]]) -> None:
+        self.key = key
+        self.values = values
+        self._cells = cells
+
+    @property
+    def cells(self) -> Mapping[str, str]:
+        cells = self._cells
+        return cells() if callable(cells) else cells
+
+
+def format_value(column: str, value: object) -> str:
+    if column in ("count", "errors", "rate"):
+        return format_count(float(value))  # type: ignore[arg-type]
+    if column in ("err_pct", "time_pct"):
+        return f"{value:.1f}"
+    if column.endswith("_ns"):
+        return format_duration(float(value))  # type: ignore[arg-type]
+    return str(value)
 
 
 def _group_key(grouping: str, key: StatKey, name: str) -> tuple[object, ...]:
@@ -80,58 +107,191 @@ def _group_key(grouping: str, key: StatKey, name: str) -> tuple[object, ...]:
     return (key.pid, name)
 
 
-def _identity(grouping: str, gkey: tuple[object, ...], comm_of: Callable[[int], str],
-              nr: int) -> dict[str, object]:
+def _identity(grouping: str, key: StatKey, name: str, comm: str) -> dict[str, object]:
     if grouping == "syscall":
-        return {"name": gkey[0], "nr": nr}
+        return {"name": name, "nr": key.nr}
     if grouping == "process":
-        return {"pid": gkey[0], "comm": comm_of(int(gkey[0]))}  # type: ignore[arg-type]
+        return {"pid": key.pid, "comm": comm}
     if grouping == "thread":
-        return {"pid": gkey[0], "tid": gkey[1], "comm": comm_of(int(gkey[0]))}  # type: ignore[arg-type]
-    return {"pid": gkey[0], "comm": comm_of(int(gkey[0])), "name": gkey[1],  # type: ignore[arg-type]
-            "nr": nr}
+        return {"pid": key.pid, "tid": key.tid, "comm": comm}
+    return {"pid": key.pid, "comm": comm, "name": name, "nr": key.nr}
 
 
-def metrics(stats: SyscallStats) -> dict[str, float]:
-    """The columns that depend on the stats alone (rate and %time need the whole snapshot)."""
-    return {
-        "count": stats.count,
-        "errors": stats.errors,
-        "err_pct": 100.0 * stats.errors / stats.count if stats.count else 0.0,
-        "total_ns": stats.total_ns,
-        "avg_ns": stats.avg_ns,
-        "p50_ns": stats.quantile(0.50),
-        "p95_ns": stats.quantile(0.95),
-        "p99_ns": stats.quantile(0.99),
-        "max_ns": stats.max_ns,
-    }
+def _comm(snapshot: Snapshot, pid: int) -> str:
+    info = snapshot.processes.get(pid)
+    return info.comm if info else "?"
 
 
-def _format(column: str, value: object) -> str:
-    if column in ("count", "errors", "rate"):
-        return format_count(float(value))  # type: ignore[arg-type]
-    if column in ("err_pct", "time_pct"):
-        return f"{value:.1f}"
-    if column.endswith("_ns"):
-        return format_duration(float(value))  # type: ignore[arg-type]
-    return str(value)
+class _Aggregate(Mapping[str, object]):
+    """One row: running totals grown by each snapshot's interval deltas. As a mapping it is
+    the row's values; rate and %time are read from the builder when asked, and quantiles are
+    computed on first use after a change, so a render touches nothing that did not change."""
 
+    __slots__ = ("_cells", "_quantiles", "builder", "count", "errors", "grouping", "hist",
+                 "identity", "max_ns", "min_ns", "row", "total_ns")
 
-@dataclass(slots=True)
-class _Group:
-    members: tuple[SyscallStats, ...]
-    values: dict[str, object]
-    cells: dict[str, str]
+    def __init__(self, builder: RowBuilder, grouping: Grouping, gkey: tuple[object, ...],
+                 identity: dict[str, object]) -> None:
+        self.builder, self.grouping, self.identity = builder, grouping, identity
+        self.count = self.errors = self.total_ns = self.min_ns = self.max_ns = 0
+        self.hist: dict[int, int] = {}
+        self._quantiles: dict[str, int] = {}
+        self._cells: dict[str, str] = {}
+        self.row = Row("\x1f".join(map(str, gkey)), self, self.cells)
+
+    def add(self, delta: SyscallStats) -> None:
+        self.count += delta.count
+        self.errors += delta.errors
+        self.total_ns += delta.total_ns
+        if delta.min_ns and (not self.min_ns or delta.min_ns < self.min_ns):
+            self.min_ns = delta.min_ns
+        self.max_ns = max(self.max_ns, delta.max_ns)
+        hist = self.hist
+        for bucket, n in delta.hist:
+            hist[bucket] = hist.get(bucket, 0) + n
+        self._quantiles, self._cells = {}, {}
+
+    def set_identity(self, key: str, value: object) -> None:
+        self.identity[key] = value
+        self._cells = {}
+
+    def stats(self) -> SyscallStats:
+        return SyscallStats(self.count, self.errors, self.total_ns, self.min_ns, self.max_ns,
+                            tuple(sorted(self.hist.items())))
+
+    def __getitem__(self, key: str) -> object:
+        if key in self.identity:
+            return self.identity[key]
+        if key in _ATTRIBUTES:
+            return getattr(self, key)
+        if key == "avg_ns":
+            return self.total_ns // self.count if self.count else 0
+        if key == "err_pct":
+            return 100.0 * self.errors / self.count if self.count else 0.0
+        if key == "time_pct":
+            grand = self.builder.grand_total
+            return 100.0 * self.total_ns / grand if grand else 0.0
+        if key == "rate":
+            return self.builder.rate_of(self.grouping, self.row.key)
+        if key in _QUANTILES:
+            value = self._quantiles.get(key)
+            if value is None:
+                value = self._quantiles[key] = percentile(
+                    tuple(sorted(self.hist.items())), _QUANTILES[key], self.min_ns, self.max_ns)
+            return value
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.identity
+        yield from (m.key for m in METRICS)
+
+    def __len__(self) -> int:
+        return len(self.identity) + len(METRICS)
+
+    def cells(self) -> dict[str, str]:
+        """Formatted cells; all but rate and %time are kept until the row changes."""
+        if not self._cells:
+            self._cells = {c.key: format_value(c.key, self[c.key])
+                           for c in columns(self.grouping) if c.key not in ("rate", "time_pct")}
+        return {**self._cells, "rate": format_value("rate", self["rate"]),
+                "time_pct": format_value("time_pct", self["time_pct"])}
 
 
 class RowBuilder:
-    """Builds rows from snapshots, reusing the merged statistics and formatted cells of every
-    group whose entries did not change: with thousands of idle entries (exited processes,
-    quiet threads) a refresh costs only what changed."""
+    """The live table's rows for every grouping, kept up to date incrementally: each
+    snapshot's interval (the entries that changed) is added to the rows it belongs to, so a
+    snapshot costs what changed and switching the grouping costs nothing. A new filter, a
+    reset, or a snapshot that does not follow the last one rebuilds from its totals once."""
 
     def __init__(self) -> None:
+        self.filter: Filter | None = None
+        self.grand_total = 0  # total time of every entry, filtered or not (for %time)
+        self.total_calls = 0  # every entry's calls, filtered or not (for the header)
+        self.total_rate = 0.0
         self._names: dict[tuple[StatKey, str], str] = {}
-        self._groups: dict[tuple[str, tuple[object, ...]], _Group] = {}
+        self._aggs: dict[str, dict[tuple[object, ...], _Aggregate]] = {}
+        self._rates: dict[str, dict[str, float]] = {}
+        self._seq: int | None = None
+        self._epoch = 0
+        self._snapshot: Snapshot | None = None
+
+    def set_filter(self, flt: Filter | None) -> None:
+        """A new filter: rebuilds from the last snapshot."""
+        if flt != self.filter:
+            self.filter = flt
+            self.refeed()
+
+    def refeed(self) -> None:
+        """Rebuild from the last snapshot."""
+        if self._snapshot is not None:
+            self._seq = None
+            self.feed(self._snapshot)
+
+    def feed(self, snapshot: Snapshot) -> None:
+        follows = self._seq is not None and snapshot.seq == self._seq + 1 \
+            and snapshot.epoch == self._epoch
+        if follows:
+            self._add(snapshot, snapshot.interval)
+        else:
+            self._aggs = {g.key: {} for g in GROUPINGS}
+            self.grand_total = self.total_calls = 0
+            self._add(snapshot, snapshot.stats)
+        self._count_rates(snapshot)
+        self._refresh_comms(snapshot)
+        self._seq, self._epoch, self._snapshot = snapshot.seq, snapshot.epoch, snapshot
+
+    def _add(self, snapshot: Snapshot, entries: Mapping[StatKey, SyscallStats]) -> None:
+        for key, stats in entries.items():
+            self.grand_total += stats.total_ns
+            self.total_calls += stats.count
+            name = self._selected_name(snapshot, key)
+            if name is None:
+                continue
+            for g in GROUPINGS:
+                aggs = self._aggs[g.key]
+                gkey = _group_key(g.key, key, name)
+                agg = aggs.get(gkey)
+                if agg is None:
+                    identity = _identity(g.key, key, name, _comm(snapshot, key.pid))
+                    agg = aggs[gkey] = _Aggregate(self, g, gkey, identity)
+                agg.add(stats)
+
+    def _count_rates(self, snapshot: Snapshot) -> None:
+        interval_s = snapshot.interval_s or 1.0
+        self._rates = {g.key: {} for g in GROUPINGS}
+        self.total_rate = sum(d.count for d in snapshot.interval.values()) / interval_s
+        for key, delta in snapshot.interval.items():
+            name = self._selected_name(snapshot, key)
+            if name is None:
+                continue
+            for g in GROUPINGS:
+                rates = self._rates[g.key]
+                row_key = "\x1f".join(map(str, _group_key(g.key, key, name)))
+                rates[row_key] = rates.get(row_key, 0.0) + delta.count / interval_s
+
+    def _refresh_comms(self, snapshot: Snapshot) -> None:
+        """A process's comm changes at exec: update the rows of processes that changed."""
+        changed = {e.pid for e in snapshot.proc_events}
+        if not changed:
+            return
+        for g in GROUPINGS[1:]:
+            for agg in self._aggs[g.key].values():
+                pid = agg.identity["pid"]
+                if pid in changed:
+                    agg.set_identity("comm", _comm(snapshot, pid))  # type: ignore[arg-type]
+
+    def rate_of(self, grouping: Grouping, row_key: str) -> float:
+        return self._rates.get(grouping.key, {}).get(row_key, 0.0)
+
+    def _selected_name(self, snapshot: Snapshot, key: StatKey) -> str | None:
+        """The entry's syscall name, or None when the filter's key terms leave it out."""
+        name = self._name(snapshot, key)
+        flt = self.filter
+        if flt is not None and flt.has_key_terms and not flt.matches_key(
+            name=name, nr=key.nr, pid=key.pid, tid=key.tid, comm=_comm(snapshot, key.pid)
+        ):
+            return None
+        return name
 
     def _name(self, snapshot: Snapshot, key: StatKey) -> str:
         info = snapshot.processes.get(key.pid)
@@ -141,80 +301,32 @@ class RowBuilder:
             name = self._names[(key, abi)] = key_name(snapshot, key)
         return name
 
-    def build(self, snapshot: Snapshot, grouping: Grouping, flt: Filter | None = None,
-              sort: str = DEFAULT_SORT, reverse: bool = True) -> list[Row]:
-        """The rows of one grouping, filtered and sorted (reverse=True: largest first)."""
-        def comm_of(pid: int) -> str:
-            info = snapshot.processes.get(pid)
-            return info.comm if info else "?"
-
-        selected: dict[tuple[object, ...], list[tuple[StatKey, SyscallStats]]] = {}
-        for key, stats in snapshot.stats.items():
-            name = self._name(snapshot, key)
-            if flt is not None and flt.has_key_terms and not flt.matches_key(
-                name=name, nr=key.nr, pid=key.pid, tid=key.tid, comm=comm_of(key.pid)
-            ):
-                continue
-            selected.setdefault(_group_key(grouping.key, key, name), []).append((key, stats))
-
-        grand_total = sum(s.total_ns for s in snapshot.stats.values())
-        interval_s = snapshot.interval_s or 1.0
-        rows = []
-        groups: dict[tuple[str, tuple[object, ...]], _Group] = {}
-        for gkey, members in selected.items():
-            group = self._group(grouping, gkey, members, comm_of)
-            groups[(grouping.key, gkey)] = group
-            values = dict(group.values)
-            calls = sum(snapshot.interval[k].count for k, _ in members if k in snapshot.interval)
-            values["rate"] = calls / interval_s
-            values["time_pct"] = 100.0 * group.values["total_ns"] / grand_total if grand_total \
-                else 0.0  # type: ignore[operator]
-            if flt is not None and flt.has_metric_terms and not flt.matches_row(values):
-                continue
-            cells = dict(group.cells)
-            cells["rate"] = _format("rate", values["rate"])
-            cells["time_pct"] = _format("time_pct", values["time_pct"])
-            rows.append(Row("\x1f".join(map(str, gkey)), values, cells))
-        self._groups = groups
-        rows.sort(key=lambda r: _sort_key(r, sort), reverse=reverse)
-        return rows
-
-    def _group(self, grouping: Grouping, gkey: tuple[object, ...],
-               members: list[tuple[StatKey, SyscallStats]],
-               comm_of: Callable[[int], str]) -> _Group:
-        stats = tuple(s for _, s in members)
-        cached = self._groups.get((grouping.key, gkey))
-        if cached is not None and len(cached.members) == len(stats) and all(
-            a is b for a, b in zip(cached.members, stats, strict=True)
-        ):
-            return cached
-        values: dict[str, object] = dict(metrics(merge_stats(stats)))
-        values.update(_identity(grouping.key, gkey, comm_of, members[0][0].nr))
-        cells = {c.key: _format(c.key, values[c.key]) for c in columns(grouping)
-                 if c.key not in ("rate", "time_pct")}
-        return _Group(stats, values, cells)
+    def rows(self, grouping: Grouping, sort: str = DEFAULT_SORT,
+             reverse: bool = True) -> list[Row]:
+        """The rows of a grouping, metric-filtered and sorted (reverse: largest first)."""
+        aggs = self._aggs.get(grouping.key, {}).values()
+        flt = self.filter
+        if flt is not None and flt.has_metric_terms:
+            aggs = [a for a in aggs if flt.matches_row(a)]
+        # %time orders like total time, and is cheaper to sort by. Ties break by name, then
+        # pid, so rows keep their places from one render to the next.
+        column = "total_ns" if sort == "time_pct" else sort
+        if column in _ATTRIBUTES:
+            primary = attrgetter(column)
+        elif column in grouping_columns(grouping):
+            def primary(a: _Aggregate) -> object:
+                return a.identity[column]
+        else:
+            primary = itemgetter(column)
+        ordered = sorted(aggs, key=lambda a: (primary(a), a.identity.get("name", ""),
+                                              a.identity.get("pid", 0)), reverse=reverse)
+        return [a.row for a in ordered]
 
 
 def build_rows(snapshot: Snapshot, grouping: Grouping, flt: Filter | None = None,
                sort: str = DEFAULT_SORT, reverse: bool = True) -> list[Row]:
-    """One-off build (tests, record); the live view keeps a RowBuilder for its caches."""
-    return RowBuilder().build(snapshot, grouping, flt, sort, reverse)
-
-
-def _sort_key(row: Row, column: str) -> tuple[object, ...]:
-    value = row.values.get(column, 0)
-    # Ties break by name/pid so the order is stable from one snapshot to the next.
-    return (value, str(row.values.get("name", "")), row.values.get("pid", 0))
-
-
-def totals(snapshot: Snapshot) -> tuple[int, float]:
-    """All calls so far, and calls per second over the last interval."""
-    calls = sum(s.count for s in snapshot.stats.values())
-    rate = sum(s.count for s in snapshot.interval.values()) / (snapshot.interval_s or 1.0)
-    return calls, rate
-
-
-def stats_for(snapshot: Snapshot, predicate: Callable[[StatKey, str], bool]
-              ) -> dict[StatKey, SyscallStats]:
-    """The entries whose key and syscall name satisfy predicate (for drill-downs)."""
-    return {k: s for k, s in snapshot.stats.items() if predicate(k, key_name(snapshot, k))}
+    """The rows of one snapshot, built from scratch (the live view keeps a RowBuilder)."""
+    builder = RowBuilder()
+    builder.filter = flt
+    builder.feed(snapshot)
+    return builder.rows(grouping, sort, reverse)

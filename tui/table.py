@@ -64,7 +64,7 @@ class KeyedTable(ScrollView, can_focus=True):
         if tuple(columns) == self.columns:
             return
         self.columns = tuple(columns)
-        self.widths = [len(c.label) + 2 for c in columns]
+        self.widths = [max(len(c.label) + 2, c.width) for c in columns]
         self.rows, self._index, self.cursor = [], {}, 0
         self._resize()
 
@@ -77,10 +77,6 @@ class KeyedTable(ScrollView, can_focus=True):
         current = self.cursor_key
         self.rows = list(rows)
         self._index = {r.key: i for i, r in enumerate(self.rows)}
-        # Columns only widen, so they do not jitter as values change.
-        for i, c in enumerate(self.columns):
-            widest = max((len(r.cells[c.key]) for r in self.rows), default=0)
-            self.widths[i] = max(self.widths[i], widest)
         if current is not None and current in self._index:
             self.cursor = self._index[current]
         self.cursor = min(self.cursor, max(len(self.rows) - 1, 0))
