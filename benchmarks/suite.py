@@ -1,0 +1,27 @@
+"""The list of benchmarks `python -m benchmarks` runs, in order.
+
+To add one (UI responsiveness is next: key-to-screen latency while a flood of snapshots
+arrives), write a module with `run(ctx: BenchContext) -> BenchResult` and append a
+Benchmark here; `--only NAME` then selects it, and its sections and checks go to the
+terminal and to docs/performance.md like the others.
+"""
+
+from __future__ import annotations
+
+from benchmarks import clock, event_rate, overhead, tracer_cost
+from benchmarks.common import Benchmark
+
+BENCHMARKS: tuple[Benchmark, ...] = (
+    Benchmark("overhead", "workload CPU and wall time under each tracer", overhead.run),
+    Benchmark("tracer-cost", "tracer CPU s per million syscalls, aggregating only",
+              tracer_cost.run),
+    Benchmark("event-rate", "events/s that reach snapshots, and drops", event_rate.run),
+    Benchmark("clock", "ns per clock read and per bare syscall", clock.run),
+)
+
+
+def by_name(names: list[str] | None) -> tuple[Benchmark, ...]:
+    if not names:
+        return BENCHMARKS
+    wanted = set(names)
+    return tuple(b for b in BENCHMARKS if b.name in wanted)
