@@ -58,6 +58,21 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as err:  # a bug: one line for the user, the details in a file
+        path = _save_traceback()
+        print(f"{PROG}: internal error ({type(err).__name__}: {err}); details in {path}; "
+              "please report it", file=sys.stderr)
+        return 70  # EX_SOFTWARE
+
+
+def _save_traceback() -> str:
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile("w", prefix="sikte-tui-error-", suffix=".txt",
+                                     delete=False) as f:
+        traceback.print_exc(file=f)
+        return f.name
 
 
 if __name__ == "__main__":

@@ -102,12 +102,17 @@ class ProcessTracker:
         self.alive.add(e.pid)
 
     def _exit(self, e: ProcEvent) -> None:
+        if e.tid != e.pid and self.processes.pop(e.tid, None) is not None:
+            # A thread that ended before its fork event could be told from a process.
+            self.alive.discard(e.tid)
+            self._threads.setdefault(e.pid, set()).add(e.tid)
         if not e.process_gone:
-            self._threads.get(e.pid, set()).discard(e.tid)
             return
-        info = self.processes.get(e.pid) or ProcessInfo(pid=e.pid, comm=e.comm)
+        info = self.processes.get(e.pid) or ProcessInfo(pid=e.pid)
+        # The comm at exit is the last one (a process may rename itself without exec).
         self.processes[e.pid] = info.replace(
-            exit_ts_ns=e.ts_ns, exit=ExitStatus.from_wait_status(e.status)
+            comm=e.comm or info.comm, exit_ts_ns=e.ts_ns,
+            exit=ExitStatus.from_wait_status(e.status),
         )
         self.alive.discard(e.pid)
 

@@ -8,7 +8,6 @@ decides what to do with it in its own thread.
 from __future__ import annotations
 
 import platform
-import resource
 import threading
 import time
 from collections.abc import Callable
@@ -44,11 +43,6 @@ class TraceConfig:
         if self.command:
             described += (" ".join(self.command),)
         return described
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Tracer:
@@ -190,7 +184,7 @@ class Tracer:
             proc_events=proc_events,
             processes=self._tracker.snapshot(),
             drops=program.read_drops(),
-            tracer_cpu_s=_cpu_seconds(),
+            tracer_cpu_s=time.thread_time(),  # the worker thread: the tracer's own cost
             target_exit=target_exit,
         )
         # Exited threads' final values are in this snapshot: the kernel map can let them go.

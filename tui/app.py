@@ -69,16 +69,16 @@ class SikteApp(App[int]):
         if source is not None and source.command_running():
             self.push_screen(ConfirmQuit(), self._quit_choice)
         else:
-            self._shutdown()
+            self._stop_and_exit()
 
     def _quit_choice(self, choice: str | None) -> None:
         if choice == "cancel" or choice is None:
             return
         if choice == "stop" and self.source is not None:
             self.source.stop_command()
-        self._shutdown()
+        self._stop_and_exit()
 
-    def _shutdown(self) -> None:
+    def _stop_and_exit(self) -> None:
         if self.source is not None:
             self.source.stop()
         self.exit(0)

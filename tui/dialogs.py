@@ -65,9 +65,9 @@ class ConfirmQuit(ModalScreen[str]):
         with Vertical(id="dialog"):
             yield Label("The launched command is still running. Stop it before quitting?")
             with Horizontal(classes="buttons"):
-                yield Button("Stop it and quit [y]", id="stop", variant="error")
-                yield Button("Leave it running [n]", id="leave")
-                yield Button("Cancel [Esc]", id="cancel")
+                yield Button("Stop it and quit (y)", id="stop", variant="error")
+                yield Button("Leave it running (n)", id="leave")
+                yield Button("Cancel (Esc)", id="cancel")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id)
@@ -91,8 +91,8 @@ class RunCommand(ModalScreen[tuple[tuple[str, ...], bool] | None]):
                 yield Label("follow children")
             yield Static("", id="command-error")
             with Horizontal(classes="buttons"):
-                yield Button("Trace [Enter]", id="run", variant="primary")
-                yield Button("Cancel [Esc]", id="cancel")
+                yield Button("Trace (Enter)", id="run", variant="primary")
+                yield Button("Cancel (Esc)", id="cancel")
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
         self._submit()

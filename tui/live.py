@@ -56,8 +56,8 @@ class LiveScreen(Screen):
             yield KeyedTable(id="syscalls")
             yield ProcessTreePanel("processes", id="tree")
         yield OutputPanel(id="output")
-        yield Input(placeholder="filter: read  pid=42  errors>0  p99>1ms  !name~^mmap  "
-                    "(Esc clears)", id="filter")
+        yield Input(placeholder="/ filter: read  pid=42  errors>0  p99>1ms  !name~^mmap  "
+                    "(Esc clears)", id="filter", compact=True)
         yield Static("", id="filter-message")
         yield Footer()
 
@@ -67,7 +67,6 @@ class LiveScreen(Screen):
         table.set_columns(columns(self.grouping))
         self.query_one("#tree").display = False
         self.query_one("#output").display = False
-        self.query_one("#filter").display = False
         self.set_interval(APPLY_INTERVAL_S, self._apply_pending)
         self._render_header()
         self._start_source()
@@ -172,14 +171,11 @@ class LiveScreen(Screen):
     # -- actions ----------------------------------------------------------------------------
 
     def action_filter(self) -> None:
-        bar = self.query_one("#filter", Input)
-        bar.display = True
-        bar.focus()
+        # Now, not later: keys typed right after "/" belong to the filter, not to bindings.
+        self.set_focus(self.query_one("#filter", Input))
 
     def action_clear_filter(self) -> None:
-        bar = self.query_one("#filter", Input)
-        bar.value = ""
-        bar.display = False
+        self.query_one("#filter", Input).value = ""
         self.filter = None
         self._show_filter_message("")
         self.query_one(KeyedTable).focus()
@@ -201,6 +197,11 @@ class LiveScreen(Screen):
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, _event: Input.Submitted) -> None:
+        # Enter applies now: the next key may act on the filtered table.
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+        self._rerender()
         self.query_one(KeyedTable).focus()
 
     def on_key(self, event) -> None:
@@ -218,9 +219,7 @@ class LiveScreen(Screen):
         terms = [t for t in terms if t != ERRORS_ONLY] if ERRORS_ONLY in terms else [
             *terms, ERRORS_ONLY]
         text = " ".join(terms)
-        bar = self.query_one("#filter", Input)
-        bar.value = text  # Input.Changed parses and applies it
-        bar.display = bool(text)
+        self.query_one("#filter", Input).value = text  # Input.Changed parses and applies it
 
     def action_cycle_grouping(self) -> None:
         index = GROUPINGS.index(self.grouping)
@@ -297,9 +296,8 @@ class LiveScreen(Screen):
         else:  # a process or thread row: show its syscalls
             self.grouping = GROUPINGS[0]
             self.query_one(KeyedTable).set_columns(columns(self.grouping))
-            bar = self.query_one("#filter", Input)
-            bar.value = f"pid={parts[0]}" + (f" tid={parts[1]}" if key == "thread" else "")
-            bar.display = True
+            self.query_one("#filter", Input).value = (
+                f"pid={parts[0]}" + (f" tid={parts[1]}" if key == "thread" else ""))
 
     def action_help(self) -> None:
         self.app.action_show_help()

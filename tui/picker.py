@@ -86,7 +86,7 @@ class PickerScreen(Screen):
         yield Static("[b]sikte-tui[/b] ▸ pick processes to trace (Space selects, Enter traces, "
                      "n launches a command)", id="picker-title")
         yield Input(placeholder="/ to filter: name, command line, user or PID (fuzzy)",
-                    id="picker-filter")
+                    id="picker-filter", compact=True)
         yield KeyedTable(id="processes")
         yield Static("", id="notice")
         yield Footer()
@@ -124,7 +124,7 @@ class PickerScreen(Screen):
     # -- filter -----------------------------------------------------------------------------
 
     def action_filter(self) -> None:
-        self.query_one("#picker-filter", Input).focus()
+        self.set_focus(self.query_one("#picker-filter", Input))  # at once: see LiveScreen
 
     @on(Input.Changed, "#picker-filter")
     def _filter_changed(self, _event: Input.Changed) -> None:

@@ -43,9 +43,9 @@ GROUPINGS = (
 )
 
 METRICS = (
-    Column("count", "calls"),
+    Column("count", "calls", True, 9),
     Column("rate", "rate/s"),
-    Column("errors", "errors"),
+    Column("errors", "errors", True, 9),
     Column("err_pct", "err%"),
     Column("total_ns", "total"),
     Column("time_pct", "%time"),
@@ -88,7 +88,11 @@ class Row:
 
 
 def format_value(column: str, value: object) -> str:
-    if column in ("count", "errors", "rate"):
+    if column in ("count", "errors"):
+        # Counts are exact: shown in full up to ten million, then in k/M.
+        n = int(value)  # type: ignore[call-overload]
+        return f"{n:,}" if n < 10_000_000 else format_count(n)
+    if column == "rate":
         return format_count(float(value))  # type: ignore[arg-type]
     if column in ("err_pct", "time_pct"):
         return f"{value:.1f}"
@@ -200,8 +204,8 @@ class _Aggregate(Mapping[str, object]):
 class RowBuilder:
     """The live table's rows for every grouping, kept up to date incrementally: each
     snapshot's interval (the entries that changed) is added to the rows it belongs to, so a
-    snapshot costs what changed and switching the grouping costs nothing. A new filter, a
-    reset, or a snapshot that does not follow the last one rebuilds from its totals once."""
+    snapshot costs what changed. A new filter, a reset, or a snapshot that does not follow
+    the last one makes the groupings stale; each is rebuilt from the totals when shown."""
 
     def __init__(self) -> None:
         self.filter: Filter | None = None
@@ -209,45 +213,56 @@ class RowBuilder:
         self.total_calls = 0  # every entry's calls, filtered or not (for the header)
         self.total_rate = 0.0
         self._names: dict[tuple[StatKey, str], str] = {}
-        self._aggs: dict[str, dict[tuple[object, ...], _Aggregate]] = {}
+        self._aggs: dict[str, dict[tuple[object, ...], _Aggregate]] = {
+            g.key: {} for g in GROUPINGS}
+        self._stale: set[str] = set()  # groupings to rebuild when next shown
         self._rates: dict[str, dict[str, float]] = {}
         self._seq: int | None = None
         self._epoch = 0
         self._snapshot: Snapshot | None = None
 
     def set_filter(self, flt: Filter | None) -> None:
-        """A new filter: rebuilds from the last snapshot."""
+        """A new filter: every grouping is rebuilt when next shown."""
         if flt != self.filter:
             self.filter = flt
-            self.refeed()
-
-    def refeed(self) -> None:
-        """Rebuild from the last snapshot."""
-        if self._snapshot is not None:
-            self._seq = None
-            self.feed(self._snapshot)
+            self._stale = {g.key for g in GROUPINGS}
 
     def feed(self, snapshot: Snapshot) -> None:
         follows = self._seq is not None and snapshot.seq == self._seq + 1 \
             and snapshot.epoch == self._epoch
         if follows:
-            self._add(snapshot, snapshot.interval)
+            self._count_totals(snapshot.interval)
+            self._add(snapshot, snapshot.interval,
+                      [g for g in GROUPINGS if g.key not in self._stale])
         else:
-            self._aggs = {g.key: {} for g in GROUPINGS}
             self.grand_total = self.total_calls = 0
-            self._add(snapshot, snapshot.stats)
+            self._count_totals(snapshot.stats)
+            self._stale = {g.key for g in GROUPINGS}
         self._count_rates(snapshot)
         self._refresh_comms(snapshot)
         self._seq, self._epoch, self._snapshot = snapshot.seq, snapshot.epoch, snapshot
 
-    def _add(self, snapshot: Snapshot, entries: Mapping[StatKey, SyscallStats]) -> None:
-        for key, stats in entries.items():
+    def _count_totals(self, entries: Mapping[StatKey, SyscallStats]) -> None:
+        for stats in entries.values():
             self.grand_total += stats.total_ns
             self.total_calls += stats.count
+
+    def _rebuild(self, grouping: Grouping) -> None:
+        """One grouping from the last snapshot's totals (after a filter change, a reset...)."""
+        self._aggs[grouping.key] = {}
+        self._stale.discard(grouping.key)
+        if self._snapshot is not None:
+            self._add(self._snapshot, self._snapshot.stats, [grouping])
+
+    def _add(self, snapshot: Snapshot, entries: Mapping[StatKey, SyscallStats],
+             groupings: list[Grouping]) -> None:
+        if not groupings:
+            return
+        for key, stats in entries.items():
             name = self._selected_name(snapshot, key)
             if name is None:
                 continue
-            for g in GROUPINGS:
+            for g in groupings:
                 aggs = self._aggs[g.key]
                 gkey = _group_key(g.key, key, name)
                 agg = aggs.get(gkey)
@@ -304,7 +319,9 @@ class RowBuilder:
     def rows(self, grouping: Grouping, sort: str = DEFAULT_SORT,
              reverse: bool = True) -> list[Row]:
         """The rows of a grouping, metric-filtered and sorted (reverse: largest first)."""
-        aggs = self._aggs.get(grouping.key, {}).values()
+        if grouping.key in self._stale:
+            self._rebuild(grouping)
+        aggs = self._aggs[grouping.key].values()
         flt = self.filter
         if flt is not None and flt.has_metric_terms:
             aggs = [a for a in aggs if flt.matches_row(a)]

@@ -22,16 +22,18 @@ class StatusHeader(Static):
 
     def show(self, title: str, snapshot: Snapshot | None, state: str, calls: int, rate: float,
              tracer_cpu_pct: float | None, view: str) -> None:
-        line1 = Text.assemble(("sikte-tui ", "bold"), ("▸ ", "dim"), (title, "bold cyan"))
-        line1.append("   ")
-        line1.append_text(self._state_text(state))
+        # State and time first: a long command line is what gets cut, never the state.
+        line1 = self._state_text(state)
         if snapshot is not None:
-            line1.append(f"   {format_elapsed(snapshot.elapsed_s)}", style="bold")
+            line1.append(f"  {format_elapsed(snapshot.elapsed_s)}", style="bold")
+        line1.append("  sikte-tui ▸ ", style="dim")
+        line1.append(title, style="bold cyan")
         line2 = Text()
-        line2.append(f"syscalls {format_count(calls)}  ")
+        line2.append(f"syscalls {calls:,}  " if calls < 10_000_000
+                     else f"syscalls {format_count(calls)}  ")
         line2.append(f"{format_count(rate)}/s  ")
         drops = snapshot.drops.total if snapshot else 0
-        line2.append(f"dropped {format_count(drops)}", style="bold red" if drops else "")
+        line2.append(f"dropped {drops:,}", style="bold red" if drops else "")
         if tracer_cpu_pct is not None:
             line2.append(f"  tracer CPU {tracer_cpu_pct:.1f}%")
         line2.append(f"   {view}", style="dim")
