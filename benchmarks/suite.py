@@ -1,14 +1,13 @@
 """The list of benchmarks `python -m benchmarks` runs, in order.
 
-To add one (UI responsiveness is next: key-to-screen latency while a flood of snapshots
-arrives), write a module with `run(ctx: BenchContext) -> BenchResult` and append a
+To add one, write a module with `run(ctx: BenchContext) -> BenchResult` and append a
 Benchmark here; `--only NAME` then selects it, and its sections and checks go to the
 terminal and to docs/performance.md like the others.
 """
 
 from __future__ import annotations
 
-from benchmarks import clock, event_rate, overhead, tracer_cost
+from benchmarks import clock, event_rate, overhead, tracer_cost, ui_latency
 from benchmarks.common import Benchmark
 
 BENCHMARKS: tuple[Benchmark, ...] = (
@@ -17,6 +16,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
               tracer_cost.run),
     Benchmark("event-rate", "events/s that reach snapshots, and drops", event_rate.run),
     Benchmark("clock", "ns per clock read and per bare syscall", clock.run),
+    Benchmark("ui-latency", "key to screen in the real terminal under load", ui_latency.run),
 )
 
 

@@ -49,19 +49,6 @@ STAT_VALUE_DTYPE = np.dtype([
 ])
 
 
-def _stats_from_row(row: np.void) -> SyscallStats:
-    hist = row["hist"]
-    nonzero = np.flatnonzero(hist)
-    return SyscallStats(
-        count=int(row["count"]),
-        errors=int(row["errors"]),
-        total_ns=int(row["total_ns"]),
-        min_ns=int(row["min_ns"]),
-        max_ns=int(row["max_ns"]),
-        hist=tuple(zip(nonzero.tolist(), hist[nonzero].tolist(), strict=True)),
-    )
-
-
 def _key_ids(keys: np.ndarray) -> np.ndarray:
     """One sortable 64-bit id per (pid, tid, nr) key: pids and tids fit 22 bits (pid_max is
     at most 2^22) and syscall numbers 20 bits, with x32's 0x40000000 bit folded into bit 19."""
@@ -70,16 +57,20 @@ def _key_ids(keys: np.ndarray) -> np.ndarray:
     return (keys["pid"].astype(np.uint64) << 42) | (keys["tid"].astype(np.uint64) << 20) | nr
 
 
-def _changed_rows(last: tuple[np.ndarray, np.ndarray, np.ndarray], ids: np.ndarray,
-                  values: np.ndarray) -> np.ndarray:
-    """Which rows (ids sorted) are new, or differ in count or total from the last read."""
-    last_ids, last_counts, last_totals = last
+def _changed_rows(last_ids: np.ndarray, last_values: np.ndarray, last_counts: np.ndarray,
+                  ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows (ids sorted) that are new or differ from the last read, and for each of them
+    its values at the last read (zeros when new). last_counts marks rows to read again."""
     if not len(last_ids):
-        return np.ones(len(ids), dtype=bool)
+        return np.arange(len(ids)), np.zeros(len(ids), dtype=values.dtype)
     pos = np.minimum(np.searchsorted(last_ids, ids), len(last_ids) - 1)
     seen = last_ids[pos] == ids
-    same = seen & (last_counts[pos] == values["count"]) & (last_totals[pos] == values["total_ns"])
-    return ~same
+    same = seen & (last_counts[pos] == values["count"]) \
+        & (last_values["total_ns"][pos] == values["total_ns"])
+    rows = np.flatnonzero(~same)
+    previous = last_values[pos[rows]].copy()
+    previous[~seen[rows]] = np.zeros(1, dtype=values.dtype)
+    return rows, previous
 
 
 class BatchReader:
@@ -246,7 +237,8 @@ class SyscallProgram:
         self._stats = self._bpf[b"stats"]
         self._stats_reader = BatchReader(self._stats, STAT_KEY_DTYPE, STAT_VALUE_DTYPE)
         empty = np.empty(0, dtype=np.uint64)
-        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, empty)
+        # The last read: ids, values, and counts to compare (unsettled rows marked).
+        self._last = (empty, np.empty(0, STAT_VALUE_DTYPE), empty)
         self._read = (np.empty(0, STAT_KEY_DTYPE), np.empty(0, STAT_VALUE_DTYPE))
         self._retired: dict[StatKey, SyscallStats] = {}
         self._counters = self._bpf[b"counters"]
@@ -321,27 +313,56 @@ class SyscallProgram:
 
     # -- aggregates ------------------------------------------------------------------------
 
-    def read_changes(self) -> dict[StatKey, SyscallStats]:
-        """The (pid, tid, syscall) aggregates that are new or changed since the last call,
-        cumulative since load. Work in Python is proportional to what changed."""
+    def read_changes(self) -> tuple[dict[StatKey, SyscallStats], dict[StatKey, SyscallStats]]:
+        """The (pid, tid, syscall) aggregates that are new or changed since the last call:
+        their totals (cumulative since load) and their change since the last call. The
+        arithmetic is done in numpy; Python work is one object per changed entry."""
         keys, values = self._stats_reader.read()
         ids = _key_ids(keys)
         order = np.argsort(ids)
         ids, keys, values = ids[order], keys[order], values[order]
-        changed = _changed_rows(self._last, ids, values)
-        # The kernel updates an entry field by field: one read mid-update (histogram not yet
-        # matching the count) is read again at the next tick, by keeping it out of `_last`.
+        last_ids, last_values, last_counts = self._last
+        rows, previous = _changed_rows(last_ids, last_values, last_counts, ids, values)
+        # The kernel updates an entry field by field: an entry read mid-update (histogram
+        # not yet matching the count) must count as changed at the next read too.
         settled = values["hist"].sum(axis=1, dtype=np.uint64) == values["count"]
-        self._last = (ids[settled], values["count"][settled], values["total_ns"][settled])
+        self._last = (ids, values, np.where(settled, values["count"], np.uint64(2**64 - 1)))
         self._read = (keys, values)
-        return {key: stats for key, stats in
-                (self._entry(keys[i], values[i]) for i in np.flatnonzero(changed).tolist())}
+        changed_keys = self._keys_of(keys[rows])
+        totals = self._stats_of(keys[rows], values[rows], merge_retired=True)
+        delta = values[rows].copy()
+        for field in ("count", "errors", "total_ns", "hist"):
+            delta[field] -= previous[field]
+        deltas = self._stats_of(keys[rows], delta, merge_retired=False)
+        return (dict(zip(changed_keys, totals, strict=True)),
+                dict(zip(changed_keys, deltas, strict=True)))
 
-    def _entry(self, k: np.void, v: np.void) -> tuple[StatKey, SyscallStats]:
-        key = StatKey(int(k["pid"]), int(k["tid"]), int(k["nr"]))
-        stats = _stats_from_row(v)
-        retired = self._retired.get(key)
-        return key, stats if retired is None else merge_stats((retired, stats))
+    @staticmethod
+    def _keys_of(keys: np.ndarray) -> list[StatKey]:
+        return list(map(StatKey, keys["pid"].tolist(), keys["tid"].tolist(),
+                        keys["nr"].tolist()))
+
+    def _stats_of(self, keys: np.ndarray, values: np.ndarray,
+                  merge_retired: bool = True) -> list[SyscallStats]:
+        """SyscallStats for a batch of rows: histograms taken apart in one numpy pass."""
+        rows, buckets = np.nonzero(values["hist"])
+        counts = values["hist"][rows, buckets].tolist()
+        ends = np.searchsorted(rows, np.arange(1, len(values) + 1)).tolist()
+        buckets = buckets.tolist()
+        result, start = [], 0
+        columns = zip(values["count"].tolist(), values["errors"].tolist(),
+                      values["total_ns"].tolist(), values["min_ns"].tolist(),
+                      values["max_ns"].tolist(), ends, strict=True)
+        for count, errors, total, low, high, end in columns:
+            hist = tuple(zip(buckets[start:end], counts[start:end], strict=True))
+            result.append(SyscallStats(count, errors, total, low, high, hist))
+            start = end
+        if merge_retired and self._retired:  # a reused pid: new counts add to the old
+            for i, key in enumerate(self._keys_of(keys)):
+                retired = self._retired.get(key)
+                if retired is not None:
+                    result[i] = merge_stats((retired, result[i]))
+        return result
 
     def retire(self, threads: set[tuple[int, int]], processes: set[int]) -> None:
         """Delete the entries of exited threads from the kernel map once read_changes has
@@ -355,14 +376,15 @@ class SyscallProgram:
         wanted = np.fromiter(((p << 32) | t for p, t in threads), dtype=np.uint64)
         mask = np.isin(pid_tid, wanted) | np.isin(keys["pid"], list(processes))
         rows = np.flatnonzero(mask).tolist()
-        for i in rows:
-            key, stats = self._entry(keys[i], values[i])
+        for key, stats, raw in zip(self._keys_of(keys[rows]),
+                                   self._stats_of(keys[rows], values[rows]),
+                                   (keys[i].tobytes() for i in rows), strict=True):
             self._retired[key] = stats
-            self._delete(keys[i].tobytes())
-        if rows:  # forget them, so a reused pid's first values count as a change
-            last_ids, counts, totals = self._last
+            self._delete(raw)
+        if rows:  # forget them, so a reused pid's first values count as new
+            last_ids, last_values, last_counts = self._last
             keep = ~np.isin(last_ids, _key_ids(keys[rows]))
-            self._last = (last_ids[keep], counts[keep], totals[keep])
+            self._last = (last_ids[keep], last_values[keep], last_counts[keep])
 
     def _delete(self, raw_key: bytes) -> None:
         from bcc.libbcc import lib

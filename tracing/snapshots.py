@@ -45,16 +45,18 @@ class SnapshotBuilder:
         self._since_reset = {}
         self.epoch += 1
 
-    def _apply(self, changes: Mapping[StatKey, SyscallStats]) -> dict[StatKey, SyscallStats]:
-        interval = {}
+    def _apply(self, changes: Mapping[StatKey, SyscallStats],
+               deltas: Mapping[StatKey, SyscallStats] | None) -> Mapping[StatKey, SyscallStats]:
+        interval: dict[StatKey, SyscallStats] = {}
         for key, now in changes.items():
-            before = self._cumulative.get(key)
-            interval[key] = now if before is None else now - before
+            if deltas is None:
+                before = self._cumulative.get(key)
+                interval[key] = now if before is None else now - before
             self._cumulative[key] = now
             if self._since_reset is not None:
                 base = self._baseline.get(key)
                 self._since_reset[key] = now if base is None else now - base
-        return interval
+        return interval if deltas is None else deltas
 
     def build(
         self,
@@ -64,14 +66,16 @@ class SnapshotBuilder:
         state: str,
         changes: Mapping[StatKey, SyscallStats],
         events: np.ndarray,
+        deltas: Mapping[StatKey, SyscallStats] | None = None,
         proc_events: Iterable[ProcEvent],
         processes: Mapping[int, ProcessInfo],
         drops: Drops,
         tracer_cpu_s: float,
         target_exit: ExitStatus | None = None,
     ) -> Snapshot:
-        """`changes`: the entries that are new or changed since the last build, cumulative."""
-        interval = self._apply(changes)
+        """`changes`: the entries that are new or changed since the last build, cumulative;
+        `deltas`: their change since then, when the caller has it (else it is computed)."""
+        interval = self._apply(changes, deltas)
         shown = self._cumulative if self._since_reset is None else self._since_reset
         interval_s = max((ts_ns - self._prev_ts_ns) / 1e9, 1e-9)
         self._prev_ts_ns = ts_ns
@@ -85,7 +89,7 @@ class SnapshotBuilder:
             arch=self.arch,
             state=state,
             stats=MappingProxyType(dict(shown)),
-            interval=MappingProxyType(interval),
+            interval=MappingProxyType(dict(interval)),
             interval_s=interval_s,
             processes=MappingProxyType(processes),  # the tracker never mutates a handed-out dict
             events=events,

@@ -22,6 +22,7 @@ from tracing.snapshots import SnapshotBuilder
 from tracing.targets import LaunchedCommand, check_pid, run_as
 
 SnapshotCallback = Callable[[Snapshot], None]
+MAX_PERIOD_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -133,16 +134,21 @@ class Tracer:
     def _run(self) -> None:
         program = self._program
         assert program is not None
-        period = 1.0 / self.config.tick_hz
+        fastest = 1.0 / self.config.tick_hz
+        period = fastest
         next_tick = time.monotonic() + period
         try:
             while True:
                 program.poll_until(next_tick)
                 if time.monotonic() < next_tick and not self._stop.is_set():
                     continue
-                # A slow tick must not leave the next ones due at once, starving the drain.
-                next_tick = max(next_tick + period, time.monotonic() + period / 2)
+                started = time.monotonic()
                 finished = self._tick(final=self._stop.is_set())
+                # A tick that costs more than a fifth of its period (thousands of entries
+                # changing at once) spaces the next ones out, up to MAX_PERIOD_S, so the
+                # drain and the UI keep their share of the interpreter.
+                period = min(MAX_PERIOD_S, max(fastest, 5 * (time.monotonic() - started)))
+                next_tick = max(next_tick + period, time.monotonic() + period / 2)
                 if finished:
                     break
         except BaseException as err:  # surfaced to the caller through .error
@@ -173,13 +179,14 @@ class Tracer:
             self.state = TraceState.EXITED
         elif final:
             self.state = TraceState.STOPPED
-        changes = program.read_changes()
+        changes, deltas = program.read_changes()
         self._tracker.note_threads((k.pid, k.tid) for k in changes)
         snapshot = self._builder.build(
             ts_ns=time.monotonic_ns(),
             wall_time=time.time(),
             state=self.state,
             changes=changes,
+            deltas=deltas,
             events=program.take_events(),
             proc_events=proc_events,
             processes=self._tracker.snapshot(),

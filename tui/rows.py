@@ -216,6 +216,7 @@ class RowBuilder:
         self._aggs: dict[str, dict[tuple[object, ...], _Aggregate]] = {
             g.key: {} for g in GROUPINGS}
         self._stale: set[str] = set()  # groupings to rebuild when next shown
+        self.shown = GROUPINGS[0].key  # the grouping on screen
         self._rates: dict[str, dict[str, float]] = {}
         self._seq: int | None = None
         self._epoch = 0
@@ -232,6 +233,9 @@ class RowBuilder:
             and snapshot.epoch == self._epoch
         if follows:
             self._count_totals(snapshot.interval)
+            # Only the grouping on screen grows with each snapshot; the others go stale and
+            # are rebuilt from the totals if they are shown again.
+            self._stale |= {g.key for g in GROUPINGS if g.key != self.shown}
             self._add(snapshot, snapshot.interval,
                       [g for g in GROUPINGS if g.key not in self._stale])
         else:
@@ -319,6 +323,7 @@ class RowBuilder:
     def rows(self, grouping: Grouping, sort: str = DEFAULT_SORT,
              reverse: bool = True) -> list[Row]:
         """The rows of a grouping, metric-filtered and sorted (reverse: largest first)."""
+        self.shown = grouping.key
         if grouping.key in self._stale:
             self._rebuild(grouping)
         aggs = self._aggs[grouping.key].values()

@@ -46,6 +46,12 @@ def test_children_of_a_shell_are_followed(workload, trace):
     # The shell itself reads its parent once at start (for $PPID): 5M plus that one.
     assert run.count("getppid", run.tracer.command.pid) == 1
     assert run.count("getppid") == 5 * m + 1
+    # Each snapshot's interval is exactly what changed: they add up to the totals.
+    summed: dict = {}
+    for snapshot in run.snapshots:
+        for key, delta in snapshot.interval.items():
+            summed[key] = summed.get(key, 0) + delta.count
+    assert summed == {key: s.count for key, s in run.last.stats.items()}
 
 
 def test_children_are_not_followed_with_no_follow(workload, trace):
