@@ -36,3 +36,12 @@ def format_count(n: float) -> str:
         if value < 1_000 or unit == "G":
             return f"{value:.3g}{unit}" if value < 100 else f"{value:.0f}{unit}"
     raise AssertionError("unreachable")
+
+
+def format_bytes(n: float) -> str:
+    """Binary units: 812B, 10.3K, 340M, 2.0G."""
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n:.0f}{unit}" if unit == "B" or n >= 100 else f"{n:.1f}{unit}"
+        n /= 1024
+    raise AssertionError("unreachable")

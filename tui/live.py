@@ -19,7 +19,7 @@ from tracing.model import Snapshot, TraceState
 from tracing.sources import SnapshotSource
 from tui.actions import bindings_for
 from tui.messages import CommandOutput, SnapshotReady, SourceFailed, SourceStarted
-from tui.rows import DEFAULT_SORT, GROUPINGS, RowBuilder, columns
+from tui.rows import DEFAULT_SORT, GROUPINGS, Grouping, RowBuilder, columns
 from tui.session import SessionView
 from tui.table import KeyedTable
 from tui.widgets import OutputPanel, ProcessTreePanel, StatusHeader
@@ -223,12 +223,15 @@ class LiveScreen(Screen):
 
     def action_cycle_grouping(self) -> None:
         index = GROUPINGS.index(self.grouping)
-        self.grouping = GROUPINGS[(index + 1) % len(GROUPINGS)]
-        if self.sort_column not in {c.key for c in columns(self.grouping)}:
+        self._set_grouping(GROUPINGS[(index + 1) % len(GROUPINGS)])
+
+    def _set_grouping(self, grouping: Grouping) -> None:
+        self.grouping = grouping
+        if self.sort_column not in {c.key for c in columns(grouping)}:
             self.sort_column, self.sort_reverse = DEFAULT_SORT, True
         table = self.query_one(KeyedTable)
         table.set_sort(self.sort_column, self.sort_reverse)
-        table.set_columns(columns(self.grouping))
+        table.set_columns(columns(grouping))
         self._render_now()
 
     def _set_sort(self, column: str, reverse: bool | None = None) -> None:
@@ -294,8 +297,7 @@ class LiveScreen(Screen):
         elif key == "pid_syscall":
             self.app.open_detail(parts[1], int(parts[0]))
         else:  # a process or thread row: show its syscalls
-            self.grouping = GROUPINGS[0]
-            self.query_one(KeyedTable).set_columns(columns(self.grouping))
+            self._set_grouping(GROUPINGS[0])
             self.query_one("#filter", Input).value = (
                 f"pid={parts[0]}" + (f" tid={parts[1]}" if key == "thread" else ""))
 

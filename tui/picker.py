@@ -15,7 +15,7 @@ from textual.widgets import Footer, Input, Static
 from tracing.errors import UserError
 from tracing.proclist import ProcessEntry
 from tracing.targets import check_pid
-from tracing.units import format_count
+from tracing.units import format_bytes
 from tui.actions import bindings_for
 from tui.dialogs import RunCommand
 from tui.messages import ProcessesListed
@@ -60,8 +60,7 @@ def process_rows(entries: Sequence[ProcessEntry], query: str, selected: set[int]
                   "started": e.create_time, "command": command}
         cells = {"selected": "✓" if e.pid in selected else " ", "pid": str(e.pid),
                  "user": e.user, "cpu": f"{e.cpu_pct:.1f}",
-                 "rss": format_count(e.rss / 1024) + "k" if e.rss < 1 << 30
-                 else f"{e.rss / (1 << 30):.1f}G",
+                 "rss": format_bytes(e.rss),
                  "threads": str(e.threads), "started": format_started(e.create_time, now),
                  "command": command}
         rows.append(Row(str(e.pid), values, cells))
@@ -107,9 +106,9 @@ class PickerScreen(Screen):
         self.entries = message.processes
         alive = {e.pid for e in self.entries}
         self.selected &= alive
-        self._render()
+        self._render_rows()
 
-    def _render(self) -> None:
+    def _render_rows(self) -> None:
         query = self.query_one("#picker-filter", Input).value.strip()
         rows = process_rows(self.entries, query, self.selected, self.sort_column,
                             self.sort_reverse, self.clock())
@@ -128,7 +127,7 @@ class PickerScreen(Screen):
 
     @on(Input.Changed, "#picker-filter")
     def _filter_changed(self, _event: Input.Changed) -> None:
-        self._render()
+        self._render_rows()
 
     @on(Input.Submitted, "#picker-filter")
     def _filter_done(self, _event: Input.Submitted) -> None:
@@ -152,7 +151,7 @@ class PickerScreen(Screen):
         if pid is None:
             return
         self.selected ^= {pid}
-        self._render()
+        self._render_rows()
         self.query_one(KeyedTable).action_cursor(1)
 
     def _set_sort(self, column: str, reverse: bool | None = None) -> None:
@@ -160,7 +159,7 @@ class PickerScreen(Screen):
         self.sort_column = column
         self.sort_reverse = numeric if reverse is None else reverse
         self.query_one(KeyedTable).set_sort(column, self.sort_reverse)
-        self._render()
+        self._render_rows()
 
     def action_sort_next(self) -> None:
         self._set_sort(SORTABLE[(SORTABLE.index(self.sort_column) + 1) % len(SORTABLE)])
@@ -193,7 +192,9 @@ class PickerScreen(Screen):
             for pid in pids:
                 check_pid(pid)
         except UserError as err:
-            self.query_one("#notice", Static).update(f"✗ {err}")
+            notice = self.query_one("#notice", Static)
+            notice.update(f"✗ {err}")
+            notice.add_class("error")
             self.selected.discard(pid)
             self.refresh_list()
             return
