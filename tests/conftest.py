@@ -22,10 +22,10 @@ def ebpf_unavailable_reason() -> str | None:
         return "bcc is not importable (install python3-bpfcc)"
     if not hasattr(bcc, "BPF"):
         return "the imported 'bcc' is not BPF's (pip uninstall bcc; use python3-bpfcc)"
-    if not any(
-        os.path.isdir(f"{root}/events/raw_syscalls")
-        for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
-    ):
+    from tracing import tracefs
+
+    root = tracefs.ensure_mounted()  # as the engine does: a fresh boot may not have it
+    if root is None or not (root / "events" / "raw_syscalls").is_dir():
         return "no raw_syscalls tracepoints in tracefs"
     return None
 

@@ -19,6 +19,7 @@ from tracing.model import (
     Snapshot,
     StatKey,
     SyscallStats,
+    no_events,
 )
 
 
@@ -114,5 +115,7 @@ def rebase(snapshot: Snapshot, baseline: Snapshot | None) -> Snapshot:
             stats[key] = now
         elif now.count != before.count:
             stats[key] = now - before
+    # Counted since the baseline: nothing happened in between, and its events are older.
     return dataclasses.replace(snapshot, stats=MappingProxyType(stats),
+                               interval=MappingProxyType({}), events=no_events(),
                                epoch=snapshot.epoch + 1)

@@ -98,6 +98,7 @@ class LiveScreen(Screen):
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         # Every snapshot is counted in (cheap: what changed); only the newest is rendered.
         self.session.add(message.snapshot)
+        self._measure_tracer_cpu(message.snapshot)
         if not self.paused:
             self._rows.feed(message.snapshot)
         self._pending = message.snapshot
@@ -110,7 +111,6 @@ class LiveScreen(Screen):
         if snapshot is None:
             return
         self.state = snapshot.state
-        self._measure_tracer_cpu(snapshot)
         if self.paused:
             self._render_header()
             return
@@ -123,6 +123,8 @@ class LiveScreen(Screen):
         self.session.notify_screens(self.app)
 
     def _measure_tracer_cpu(self, snapshot: Snapshot) -> None:
+        """From one snapshot to the next as they arrive (not as they are drawn), so the
+        figure does not depend on rendering."""
         mark = (snapshot.ts_ns / 1e9, snapshot.tracer_cpu_s)
         if self._cpu_mark is not None and mark[0] > self._cpu_mark[0]:
             used = mark[1] - self._cpu_mark[1]
@@ -134,13 +136,13 @@ class LiveScreen(Screen):
     @property
     def display_state(self) -> str:
         latest = self.session.latest
-        if self.state == TraceState.EXITED and latest and latest.target_exit is not None:
-            return f"target exited ({latest.target_exit})"
-        if self.state == TraceState.EXITED:
-            return "targets exited"
+        state = self.state
+        if state == TraceState.EXITED:
+            ended = latest.target_exit if latest else None
+            state = f"target exited ({ended})" if ended is not None else "targets exited"
         if self.paused:
-            return "paused"
-        return self.state
+            return "paused" if state == TraceState.TRACING else f"{state} · paused"
+        return state
 
     def _render_header(self) -> None:
         snapshot = self.session.latest

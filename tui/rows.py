@@ -340,6 +340,11 @@ class RowBuilder:
                 return a.identity[column]
         else:
             primary = itemgetter(column)
+        numeric = next(c.numeric for c in columns(grouping) if c.key == sort)
+        if numeric and reverse:  # largest first, but ties still by name A to Z
+            def key(a: _Aggregate) -> tuple[object, ...]:
+                return (-primary(a), a.identity.get("name", ""), a.identity.get("pid", 0))
+            return [a.row for a in sorted(aggs, key=key)]
         ordered = sorted(aggs, key=lambda a: (primary(a), a.identity.get("name", ""),
                                               a.identity.get("pid", 0)), reverse=reverse)
         return [a.row for a in ordered]

@@ -1,0 +1,97 @@
+"""Fixtures of the TUI tests: the app on the recorded replay fixture (no root), and the
+process picker on a fixed process list, with the clock and the timezone pinned.
+
+Async tests run on a fresh event loop each (asyncio.run), without needing pytest-asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tracing.model import Snapshot
+from tracing.proclist import ProcessEntry
+from tracing.replay import load_snapshots
+from tracing.sources import ReplaySource
+from tui.app import SikteApp
+
+DATA = Path(__file__).resolve().parent / "data"
+FIXTURE = DATA / "session.jsonl.gz"
+
+# 2023-11-14 22:13:20 UTC: the picker's "now".
+NOW = 1_700_000_000.0
+VANISHED_PID = 999_999  # in the fake list, but no such process exists
+
+PROCESSES = (
+    ProcessEntry(1, "root", "systemd", ("/sbin/init", "splash"), 0.3, 12 << 20, 1,
+                 NOW - 12 * 86400),
+    ProcessEntry(412, "root", "sshd", ("sshd: /usr/sbin/sshd -D",), 0.0, 9 << 20, 1,
+                 NOW - 12 * 86400 + 60),
+    ProcessEntry(1234, "alice", "bash", ("-bash",), 0.7, 5 << 20, 1, NOW - 3 * 3600),
+    ProcessEntry(2345, "alice", "vim", ("vim", "notes.txt"), 2.5, 30 << 20, 2, NOW - 2 * 3600),
+    ProcessEntry(3456, "bob", "nginx", ("nginx: worker process",), 12.0, 64 << 20, 4,
+                 NOW - 5 * 86400),
+    ProcessEntry(4567, "postgres", "postgres", ("postgres", "-D", "/var/lib/pg/data"), 33.5,
+                 2 << 30, 8, NOW - 600),
+    ProcessEntry(5678, "bob", "python3", ("python3", "-m", "http.server", "8080"), 7.25,
+                 40 << 20, 3, NOW - 120),
+    ProcessEntry(VANISHED_PID, "carol", "gone", ("gone", "--soon"), 1.0, 1 << 20, 1, NOW - 30),
+)
+
+
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run `async def` tests here on their own event loop."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = inspect.signature(pyfuncitem.obj).parameters
+    asyncio.run(pyfuncitem.obj(**{n: pyfuncitem.funcargs[n] for n in names}))
+    return True
+
+
+@pytest.fixture(autouse=True)
+def utc() -> Iterator[None]:
+    """The picker formats start times in local time: pin it."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+@pytest.fixture(scope="session")
+def snapshots() -> list[Snapshot]:
+    return load_snapshots(FIXTURE)
+
+
+@pytest.fixture
+def replay_app(snapshots: list[Snapshot]) -> SikteApp:
+    """The live view on the whole recording, delivered at once."""
+    return SikteApp(source=ReplaySource(snapshots), clock=lambda: NOW)
+
+
+@pytest.fixture
+def make_replay_app(snapshots: list[Snapshot]) -> Callable[..., SikteApp]:
+    def make(items: list[Snapshot] | None = None) -> SikteApp:
+        return SikteApp(source=ReplaySource(snapshots if items is None else items),
+                        clock=lambda: NOW)
+    return make
+
+
+@pytest.fixture
+def processes() -> list[ProcessEntry]:
+    return list(PROCESSES)
+
+
+@pytest.fixture
+def picker_app(processes: list[ProcessEntry]) -> SikteApp:
+    return SikteApp(lister=lambda: list(processes), clock=lambda: NOW)
