@@ -87,7 +87,7 @@ def print_program(args: argparse.Namespace) -> int:
 
     options = EngineOptions(follow=not args.no_follow, events=event_selection(args))
     print("// cflags: " + " ".join(build_cflags(options, canonical_arch(platform.machine()))))
-    print(program_text())
+    print(program_text(options))
     return 0
 
 

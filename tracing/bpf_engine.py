@@ -35,6 +35,10 @@ ENOTSUPP = 524  # the kernel-internal errno the bpf syscall returns for unsuppor
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 SYSCALLS_PROGRAM = BPF_DIR / "syscalls.bpf.c"
+# Optional parts compiled into the same object, after syscalls.bpf.c, so they share its
+# target map (is_target(), children followed at fork) instead of keeping one of their own.
+TCP_PROGRAM = BPF_DIR / "tcp.bpf.c"
+PROFILE_PROGRAM = BPF_DIR / "profile.bpf.c"
 
 
 
@@ -162,6 +166,9 @@ class EngineOptions:
     events: EventSelection = EventSelection()
     ringbuf_pages: int = 1024  # 4 MiB with 4 KiB pages
     stats_entries: int = 65536
+    tcp: bool = False  # bpf/tcp.bpf.c: TCP connection lifecycles of the targets
+    sample_hz: int = 0  # bpf/profile.bpf.c: on-CPU stack samples at this rate (0: off)
+    uprobes: tuple[str, ...] = ()  # "BINARY_OR_LIB:FUNCTION" probes counted like syscalls
 
 
 def _pid_words() -> int:
@@ -213,8 +220,18 @@ def build_cflags(options: EngineOptions, arch: str) -> list[str]:
     return [f"-D{k}={v}" for k, v in defines.items()]
 
 
-def program_text() -> str:
-    return SYSCALLS_PROGRAM.read_text()
+def program_parts(options: EngineOptions | None = None) -> list[Path]:
+    """The C files compiled together, in order, for these options."""
+    parts = [SYSCALLS_PROGRAM]
+    if options is not None and options.tcp:
+        parts.append(TCP_PROGRAM)
+    if options is not None and (options.sample_hz or options.uprobes):
+        parts.append(PROFILE_PROGRAM)
+    return parts
+
+
+def program_text(options: EngineOptions | None = None) -> str:
+    return "\n".join(f"// ---- {p.name}\n{p.read_text()}" for p in program_parts(options))
 
 
 class SyscallProgram:
@@ -227,7 +244,7 @@ class SyscallProgram:
 
         self.cflags = build_cflags(options, arch)
         try:
-            self._bpf = bcc.BPF(src_file=str(SYSCALLS_PROGRAM).encode(), cflags=self.cflags)
+            self._bpf = bcc.BPF(text=program_text(options).encode(), cflags=self.cflags)
         except Exception as err:  # bcc raises bare Exception for compile and load failures
             raise UserError(
                 f"could not load the eBPF program ({err}); run 'sikte-tui doctor' for a fix",
