@@ -9,7 +9,13 @@ from tracing.errors import UserError
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli.record_cmd import command_of, event_selection, validate_targets
+    from cli.record_cmd import (
+        command_of,
+        event_selection,
+        journal_options,
+        session_meta,
+        validate_targets,
+    )
     from tracing.privileges import require_tracing_privileges
     from tracing.sources import LiveSource
     from tracing.tracer import TraceConfig
@@ -28,11 +34,16 @@ def run(args: argparse.Namespace) -> int:
                              follow=not args.no_follow, events=defaults.events)
         validate_targets(config)
         require_tracing_privileges()
-        source = LiveSource(config)
+        source = LiveSource(config, journal_options(args), session_meta(config))
     # A key crosses threads (input reader, event loop) while the tracer thread works: hand
     # the interpreter over more often than every 5 ms so each crossing waits less.
     sys.setswitchinterval(0.001)
-    result = SikteApp(source=source, trace_defaults=defaults).run()
+    app = SikteApp(source=source, trace_defaults=defaults, journal_options=journal_options(args))
+    result = app.run()
+    journal = getattr(app.source, "journal", None)
+    if journal is not None and journal.on_disk:
+        print(f"sikte-tui: session saved in {journal.path} (sikte-tui open to browse it)",
+              file=sys.stderr)
     if isinstance(result, int):
         return result
     raise UserError("the interface ended unexpectedly", exit_code=1)

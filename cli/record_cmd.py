@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from tracing.errors import UserError
 from tracing.units import parse_duration_ns
@@ -26,6 +27,11 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also keep 1 in N events")
     parser.add_argument("--ebpf", action="store_true",
                         help="print the eBPF C program and its compile flags, and exit")
+    parser.add_argument("--db-path", type=Path, metavar="PATH",
+                        help="write the session journal here (default: a new file in "
+                        "~/.local/share/sikte-tui/sessions of the invoking user)")
+    parser.add_argument("--no-journal", action="store_true",
+                        help="keep the session in memory only (it can still be exported)")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
 
 
@@ -36,6 +42,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print JSON on stdout (the command's stdout then goes to stderr)")
     parser.add_argument("--per-process", action="store_true", help="break down by process")
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="also save the session as a Parquet directory")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing --output directory")
+
+
+def journal_options(args: argparse.Namespace):  # -> JournalOptions
+    from tracing.journal import JournalOptions
+
+    return JournalOptions(db_path=args.db_path, enabled=not args.no_journal)
+
+
+def session_meta(config, argv: list[str] | None = None) -> dict[str, object]:
+    """What the journal records of how the trace was asked for."""
+    events = config.events
+    return {
+        "targets": list(config.describe_targets()),
+        "pids": list(config.pids),
+        "command": list(config.command),
+        "follow": config.follow,
+        "command_line": ["sikte-tui", *(sys.argv[1:] if argv is None else argv)],
+        "event_selection": {"all": events.all, "failed": events.failed,
+                            "slow_ns": events.slow_ns, "sample_n": events.sample_n},
+    }
 
 
 def event_selection(args: argparse.Namespace):  # -> EventSelection
@@ -91,9 +121,32 @@ def print_program(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_output(args: argparse.Namespace) -> None:
+    """A bad --output fails before tracing, not after."""
+    if args.output is not None and args.output.exists() and not args.force:
+        raise UserError(f"{args.output} already exists; choose another --output or add "
+                        "--force")
+
+
+def save_session(journal, args: argparse.Namespace) -> None:
+    """Say where the session is kept, and export it when asked (on stderr: stdout is the
+    summary's)."""
+    from tracing.export import export_parquet
+
+    if journal.on_disk:
+        print(f"sikte-tui: session saved in {journal.path}", file=sys.stderr)
+    elif journal.status and not args.no_journal:
+        print(f"sikte-tui: {journal.status}", file=sys.stderr)
+    if args.output is not None:
+        out = export_parquet(journal.stored(), args.output, force=args.force,
+                             owner=journal.owner)
+        print(f"sikte-tui: Parquet written to {out}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.ebpf:
         return print_program(args)
+    from tracing.journal import start_journal
     from tracing.privileges import require_tracing_privileges
     from tracing.record import record
     from tracing.report import format_summary, summary_json
@@ -110,8 +163,16 @@ def run(args: argparse.Namespace) -> int:
         command_stdout=2 if args.json else None,
     )
     validate_targets(config)
+    check_output(args)
     require_tracing_privileges()
-    tracer, snapshot = record(config, args.duration, on_started=announce)
+    journal = start_journal(journal_options(args), config.describe_targets(),
+                            session_meta(config))
+    try:
+        tracer, snapshot = record(config, args.duration, on_started=announce,
+                                  on_snapshot=journal.put)
+    finally:
+        journal.close()
+    save_session(journal, args)
     exit_status = snapshot.target_exit
     target = {
         "pids": list(config.pids),

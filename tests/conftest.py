@@ -6,7 +6,9 @@ SIKTE_REQUIRE_EBPF=1 (set by .ci/run), where a skip would hide a broken engine a
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import os
 
 import pytest
@@ -39,3 +41,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if os.environ.get("SIKTE_REQUIRE_EBPF") == "1":
         pytest.fail(f"SIKTE_REQUIRE_EBPF=1 but eBPF is unavailable: {reason}", pytrace=False)
     pytest.skip(f"no eBPF: {reason}")
+
+
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run `async def` tests (Pilot) on a fresh event loop each, without pytest-asyncio."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = inspect.signature(pyfuncitem.obj).parameters
+    asyncio.run(pyfuncitem.obj(**{n: pyfuncitem.funcargs[n] for n in names}))
+    return True
+
+
+@pytest.fixture
+def make_journal():
+    """A journal file written from recorded snapshots, as a trace would write it."""
+    from tracing.journal import Journal
+
+    def make(path, snapshots):
+        journal = Journal(path, {"targets": list(snapshots[-1].targets)})
+        for s in snapshots:
+            journal.put(s)
+        journal.close()
+        return path
+
+    return make

@@ -59,10 +59,12 @@ def _wait(tracer: Tracer, request: _StopRequest, duration_s: float | None) -> No
 
 
 def record(config: TraceConfig, duration_s: float | None = None,
-           on_started: Callable[[Tracer], None] | None = None) -> tuple[Tracer, Snapshot]:
-    """Trace to the end and return the tracer and its last snapshot."""
+           on_started: Callable[[Tracer], None] | None = None,
+           on_snapshot: Callable[[Snapshot], None] | None = None) -> tuple[Tracer, Snapshot]:
+    """Trace to the end and return the tracer and its last snapshot. `on_snapshot` sees
+    every snapshot, from the tracer's thread (the journal queues them)."""
     request = _StopRequest()
-    tracer = Tracer(config, on_snapshot=lambda _s: None)
+    tracer = Tracer(config, on_snapshot=on_snapshot or (lambda _s: None))
     with _stop_on_signals(request):
         tracer.start()
         if on_started is not None:

@@ -10,11 +10,14 @@ import dataclasses
 import os
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
+from tracing.journal import Journal, JournalOptions, start_journal
 from tracing.model import Snapshot
 from tracing.snapshots import rebase
+from tracing.stored import StoredSession
+from tracing.stored_window import Window, whole, window_snapshot
 from tracing.tracer import TraceConfig, Tracer
 
 SnapshotCallback = Callable[[Snapshot], None]
@@ -27,6 +30,9 @@ class SnapshotSource(Protocol):
 
     def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback) -> None: ...
     def stop(self) -> None: ...
+    def journal_line(self) -> str | None: ...
+    def journal_failed(self) -> bool: ...
+    def stored(self) -> StoredSession | None: ...
     def reset(self) -> None: ...
     def command_running(self) -> bool: ...
     def stop_command(self) -> None: ...
@@ -38,13 +44,34 @@ class LiveSource:
 
     live = True
 
-    def __init__(self, config: TraceConfig) -> None:
+    def __init__(self, config: TraceConfig, journal_options: JournalOptions | None = None,
+                 meta: Mapping[str, object] | None = None) -> None:
         self.config = config
         self.title = ", ".join(config.describe_targets())
         self.tracer: Tracer | None = None
+        self.journal: Journal | None = None
+        self._journal_options = journal_options or JournalOptions()
+        self._meta = dict(meta or {"targets": list(config.describe_targets())})
         self._pty_master: int | None = None
 
     def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback) -> None:
+        # The journal first: it must see the first snapshot. A trace that cannot start
+        # leaves no journal behind.
+        journal = start_journal(self._journal_options, self.config.describe_targets(),
+                                self._meta)
+        try:
+            self._start_tracer(journal, on_snapshot, on_output)
+        except BaseException:
+            journal.discard()
+            raise
+        self.journal = journal
+
+    def _start_tracer(self, journal: Journal, on_snapshot: SnapshotCallback,
+                      on_output: OutputCallback) -> None:
+        def deliver(snapshot: Snapshot) -> None:
+            journal.put(snapshot)
+            on_snapshot(snapshot)
+
         config = self.config
         slave = None
         if config.command:
@@ -53,7 +80,7 @@ class LiveSource:
             self._pty_master, slave = os.openpty()
             config = dataclasses.replace(config, command_stdin=slave, command_stdout=slave,
                                          command_stderr=slave)
-        self.tracer = Tracer(config, on_snapshot)
+        self.tracer = Tracer(config, deliver)
         try:
             self.tracer.start()
         finally:
@@ -79,10 +106,21 @@ class LiveSource:
         if self.tracer is not None:
             self.tracer.stop()
             self.tracer.join(10)
+        if self.journal is not None:
+            self.journal.close()
 
     def reset(self) -> None:
         if self.tracer is not None:
             self.tracer.reset()
+
+    def journal_line(self) -> str | None:
+        return self.journal.describe() if self.journal is not None else None
+
+    def journal_failed(self) -> bool:
+        return self.journal is not None and self.journal.failed
+
+    def stored(self) -> StoredSession | None:
+        return self.journal.stored() if self.journal is not None else None
 
     def command_running(self) -> bool:
         command = self.tracer.command if self.tracer else None
@@ -93,7 +131,20 @@ class LiveSource:
             self.tracer.command.kill(signal.SIGTERM)
 
 
-class ReplaySource:
+class _Unjournaled:
+    """Sources that keep no journal of their own."""
+
+    def journal_line(self) -> str | None:
+        return None
+
+    def journal_failed(self) -> bool:
+        return False
+
+    def stored(self) -> StoredSession | None:
+        return None
+
+
+class ReplaySource(_Unjournaled):
     """Plays recorded snapshots: all at once (interval None, for tests) or paced."""
 
     live = False
@@ -141,3 +192,48 @@ class ReplaySource:
     def stop_command(self) -> None:
         pass
 
+
+
+class StoredSource(_Unjournaled):
+    """A saved session (journal or Parquet), shown read-only: one snapshot for the chosen
+    stretch of time, the whole session at first; `set_window` shows another stretch."""
+
+    live = False
+
+    def __init__(self, session: StoredSession) -> None:
+        self.session = session
+        self.title = f"{session.name} ({', '.join(session.meta.get('targets') or ()) or '?'})"
+        self.window = whole(session)
+        self._on_snapshot: SnapshotCallback | None = None
+        self._seq = 0
+
+    def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback) -> None:
+        self._on_snapshot = on_snapshot
+        self._emit()
+
+    def set_window(self, window: Window) -> None:
+        full = whole(self.session)
+        start = min(max(window.start_ns, full.start_ns), full.end_ns)
+        end = min(max(window.end_ns, start), full.end_ns)
+        self.window = Window(start, end)
+        self._emit()
+
+    def _emit(self) -> None:
+        self._seq += 2  # never consecutive: each window is rebuilt, not added
+        if self._on_snapshot is not None:
+            self._on_snapshot(window_snapshot(self.session, self.window, self._seq))
+
+    def stop(self) -> None:
+        pass
+
+    def reset(self) -> None:
+        self.set_window(whole(self.session))
+
+    def stored(self) -> StoredSession | None:
+        return self.session
+
+    def command_running(self) -> bool:
+        return False
+
+    def stop_command(self) -> None:
+        pass

@@ -36,7 +36,11 @@ ACTIONS: tuple[Action, ...] = (
     Action("toggle_tree", "t", "tree", "Show or hide the process tree", ("live",)),
     Action("toggle_output", "o", "output", "Show or hide the command's output", ("live",)),
     Action("toggle_pause", "p", "pause", "Pause the tables (counting goes on)", ("live",)),
-    Action("reset", "R", "reset", "Reset the counts to zero", ("live",)),
+    Action("reset", "R", "reset", "Reset the counts to zero (saved session: show it whole)",
+           ("live",)),
+    Action("export", "x", "export", "Export the session as Parquet (a directory)", ("live",)),
+    Action("choose_window", "w", "window", "Saved session: choose the stretch of time shown",
+           ("live",), footer=False),
     Action("clear_filter", "escape", "clear", "Clear the filter", ("live",), footer=False),
     Action("drill", "enter", "details", "Details of the selected row", ("live",), footer=False),
     # the process picker
@@ -48,13 +52,16 @@ ACTIONS: tuple[Action, ...] = (
     Action("run_command", "n", "new command", "Launch a command and trace it", ("picker",)),
     Action("refresh", "f5", "refresh", "Refresh the process list now", ("picker",),
            footer=False),
+    # the saved sessions list
+    Action("open_session", "enter", "open", "Open the selected session", ("sessions",)),
+    Action("refresh", "f5", "refresh", "List the saved sessions again", ("sessions",)),
     # everywhere
     Action("back", "escape", "back", "Go back, or clear the filter", ("detail", "help"),
            footer=True),
-    Action("help", "question_mark", "help", "Keys and the filter language", ("live", "picker",
-                                                                            "detail")),
+    Action("help", "question_mark", "help", "Keys and the filter language",
+           ("live", "picker", "detail", "sessions")),
     Action("quit", "q", "quit", "Quit (asks before stopping a running command)",
-           ("live", "picker", "detail")),
+           ("live", "picker", "detail", "sessions")),
 )
 
 

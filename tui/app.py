@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from textual.app import App
 from textual.events import Resize
 
+from tracing.errors import UserError
+from tracing.journal import JournalOptions
 from tracing.privileges import missing_privileges
 from tracing.proclist import ProcessEntry, list_processes
-from tracing.sources import LiveSource, SnapshotSource
+from tracing.sources import LiveSource, SnapshotSource, StoredSource
+from tracing.stored import open_session
 from tracing.tracer import TraceConfig
+from tracing.userfiles import sessions_dir
 from tui.actions import ActionsProvider
 from tui.detail import DetailScreen
 from tui.dialogs import ConfirmQuit, HelpScreen
 from tui.live import LiveScreen
 from tui.picker import PickerScreen
 from tui.session import SessionView
+from tui.sessions import SessionsScreen
 
 MIN_SIZE = (80, 24)
 
@@ -30,9 +36,15 @@ class SikteApp(App[int]):
     def __init__(self, source: SnapshotSource | None = None,
                  lister: Callable[[], list[ProcessEntry]] = list_processes,
                  trace_defaults: TraceConfig | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 journal_options: JournalOptions | None = None,
+                 browse_sessions: bool = False,
+                 sessions_directory: Path | None = None) -> None:
         super().__init__()
         self.source = source
+        self.journal_options = journal_options or JournalOptions()
+        self.browse_sessions = browse_sessions
+        self.sessions_directory = sessions_directory
         self.lister = lister
         self.trace_defaults = trace_defaults or TraceConfig()
         self.clock = clock
@@ -42,6 +54,8 @@ class SikteApp(App[int]):
     def on_mount(self) -> None:
         if self.source is not None:
             self.push_screen(LiveScreen(self.source, self.session))
+        elif self.browse_sessions:
+            self.push_screen(SessionsScreen(self.sessions_directory or sessions_dir()))
         else:
             self.push_screen(PickerScreen(self.lister, self.clock))
 
@@ -55,8 +69,18 @@ class SikteApp(App[int]):
             return
         config = TraceConfig(pids=pids, command=command, follow=follow,
                              events=self.trace_defaults.events, user=self.trace_defaults.user)
-        self.source = LiveSource(config)
+        self.source = LiveSource(config, self.journal_options)
         self.switch_screen(LiveScreen(self.source, self.session))
+
+    def open_stored(self, path: Path) -> None:
+        """From the sessions list: show a saved session (it comes back on Escape)."""
+        try:
+            self.source = StoredSource(open_session(path))
+        except UserError as err:
+            self.notify(str(err), severity="error")
+            return
+        self.session = SessionView()
+        self.push_screen(LiveScreen(self.source, self.session))
 
     def open_detail(self, syscall: str, pid: int | None) -> None:
         self.push_screen(DetailScreen(self.session, syscall, pid))

@@ -6,6 +6,8 @@ times a second, so keys stay responsive at any event rate.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -16,11 +18,13 @@ from textual.widgets import Footer, Input, Static
 from tracing.errors import UserError
 from tracing.filters import ERRORS_ONLY, Filter, FilterError, parse_filter
 from tracing.model import Snapshot, TraceState
-from tracing.sources import SnapshotSource
+from tracing.sources import SnapshotSource, StoredSource
+from tracing.stored_window import Window
 from tui.actions import bindings_for
 from tui.messages import CommandOutput, SnapshotReady, SourceFailed, SourceStarted
 from tui.rows import DEFAULT_SORT, GROUPINGS, Grouping, RowBuilder, columns
 from tui.session import SessionView
+from tui.session_dialogs import ExportDialog, TimelineBar, WindowDialog
 from tui.table import KeyedTable
 from tui.widgets import OutputPanel, ProcessTreePanel, StatusHeader
 
@@ -51,6 +55,7 @@ class LiveScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
+        yield TimelineBar(id="timeline")
         yield Static("", id="notice")
         with Horizontal(id="main"):
             yield KeyedTable(id="syscalls")
@@ -67,6 +72,7 @@ class LiveScreen(Screen):
         table.set_columns(columns(self.grouping))
         self.query_one("#tree").display = False
         self.query_one("#output").display = False
+        self.query_one(TimelineBar).display = isinstance(self.source, StoredSource)
         self.set_interval(APPLY_INTERVAL_S, self._apply_pending)
         self._render_header()
         self._start_source()
@@ -118,6 +124,7 @@ class LiveScreen(Screen):
         with self.app.batch_update():
             self._render_header()
             self._render_table()
+            self._render_timeline()
             if self.query_one("#tree").display:
                 self.query_one(ProcessTreePanel).show(dict(snapshot.processes))
         self.session.notify_screens(self.app)
@@ -151,6 +158,9 @@ class LiveScreen(Screen):
         view = f"{self.grouping.label} · sort {self.sort_column.removesuffix('_ns')} {arrow}"
         if self.filter is not None and not self.filter.is_empty:
             view += f" · filter: {self.filter.text}"
+        journal = self.source.journal_line()
+        if journal is not None and self.source.journal_failed():
+            view = f"⚠ {journal} · {view}"
         self.query_one(StatusHeader).show(self.source.title, snapshot, self.display_state,
                                           calls, rate, self.tracer_cpu_pct, view)
 
@@ -159,6 +169,10 @@ class LiveScreen(Screen):
             return
         self.query_one(KeyedTable).update_rows(
             self._rows.rows(self.grouping, self.sort_column, self.sort_reverse))
+
+    def _render_timeline(self) -> None:
+        if isinstance(self.source, StoredSource):
+            self.query_one(TimelineBar).show(self.source.session, self.source.window)
 
     def _rerender(self) -> None:
         """After a change of filter: rebuild the rows from the shown snapshot."""
@@ -286,7 +300,29 @@ class LiveScreen(Screen):
     def action_reset(self) -> None:
         self.source.reset()
         self.session.reset()
-        self.notify("counts reset to zero")
+        self.notify("showing the whole session" if isinstance(self.source, StoredSource)
+                    else "counts reset to zero")
+
+    def action_choose_window(self) -> None:
+        source = self.source
+        if not isinstance(source, StoredSource):
+            self.notify("choosing a stretch of time is for saved sessions (sikte-tui open); "
+                        "R resets the counts of a live one", severity="warning")
+            return
+        self.app.push_screen(WindowDialog(source.session, source.window), self._window_chosen)
+
+    def _window_chosen(self, window: Window | None) -> None:
+        if window is not None and isinstance(self.source, StoredSource):
+            self.session.reset()
+            self.source.set_window(window)
+
+    def action_export(self) -> None:
+        self.app.push_screen(ExportDialog(self.source.stored, default_export_path(self.source)),
+                             self._exported)
+
+    def _exported(self, path: Path | None) -> None:
+        if path is not None:
+            self.notify(f"exported to {path}")
 
     def action_drill(self) -> None:
         row_key = self.query_one(KeyedTable).cursor_key
@@ -308,3 +344,13 @@ class LiveScreen(Screen):
 
     def action_quit(self) -> None:
         self.app.request_quit()
+
+
+def default_export_path(source: SnapshotSource) -> Path:
+    """Beside the user, named after the session: ./20261123-101500-ls-parquet"""
+    if isinstance(source, StoredSource):
+        stem = source.session.name
+    else:
+        journal = getattr(source, "journal", None)
+        stem = journal.path.name if journal is not None and journal.path else "sikte-session"
+    return Path.cwd() / f"{stem.removesuffix('.sikte.db')}-parquet"

@@ -1,13 +1,9 @@
 """Fixtures of the TUI tests: the app on the recorded replay fixture (no root), and the
 process picker on a fixed process list, with the clock and the timezone pinned.
-
-Async tests run on a fresh event loop each (asyncio.run), without needing pytest-asyncio.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -43,15 +39,6 @@ PROCESSES = (
                  40 << 20, 3, NOW - 120),
     ProcessEntry(VANISHED_PID, "carol", "gone", ("gone", "--soon"), 1.0, 1 << 20, 1, NOW - 30),
 )
-
-
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run `async def` tests here on their own event loop."""
-    if not inspect.iscoroutinefunction(pyfuncitem.obj):
-        return None
-    names = inspect.signature(pyfuncitem.obj).parameters
-    asyncio.run(pyfuncitem.obj(**{n: pyfuncitem.funcargs[n] for n in names}))
-    return True
 
 
 @pytest.fixture(autouse=True)

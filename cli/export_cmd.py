@@ -1,0 +1,42 @@
+"""`sikte-tui export SESSION --output DIR`: a saved session as a Parquet directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tracing.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("session", type=Path, metavar="SESSION",
+                        help="a journal file (.sikte.db) or a Parquet session directory")
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="the Parquet directory to create")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing output directory")
+
+
+def _progress(fraction: float, what: str) -> None:
+    if sys.stderr.isatty():
+        print(f"\rsikte-tui: exporting {what:<20} {100 * fraction:3.0f}%", end="",
+              file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tracing.export import export_parquet
+    from tracing.stored import open_session
+
+    if args.output is None:
+        raise UserError("say where to write: sikte-tui export SESSION --output DIR")
+    if args.output.exists() and not args.force:
+        raise UserError(f"{args.output} already exists; choose another --output or add "
+                        "--force")
+    session = open_session(args.session)
+    out = export_parquet(session, args.output, force=args.force, progress=_progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"sikte-tui: {len(session.events):,} events, {len(session.aggregates):,} syscall "
+          f"rows written to {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,249 @@
+"""A stored session to a Parquet directory: one file per table and session.json.
+
+The directory is written under a temporary name beside the target and renamed into place,
+so a reader never sees it half-written. Syscall and errno names sit next to the numbers
+(named by each process's ABI); times are UTC nanosecond timestamps; each file carries the
+session's metadata in its schema metadata (key b"sikte-tui"). docs/session-format.md
+documents every column.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from syscall_tables import errno_name, syscall_name
+from tracing.errors import UserError
+from tracing.model import bucket_bounds, percentile
+from tracing.stored import StoredSession
+from tracing.userfiles import Owner, give_tree_to, make_dirs_for
+
+Progress = Callable[[float, str], None]  # (fraction done, what is being written)
+META_KEY = b"sikte-tui"
+TIMESTAMP = pa.timestamp("ns", tz="UTC")
+HIST_TYPE = pa.list_(pa.int64())
+
+
+def export_parquet(session: StoredSession, output: Path, force: bool = False,
+                   progress: Progress | None = None, owner: Owner | None = None) -> Path:
+    """Write the session's tables into `output` (a new directory); returns it."""
+    report = progress or (lambda _f, _s: None)
+    if output.exists() and not force:
+        raise UserError(f"{output} already exists; choose another --output or add --force")
+    if output.exists() and not output.is_dir():
+        raise UserError(f"{output} exists and is not a directory; choose another --output")
+    try:
+        make_dirs_for(output, owner)
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    except OSError as err:
+        raise UserError(f"cannot write {output} ({err.strerror}); choose another --output",
+                        exit_code=1) from None
+    try:
+        _write_all(session, staging, report)
+        _move_into_place(staging, output)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError(f"cannot write {output} ({err.strerror}); what was recorded is "
+                        f"still in {session.path}", exit_code=1) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    give_tree_to(output, owner)
+    report(1.0, "done")
+    return output
+
+
+def _move_into_place(staging: Path, output: Path) -> None:
+    if output.exists():  # --force: the old one goes only once the new one is complete
+        old = output.with_name(f".{output.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        output.rename(old)
+        staging.rename(output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(output)
+    output.chmod(0o755)
+
+
+def session_json(session: StoredSession) -> dict[str, Any]:
+    meta = dict(session.meta)
+    offset = session.wall_offset_ns
+    meta["start_utc_ns"] = session.start_ts_ns + offset
+    meta["end_utc_ns"] = session.end_ts_ns + offset
+    meta["source"] = str(session.path)
+    return meta
+
+
+def _write_all(session: StoredSession, directory: Path, report: Progress) -> None:
+    meta = session_json(session)
+    (directory / "session.json").write_text(json.dumps(meta, indent=2) + "\n")
+    names = Namer(session)
+    steps: Sequence[tuple[str, Callable[[], pa.Table]]] = (
+        ("processes", lambda: processes_table(session)),
+        ("syscalls", lambda: syscalls_table(session, names)),
+        ("timeline", lambda: timeline_table(session, names)),
+        ("events", lambda: events_table(session, names)),
+    )
+    encoded = json.dumps(meta).encode()
+    for i, (name, build) in enumerate(steps):
+        report(i / len(steps), f"{name}.parquet")
+        table = build()
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                               META_KEY: encoded})
+        pq.write_table(table, directory / f"{name}.parquet", compression="zstd",
+                       **_encodings(table))
+
+
+def _encodings(table: pa.Table) -> dict[str, Any]:
+    """Timestamps and durations compress far better as deltas."""
+    delta = [c for c in ("ts",) if c in table.column_names]
+    if not delta:
+        return {"use_dictionary": True}
+    return {"column_encoding": {c: "DELTA_BINARY_PACKED" for c in delta},
+            "use_dictionary": [c for c in table.column_names if c not in delta]}
+
+
+class Namer:
+    """Syscall names per (pid, nr): each process's own ABI picks its table."""
+
+    def __init__(self, session: StoredSession) -> None:
+        self.arch = str(session.meta.get("arch", "x86_64"))
+        self.probes = {int(k): v for k, v in (session.meta.get("probes") or {}).items()}
+        procs = session.processes
+        self._abi = {int(p): (a or self.arch) for p, a in zip(procs["pid"], procs["abi"],
+                                                              strict=True)}
+
+    def name(self, pid: int, nr: int) -> str:
+        probe = self.probes.get(nr)
+        return probe if probe is not None else syscall_name(nr, self._abi.get(pid, self.arch))
+
+    def abi(self, pid: int) -> str:
+        return self._abi.get(pid, self.arch)
+
+    def column(self, pids: np.ndarray, nrs: np.ndarray) -> pa.DictionaryArray:
+        """Names for many rows at once: each distinct (pid, nr) is looked up once."""
+        if not len(pids):
+            return pa.DictionaryArray.from_arrays(pa.array([], pa.int32()),
+                                                  pa.array([], pa.string()))
+        pairs = (pids.astype(np.int64) << 32) | nrs.astype(np.int64)
+        unique, inverse = np.unique(pairs, return_inverse=True)
+        labels = [self.name(int(u >> 32), int(u & 0xFFFFFFFF)) for u in unique]
+        dictionary = sorted(set(labels))
+        index = {n: i for i, n in enumerate(dictionary)}
+        codes = np.array([index[n] for n in labels], dtype=np.int32)[inverse]
+        return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(dictionary))
+
+
+def _hist_columns(hists: Sequence[tuple[tuple[int, int], ...]]) -> tuple[pa.Array, pa.Array]:
+    lows = [[bucket_bounds(b)[0] for b, _ in h] for h in hists]
+    counts = [[c for _, c in h] for h in hists]
+    return pa.array(lows, HIST_TYPE), pa.array(counts, HIST_TYPE)
+
+
+def _utc(ns: np.ndarray | pd.Series, offset: int) -> pa.Array:
+    values = np.asarray(ns, dtype=np.int64) + offset
+    return pa.array(values, pa.int64()).cast(TIMESTAMP)
+
+
+def _comms(session: StoredSession) -> dict[int, str]:
+    p = session.processes
+    return {int(pid): comm for pid, comm in zip(p["pid"], p["comm"], strict=True)}
+
+
+def syscalls_table(session: StoredSession, names: Namer) -> pa.Table:
+    agg = session.aggregates
+    comms = _comms(session)
+    pids, nrs = agg["pid"].to_numpy(np.int64), agg["nr"].to_numpy(np.int64)
+    hists = list(agg["hist"])
+    lows, counts = _hist_columns(hists)
+    quantile = {q: [percentile(h, q / 100, int(lo), int(hi))
+                    for h, lo, hi in zip(hists, agg["min_ns"], agg["max_ns"], strict=True)]
+                for q in (50, 95, 99)}
+    count = agg["count"].to_numpy(np.int64)
+    total = agg["total_ns"].to_numpy(np.int64)
+    return pa.table({
+        "pid": pa.array(pids, pa.int32()), "tid": pa.array(agg["tid"], pa.int32()),
+        "comm": pa.array([comms.get(int(p), "") for p in pids], pa.string()),
+        "abi": pa.array([names.abi(int(p)) for p in pids], pa.string()),
+        "syscall": names.column(pids, nrs), "nr": pa.array(nrs, pa.int32()),
+        "count": pa.array(count, pa.int64()), "errors": pa.array(agg["errors"], pa.int64()),
+        "total_ns": pa.array(total, pa.int64()),
+        "avg_ns": pa.array(np.where(count > 0, total // np.maximum(count, 1), 0), pa.int64()),
+        "min_ns": pa.array(agg["min_ns"], pa.int64()),
+        "max_ns": pa.array(agg["max_ns"], pa.int64()),
+        "p50_ns": pa.array(quantile[50], pa.int64()),
+        "p95_ns": pa.array(quantile[95], pa.int64()),
+        "p99_ns": pa.array(quantile[99], pa.int64()),
+        "hist_low_ns": lows, "hist_count": counts,
+    })
+
+
+def timeline_table(session: StoredSession, names: Namer) -> pa.Table:
+    tl = session.timeline
+    pids, nrs = tl["pid"].to_numpy(np.int64), tl["nr"].to_numpy(np.int64)
+    lows, counts = _hist_columns(list(tl["hist"]))
+    return pa.table({
+        "ts": _utc(tl["ts_ns"], session.wall_offset_ns),
+        "pid": pa.array(pids, pa.int32()), "tid": pa.array(tl["tid"], pa.int32()),
+        "syscall": names.column(pids, nrs), "nr": pa.array(nrs, pa.int32()),
+        "count": pa.array(tl["count"], pa.int64()), "errors": pa.array(tl["errors"], pa.int64()),
+        "total_ns": pa.array(tl["total_ns"], pa.int64()),
+        "max_ns": pa.array(tl["max_ns"], pa.int64()),
+        "hist_low_ns": lows, "hist_count": counts,
+    })
+
+
+def _errno_column(ret: np.ndarray) -> tuple[np.ndarray, pa.DictionaryArray]:
+    failed = (ret >= -4095) & (ret <= -1)
+    errnos = np.where(failed, -ret, 0).astype(np.int16)
+    unique, inverse = np.unique(errnos, return_inverse=True)
+    labels = pa.array([errno_name(int(e)) if e else "" for e in unique], pa.string())
+    codes = pa.array(inverse.astype(np.int32), mask=~failed)  # null where nothing failed
+    return errnos, pa.DictionaryArray.from_arrays(codes, labels)
+
+
+def events_table(session: StoredSession, names: Namer) -> pa.Table:
+    ev = session.events
+    pids, nrs = ev["pid"].astype(np.int64), ev["nr"].astype(np.int64)
+    ret = ev["ret"].astype(np.int64)
+    errnos, errno_names = _errno_column(ret)
+    columns: dict[str, pa.Array] = {
+        "ts": _utc(ev["ts"].astype(np.int64), session.wall_offset_ns),
+        "pid": pa.array(pids, pa.int32()), "tid": pa.array(ev["tid"].astype(np.int32)),
+        "syscall": names.column(pids, nrs), "nr": pa.array(nrs.astype(np.int32)),
+        "ret": pa.array(ret), "duration_ns": pa.array(ev["duration_ns"].astype(np.int64)),
+        "errno": pa.array(errnos), "errno_name": errno_names,
+    }
+    for i in range(6):
+        columns[f"arg{i}"] = pa.array(ev["args"][:, i].astype(np.uint64))
+    return pa.table(columns)
+
+
+def processes_table(session: StoredSession) -> pa.Table:
+    p = session.processes
+    offset = session.wall_offset_ns
+
+    def stamp(column: str) -> pa.Array:
+        values = [int(v) + offset if v and not pd.isna(v) else None for v in p[column]]
+        return pa.array(values, pa.int64()).cast(TIMESTAMP)
+
+    def optional_int(column: str) -> pa.Array:
+        return pa.array([None if pd.isna(v) else int(v) for v in p[column]], pa.int32())
+
+    return pa.table({
+        "pid": pa.array(p["pid"], pa.int32()), "ppid": pa.array(p["ppid"], pa.int32()),
+        "comm": pa.array(p["comm"], pa.string()), "exe": pa.array(p["exe"], pa.string()),
+        "cmdline": pa.array(list(p["cmdline"]), pa.list_(pa.string())),
+        "abi": pa.array(p["abi"], pa.string()),
+        "start_ts": stamp("start_ts_ns"), "exit_ts": stamp("exit_ts_ns"),
+        "exit_code": optional_int("exit_code"), "exit_signal": optional_int("exit_signal"),
+    })

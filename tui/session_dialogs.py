@@ -1,0 +1,248 @@
+"""Dialogs for the session: export to Parquet (x) and the stretch of a saved session shown (w),
+with the timeline bar they share with the live view."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, ProgressBar, Static, Switch
+
+from tracing.errors import UserError
+from tracing.stored import StoredSession
+from tracing.stored_window import Window, activity, whole
+from tracing.units import parse_duration_ns
+
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+def format_offset(seconds: float) -> str:
+    """Seconds from the session's start as m:ss.s (the form the window dialog reads)."""
+    minutes, rest = divmod(max(seconds, 0.0), 60)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+def parse_offset(text: str) -> float:
+    """'12', '12.5', '1:30', '1:30.5', '250ms', '2s', '1m' -> seconds from the start."""
+    text = text.strip()
+    if not text:
+        raise ValueError("empty")
+    if ":" in text:
+        minutes, _, seconds = text.partition(":")
+        return int(minutes) * 60 + float(seconds)
+    try:
+        return float(text)
+    except ValueError:
+        return parse_duration_ns(text) / 1e9
+
+
+def timeline_text(counts: list[int], selected: tuple[int, int] | None) -> Text:
+    """A bar per slice of the session; slices inside the selection are bright."""
+    top = max(counts, default=0) or 1
+    text = Text()
+    for i, count in enumerate(counts):
+        level = 0 if not count else max(1, round(8 * count / top))
+        inside = selected is None or selected[0] <= i < selected[1]
+        text.append(BARS[level] if level else "▁",
+                    style="bold cyan" if inside else "grey37")
+    return text
+
+
+def window_slices(session: StoredSession, window: Window, width: int) -> tuple[int, int]:
+    full = whole(session)
+    span = max(full.end_ns - full.start_ns, 1)
+    first = int((window.start_ns - full.start_ns) * width // span)
+    last = -(-(window.end_ns - full.start_ns) * width // span)  # ceiling
+    return first, max(last, first + 1)
+
+
+class TimelineBar(Static):
+    """The saved session's activity over time, the shown stretch highlighted."""
+
+    def show(self, session: StoredSession, window: Window) -> None:
+        width = max(self.size.width - 34, 10)
+        full = whole(session)
+        bar = timeline_text(activity(session, width), window_slices(session, window, width))
+        offset = (window.start_ns - full.start_ns) / 1e9
+        label = Text(f" {format_offset(offset)}–{format_offset(offset + window.seconds)} "
+                     f"of {format_offset(full.seconds)} ", style="bold")
+        self.update(Text.assemble(bar, label, ("w: choose", "dim")))
+
+
+class WindowDialog(ModalScreen[Window | None]):
+    """Choose the stretch of a saved session to show: from and to, in seconds (or m:ss)
+    from its start. Returns the Window, or None."""
+
+    BINDINGS = [("escape", "cancel", "cancel"), ("a", "whole", "whole session")]
+
+    def __init__(self, session: StoredSession, window: Window) -> None:
+        super().__init__()
+        self.session = session
+        self.window = window
+
+    def compose(self) -> ComposeResult:
+        full = whole(self.session)
+        start = (self.window.start_ns - full.start_ns) / 1e9
+        with Vertical(id="dialog"):
+            yield Label(f"Show a stretch of the session (0:00.0 to "
+                        f"{format_offset(full.seconds)}): seconds or m:ss")
+            yield Static(id="window-timeline")
+            with Horizontal(id="window-fields"):
+                yield Label("from", classes="field-label")
+                yield Input(format_offset(start), id="from")
+                yield Label("to", classes="field-label")
+                yield Input(format_offset(start + self.window.seconds), id="to")
+            yield Static("", id="window-error")
+            with Horizontal(classes="buttons"):
+                yield Button("Show (Enter)", id="apply", variant="primary")
+                yield Button("Whole session (a)", id="whole")
+                yield Button("Cancel (Esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#window-timeline", Static).update(
+            timeline_text(activity(self.session, 60),
+                          window_slices(self.session, self.window, 60)))
+        self.query_one("#from", Input).focus()
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        {"apply": self._submit, "whole": self.action_whole,
+         "cancel": self.action_cancel}[event.button.id or "cancel"]()
+
+    def _submit(self) -> None:
+        full = whole(self.session)
+        try:
+            start = parse_offset(self.query_one("#from", Input).value)
+            end = parse_offset(self.query_one("#to", Input).value)
+        except ValueError:
+            self._error("write times as seconds (12.5), m:ss (1:30) or with a unit (250ms)")
+            return
+        if not 0 <= start < end:
+            self._error("'from' must be at least 0 and before 'to'")
+            return
+        if start > full.seconds:
+            self._error(f"the session lasts {format_offset(full.seconds)}; start before that")
+            return
+        # Times are shown to a tenth of a second: within half of one of the end is the end.
+        end_ns = full.end_ns if end >= full.seconds - 0.05 else full.start_ns + int(end * 1e9)
+        self.dismiss(Window(full.start_ns + int(start * 1e9), min(full.end_ns, end_ns)))
+
+    def _error(self, message: str) -> None:
+        self.query_one("#window-error", Static).update(f"✗ {message}")
+
+    def action_whole(self) -> None:
+        self.dismiss(whole(self.session))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ExportProgress(Message):
+    def __init__(self, fraction: float, what: str) -> None:
+        super().__init__()
+        self.fraction = fraction
+        self.what = what
+
+
+class ExportDone(Message):
+    def __init__(self, path: Path | None, error: str | None) -> None:
+        super().__init__()
+        self.path = path
+        self.error = error
+
+
+class ExportDialog(ModalScreen[Path | None]):
+    """Export the session to a Parquet directory, with a progress bar; returns the path."""
+
+    BINDINGS = [("escape", "cancel", "cancel")]
+
+    def __init__(self, load: Callable[[], StoredSession | None], default: Path) -> None:
+        super().__init__()
+        self._load = load
+        self._default = default
+        self._busy = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("Export the session as Parquet (a directory):")
+            yield Input(str(self._default), id="export-path")
+            with Horizontal(classes="switch-row"):
+                yield Switch(value=False, id="export-force")
+                yield Label("replace it if it exists")
+            yield ProgressBar(total=1.0, show_eta=False, id="export-progress")
+            yield Static("", id="export-status")
+            with Horizontal(classes="buttons"):
+                yield Button("Export (Enter)", id="export", variant="primary")
+                yield Button("Cancel (Esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#export-progress").display = False
+        self.query_one("#export-path", Input).focus()
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "export":
+            self._submit()
+        else:
+            self.action_cancel()
+
+    def _submit(self) -> None:
+        if self._busy:
+            return
+        text = self.query_one("#export-path", Input).value.strip()
+        if not text:
+            self._status("✗ give a directory to write")
+            return
+        path = Path(text).expanduser()
+        if path.exists() and not self.query_one("#export-force", Switch).value:
+            self._status(f"✗ {path} exists: choose another path or switch on 'replace'")
+            return
+        self._busy = True
+        self.query_one("#export-progress").display = True
+        self._status("reading the session…")
+        self._export(path, self.query_one("#export-force", Switch).value)
+
+    @work(thread=True, exclusive=True, group="export")
+    def _export(self, path: Path, force: bool) -> None:
+        from tracing.export import export_parquet
+
+        try:
+            session = self._load()
+            if session is None:
+                raise UserError("this view has no session to export (a replay)")
+            export_parquet(session, path, force=force,
+                           progress=lambda f, what: self.post_message(ExportProgress(f, what)))
+        except UserError as err:
+            self.post_message(ExportDone(None, str(err)))
+            return
+        self.post_message(ExportDone(path, None))
+
+    @on(ExportProgress)
+    def _progress(self, message: ExportProgress) -> None:
+        self.query_one("#export-progress", ProgressBar).update(progress=message.fraction)
+        self._status(f"writing {message.what}")
+
+    @on(ExportDone)
+    def _done(self, message: ExportDone) -> None:
+        self._busy = False
+        if message.error is not None:
+            self._status(f"✗ {message.error}")
+            return
+        self.dismiss(message.path)
+
+    def _status(self, text: str) -> None:
+        self.query_one("#export-status", Static).update(text)
+
+    def action_cancel(self) -> None:
+        if not self._busy:  # an export in flight finishes: a half-written one never lands
+            self.dismiss(None)
