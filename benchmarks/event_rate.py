@@ -7,10 +7,15 @@ reached snapshots and the kernel's drop count must add up to the syscalls counte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from benchmarks.common import BenchContext, BenchResult, Check, Section, fmt_int
 from benchmarks.inprocess import trace_command
+
+if TYPE_CHECKING:
+    from tracing.model import Snapshot
 
 TARGET_EVENTS_PER_S = 250_000
 RATES = (100_000, 200_000, 250_000, 300_000, 400_000, 500_000, 750_000, 1_000_000, 0)  # 0: unpaced
@@ -39,12 +44,13 @@ class RateRun:
         return self.received + self.dropped == self.syscalls
 
 
-def one_rate(ctx: BenchContext, paced: int, seconds: float) -> RateRun:
+def one_rate(ctx: BenchContext, paced: int, seconds: float,
+             also: Callable[[Snapshot], None] | None = None) -> RateRun:
     from tracing.bpf_engine import EventSelection
 
     calls = int(paced * seconds) if paced else UNPACED_CALLS // (3 if ctx.quick else 1)
     argv = [str(ctx.program("syscalls")), str(calls), *([str(paced)] if paced else [])]
-    outcome = trace_command(argv, EventSelection(all=True, failed=False), ctx.scratch)
+    outcome = trace_command(argv, EventSelection(all=True, failed=False), ctx.scratch, also)
     last = outcome.last
     if last is None:
         raise RuntimeError("no snapshot arrived")

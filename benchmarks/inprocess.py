@@ -4,6 +4,7 @@ from the snapshots (holding every snapshot would cost memory at high event rates
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,8 +32,10 @@ class TraceOutcome:
         self.events += len(snapshot.events)
 
 
-def trace_command(argv: list[str], events: EventSelection, scratch: Path) -> TraceOutcome:
-    """Trace `argv` to its end; raises whatever the tracer raised."""
+def trace_command(argv: list[str], events: EventSelection, scratch: Path,
+                  also: Callable[[Snapshot], None] | None = None) -> TraceOutcome:
+    """Trace `argv` to its end; raises whatever the tracer raised. `also` sees every
+    snapshot too (a journal, to measure what it costs the drain)."""
     from tracing.tracer import TraceConfig, Tracer
 
     outcome = TraceOutcome()
@@ -44,7 +47,12 @@ def trace_command(argv: list[str], events: EventSelection, scratch: Path) -> Tra
             events=events,
             command_stdout=out.fileno(),
         )
-        tracer = Tracer(config, outcome)
+        def deliver(snapshot: Snapshot) -> None:
+            outcome(snapshot)
+            if also is not None:
+                also(snapshot)
+
+        tracer = Tracer(config, deliver)
         tracer.start()
         if not tracer.join(timeout=TRACE_TIMEOUT_S):
             tracer.stop()

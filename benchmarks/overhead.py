@@ -149,7 +149,9 @@ def sikte_record(events: str | None) -> Runner:
         out = _out_path(scratch)
         options = ["--events", events] if events else []
         proc = subprocess.run(
+            # With the journal, as a user runs it, but in the scratch directory.
             [sikte_executable(), "record", *options, "--json", "--user", str(os.getuid()),
+             "--db-path", str(scratch / f"run-{time.monotonic_ns()}.sikte.db"),
              "--", *_runner_argv(out), *workload.argv],
             stdin=subprocess.DEVNULL,
             capture_output=True,

@@ -7,7 +7,7 @@ terminal and to docs/performance.md like the others.
 
 from __future__ import annotations
 
-from benchmarks import clock, event_rate, overhead, tracer_cost, ui_latency
+from benchmarks import clock, event_rate, overhead, sessions, tracer_cost, ui_latency
 from benchmarks.common import Benchmark
 
 BENCHMARKS: tuple[Benchmark, ...] = (
@@ -17,6 +17,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("event-rate", "events/s that reach snapshots, and drops", event_rate.run),
     Benchmark("clock", "ns per clock read and per bare syscall", clock.run),
     Benchmark("ui-latency", "key to screen in the real terminal under load", ui_latency.run),
+    Benchmark("sessions", "journal throughput, Parquet export time and size", sessions.run),
 )
 
 
