@@ -25,6 +25,7 @@ from tui.messages import CommandOutput, SnapshotReady, SourceFailed, SourceStart
 from tui.rows import DEFAULT_SORT, GROUPINGS, Grouping, RowBuilder, columns
 from tui.session import SessionView
 from tui.session_dialogs import ExportDialog, TimelineBar, WindowDialog
+from tui.sessions import SessionsScreen
 from tui.table import KeyedTable
 from tui.widgets import OutputPanel, ProcessTreePanel, StatusHeader
 
@@ -191,6 +192,11 @@ class LiveScreen(Screen):
         self.set_focus(self.query_one("#filter", Input))
 
     def action_clear_filter(self) -> None:
+        below = self.app.screen_stack[-2:-1]
+        if self.filter is None and below and isinstance(below[0], SessionsScreen):
+            # Nothing to clear in a session opened from the list: Escape goes back to it.
+            self.app.pop_screen()
+            return
         self.query_one("#filter", Input).value = ""
         self.filter = None
         self._show_filter_message("")

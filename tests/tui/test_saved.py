@@ -166,6 +166,8 @@ async def test_the_sessions_list_is_newest_first_and_opens(tmp_path, snapshots, 
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, LiveScreen) and bool(counts(app)))
         assert counts(app)["getppid"] == 7901
+        await pilot.press("escape")  # back to the list
+        await until(pilot, lambda: isinstance(app.screen, SessionsScreen))
 
 
 async def test_an_empty_sessions_list_says_how_to_make_one(tmp_path):
