@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cli.folded import add_folded_argument, check_folded, write_folded
 from tracing.errors import UserError
 
 
@@ -16,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the Parquet directory to create")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing output directory")
+    add_folded_argument(parser)
 
 
 def _progress(fraction: float, what: str) -> None:
@@ -28,15 +30,23 @@ def run(args: argparse.Namespace) -> int:
     from tracing.export import export_parquet
     from tracing.stored import open_session
 
-    if args.output is None:
-        raise UserError("say where to write: sikte-tui export SESSION --output DIR")
-    if args.output.exists() and not args.force:
+    if args.output is None and args.folded is None:
+        raise UserError("say what to write: sikte-tui export SESSION --output DIR and/or "
+                        "--folded FILE")
+    if args.output is not None and args.output.exists() and not args.force:
         raise UserError(f"{args.output} already exists; choose another --output or add "
                         "--force")
+    check_folded(args.folded)
     session = open_session(args.session)
-    out = export_parquet(session, args.output, force=args.force, progress=_progress)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    print(f"sikte-tui: {len(session.events):,} events, {len(session.aggregates):,} syscall "
-          f"rows written to {out}", file=sys.stderr)
+    if args.output is not None:
+        out = export_parquet(session, args.output, force=args.force, progress=_progress)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        print(f"sikte-tui: {len(session.events):,} events, {len(session.aggregates):,} "
+              f"syscall rows written to {out}", file=sys.stderr)
+    if args.folded is not None:
+        from tracing.stored_window import whole, window_samples
+
+        write_folded(args.folded, window_samples(session, whole(session)),
+                     int(session.meta.get("sample_hz") or 0))
     return 0

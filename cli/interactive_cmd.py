@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from tracing.errors import UserError
@@ -13,6 +14,7 @@ def run(args: argparse.Namespace) -> int:
         command_of,
         event_selection,
         journal_options,
+        profile_options,
         session_meta,
         validate_targets,
     )
@@ -26,15 +28,19 @@ def run(args: argparse.Namespace) -> int:
 
         return print_program(args)
     defaults = TraceConfig(events=event_selection(args), user=args.user,
-                           follow=not args.no_follow)
+                           follow=not args.no_follow,
+                           **profile_options(args))  # type: ignore[arg-type]
     command = command_of(args)
     source = None
     if args.pid or command:
-        config = TraceConfig(pids=tuple(args.pid), command=command, user=args.user,
-                             follow=not args.no_follow, events=defaults.events)
+        config = dataclasses.replace(defaults, pids=tuple(args.pid), command=command)
         validate_targets(config)
         require_tracing_privileges()
         source = LiveSource(config, journal_options(args), session_meta(config))
+    elif defaults.uprobes:  # for traces started from the picker: bad probes fail now
+        from tracing.bpf_engine import check_probes
+
+        check_probes(defaults.uprobes)
     # A key crosses threads (input reader, event loop) while the tracer thread works: hand
     # the interpreter over more often than every 5 ms so each crossing waits less.
     sys.setswitchinterval(0.001)

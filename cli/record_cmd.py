@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from cli.folded import add_folded_argument, check_folded, write_folded
 from tracing.errors import UserError
 from tracing.units import parse_duration_ns
 
@@ -25,6 +26,12 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also keep events slower than this (e.g. 10ms)")
     parser.add_argument("--sample", type=int, default=0, metavar="N",
                         help="also keep 1 in N events")
+    parser.add_argument("--sample-hz", type=int, default=99, metavar="HZ",
+                        help="sample the targets' on-CPU stacks HZ times a second "
+                        "(default: 99; 0: off)")
+    parser.add_argument("--uprobe", action="append", default=[], metavar="BINARY:FUNCTION",
+                        help="also count calls and latency of a user-space function, e.g. "
+                        "c:malloc (c: libc) or /usr/bin/python3:main (repeatable)")
     parser.add_argument("--ebpf", action="store_true",
                         help="print the eBPF C program and its compile flags, and exit")
     parser.add_argument("--db-path", type=Path, metavar="PATH",
@@ -46,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also save the session as a Parquet directory")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing --output directory")
+    add_folded_argument(parser)
 
 
 def journal_options(args: argparse.Namespace):  # -> JournalOptions
@@ -56,6 +64,8 @@ def journal_options(args: argparse.Namespace):  # -> JournalOptions
 
 def session_meta(config, argv: list[str] | None = None) -> dict[str, object]:
     """What the journal records of how the trace was asked for."""
+    from tracing.probes import probe_names
+
     events = config.events
     return {
         "targets": list(config.describe_targets()),
@@ -65,6 +75,8 @@ def session_meta(config, argv: list[str] | None = None) -> dict[str, object]:
         "command_line": ["sikte-tui", *(sys.argv[1:] if argv is None else argv)],
         "event_selection": {"all": events.all, "failed": events.failed,
                             "slow_ns": events.slow_ns, "sample_n": events.sample_n},
+        "sample_hz": config.sample_hz,
+        "probes": {str(nr): name for nr, name in probe_names(config.uprobes).items()},
     }
 
 
@@ -79,6 +91,17 @@ def event_selection(args: argparse.Namespace):  # -> EventSelection
         raise UserError("--sample takes a positive N (1 in N events)")
     return EventSelection(all=args.events == "all", failed=args.events == "failed",
                           slow_ns=slow, sample_n=args.sample)
+
+
+MAX_SAMPLE_HZ = 1000
+
+
+def profile_options(args: argparse.Namespace) -> dict[str, object]:
+    """TraceConfig's sampling and probe fields from the command line (the probes are checked
+    by validate_targets)."""
+    if not 0 <= args.sample_hz <= MAX_SAMPLE_HZ:
+        raise UserError(f"--sample-hz takes 0 (off) to {MAX_SAMPLE_HZ} samples a second")
+    return {"sample_hz": args.sample_hz, "uprobes": tuple(args.uprobe)}
 
 
 def command_of(args: argparse.Namespace) -> tuple[str, ...]:
@@ -98,6 +121,10 @@ def validate_targets(config) -> None:
         check_pid(pid)
     if config.command:
         resolve_command(config.command)
+    if config.uprobes:
+        from tracing.bpf_engine import check_probes
+
+        check_probes(config.uprobes)
 
 
 def announce(tracer) -> None:
@@ -115,7 +142,8 @@ def print_program(args: argparse.Namespace) -> int:
     from syscall_tables import canonical_arch
     from tracing.bpf_engine import EngineOptions, build_cflags, program_text
 
-    options = EngineOptions(follow=not args.no_follow, events=event_selection(args))
+    options = EngineOptions(follow=not args.no_follow, events=event_selection(args),
+                            **profile_options(args))  # type: ignore[arg-type]
     print("// cflags: " + " ".join(build_cflags(options, canonical_arch(platform.machine()))))
     print(program_text(options))
     return 0
@@ -150,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     from tracing.privileges import require_tracing_privileges
     from tracing.record import record
     from tracing.report import format_summary, summary_json
+    from tracing.samples import SampleSet
     from tracing.tracer import TraceConfig
 
     if args.duration is not None and args.duration <= 0:
@@ -161,18 +190,28 @@ def run(args: argparse.Namespace) -> int:
         follow=not args.no_follow,
         events=event_selection(args),
         command_stdout=2 if args.json else None,
+        **profile_options(args),  # type: ignore[arg-type]
     )
     validate_targets(config)
     check_output(args)
+    check_folded(args.folded)
     require_tracing_privileges()
     journal = start_journal(journal_options(args), config.describe_targets(),
                             session_meta(config))
+    samples = SampleSet()
+
+    def on_snapshot(snapshot) -> None:
+        journal.put(snapshot)
+        samples.update(snapshot.samples)
+
     try:
         tracer, snapshot = record(config, args.duration, on_started=announce,
-                                  on_snapshot=journal.put)
+                                  on_snapshot=on_snapshot)
     finally:
         journal.close()
     save_session(journal, args)
+    if args.folded is not None:
+        write_folded(args.folded, samples, config.sample_hz)
     exit_status = snapshot.target_exit
     target = {
         "pids": list(config.pids),

@@ -8,10 +8,13 @@ about snapshots, the UI or the session store.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import errno
 import os
 import platform
+import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +28,15 @@ from tracing.model import (
     HIST_BUCKETS,
     Drops,
     ProcEvent,
+    ProcKind,
     StatKey,
     SyscallStats,
     merge_stats,
     no_events,
 )
+from tracing.probes import PROBE_NR_BASE, ProbeSpec, parse_probes
+from tracing.samples import KERNEL_MODULE, SampleCounter, StackSample
+from tracing.symbols import Frame, KernelSymbols, UserSymbols
 
 ENOTSUPP = 524  # the kernel-internal errno the bpf syscall returns for unsupported ops
 
@@ -39,6 +46,9 @@ SYSCALLS_PROGRAM = BPF_DIR / "syscalls.bpf.c"
 # target map (is_target(), children followed at fork) instead of keeping one of their own.
 TCP_PROGRAM = BPF_DIR / "tcp.bpf.c"
 PROFILE_PROGRAM = BPF_DIR / "profile.bpf.c"
+# Per half of the sample maps, which hold a tick's samples (a few hundred per CPU at most).
+STACK_ENTRIES = 8192  # distinct stacks (each up to 127 frames, ~1 KiB)
+SAMPLE_ENTRIES = 8192  # distinct (pid, tid, user stack, kernel stack) counts
 
 
 
@@ -55,9 +65,10 @@ STAT_VALUE_DTYPE = np.dtype([
 
 def _key_ids(keys: np.ndarray) -> np.ndarray:
     """One sortable 64-bit id per (pid, tid, nr) key: pids and tids fit 22 bits (pid_max is
-    at most 2^22) and syscall numbers 20 bits, with x32's 0x40000000 bit folded into bit 19."""
+    at most 2^22) and syscall numbers 20 bits: 18 of the number (every architecture's fit),
+    function probes' bit 29 (PROBE_NR_BASE) in bit 18 and x32's bit 30 in bit 19."""
     nr = keys["nr"].astype(np.uint64)
-    nr = (nr & 0x7FFFF) | (((nr >> 30) & 1) << 19)
+    nr = (nr & 0x3FFFF) | (((nr >> 29) & 1) << 18) | (((nr >> 30) & 1) << 19)
     return (keys["pid"].astype(np.uint64) << 42) | (keys["tid"].astype(np.uint64) << 20) | nr
 
 
@@ -215,6 +226,9 @@ def build_cflags(options: EngineOptions, arch: str) -> list[str]:
         "STATS_ENTRIES": options.stats_entries,
         "HAVE_GROUP_DEAD": int(tracefs.has_field("sched", "sched_process_exit", "group_dead")),
         "USE_TASK_STORAGE": int(_kernel_at_least(5, 11)),
+        "STACK_ENTRIES": STACK_ENTRIES,
+        "SAMPLE_ENTRIES": SAMPLE_ENTRIES,
+        "PROBE_NR_BASE": f"{PROBE_NR_BASE}U",
         **_exit_numbers(arch),
     }
     return [f"-D{k}={v}" for k, v in defines.items()]
@@ -232,6 +246,256 @@ def program_parts(options: EngineOptions | None = None) -> list[Path]:
 
 def program_text(options: EngineOptions | None = None) -> str:
     return "\n".join(f"// ---- {p.name}\n{p.read_text()}" for p in program_parts(options))
+
+
+# -- function probes (bpf/profile.bpf.c) ----------------------------------------------------
+
+
+def probe_path(spec: ProbeSpec) -> str:
+    """The file a probe goes in: a path as given, else a library as bcc finds it ("c" is
+    libc), else a program on PATH. UserError (one line) when there is none."""
+    target = spec.target
+    if "/" in target:
+        if not Path(target).is_file():
+            raise UserError(f"--uprobe {target}:{spec.function}: no such file {target}; give "
+                            "the path of a binary or library, or a library name like c")
+        return os.path.abspath(target)
+    import bcc
+
+    found = bcc.BPF.find_library(target)
+    if found:
+        return found.decode()
+    program = shutil.which(target)
+    if program:
+        return program
+    raise UserError(f"--uprobe {target}:{spec.function}: no library or program named "
+                    f"{target!r} (ldconfig -p lists libraries); give a path, or a library "
+                    "name like c for libc")
+
+
+def check_probes(texts: tuple[str, ...]) -> list[tuple[ProbeSpec, str]]:
+    """Each probe with its file, its function checked to exist there: bad ones fail here,
+    before anything is loaded."""
+    import bcc
+
+    checked = []
+    for spec in parse_probes(texts):
+        path = probe_path(spec)
+        try:
+            bcc.BPF._check_path_symbol(path, spec.function, None, -1)  # what attach does
+        except Exception:  # bcc raises a bare Exception for an unknown symbol
+            raise UserError(f"--uprobe {spec.target}:{spec.function}: no function "
+                            f"{spec.function!r} in {path}; 'nm -D {path}' lists its "
+                            "functions") from None
+        checked.append((spec, path))
+    return checked
+
+
+def attach_probes(bpf: object, texts: tuple[str, ...]) -> None:
+    """Probe i counts calls (entry) and latency (return) under nr PROBE_NR_BASE + i."""
+    for i, (spec, path) in enumerate(check_probes(texts)):
+        try:
+            bpf.attach_uprobe(name=path, sym=spec.function,  # type: ignore[attr-defined]
+                              fn_name=f"probe_entry_{i}".encode())
+            bpf.attach_uretprobe(name=path, sym=spec.function,  # type: ignore[attr-defined]
+                                 fn_name=f"probe_return_{i}".encode())
+        except Exception as err:  # bcc raises bare Exception for attach failures
+            raise UserError(f"--uprobe {spec.target}:{spec.function}: could not attach "
+                            f"({err}); run 'sikte-tui doctor'", exit_code=1) from err
+
+
+# -- on-CPU stack samples (bpf/profile.bpf.c) -----------------------------------------------
+
+SAMPLE_KEY_DTYPE = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("user_stack", "<i4"),
+                             ("kernel_stack", "<i4")])
+SAMPLE_COUNT_DTYPE = np.dtype("<u8")
+EXEC_SETTLE_S = 0.02  # after an exec, the dynamic loader maps the libraries: read them then
+MISSING_USER = "[missing user stack]"
+LOST_STACK = "[stack lost: stack map full]"
+_SYMBOL_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_uint64,
+                                    ctypes.c_uint64, ctypes.c_void_p)
+_STT_FUNC, _STT_GNU_IFUNC = 2, 10
+
+
+def _stack_lost(stack_id: int) -> bool:
+    return stack_id in (-errno.EEXIST, -errno.ENOMEM)
+
+
+class BccElfReader:
+    """ELF function symbols through bcc's reader, which also finds separate debug files."""
+
+    def __init__(self) -> None:
+        from bcc.libbcc import bcc_symbol_option, lib
+
+        self._lib = lib
+        lib.bcc_elf_foreach_sym.argtypes = [ctypes.c_char_p, _SYMBOL_CALLBACK,
+                                            ctypes.c_void_p, ctypes.c_void_p]
+        lib.bcc_elf_foreach_sym.restype = ctypes.c_int
+        lib.bcc_elf_foreach_vdso_sym.argtypes = [_SYMBOL_CALLBACK, ctypes.c_void_p]
+        lib.bcc_elf_foreach_vdso_sym.restype = ctypes.c_int
+        lib.bcc_elf_get_text_scn_info.argtypes = [ctypes.c_char_p,
+                                                  ctypes.POINTER(ctypes.c_uint64),
+                                                  ctypes.POINTER(ctypes.c_uint64)]
+        lib.bcc_elf_get_text_scn_info.restype = ctypes.c_int
+        self._option = bcc_symbol_option(use_debug_file=1, check_debug_file_crc=1,
+                                         lazy_symbolize=0,
+                                         use_symbol_type=(1 << _STT_FUNC) | (1 << _STT_GNU_IFUNC))
+
+    @staticmethod
+    def _collect(call: object) -> list[tuple[int, int, str]]:
+        symbols: list[tuple[int, int, str]] = []
+
+        def add(name: bytes, start: int, size: int, _payload: object) -> int:
+            symbols.append((start, size, name.decode(errors="replace")))
+            return 0
+
+        call(_SYMBOL_CALLBACK(add))  # type: ignore[operator]
+        return symbols
+
+    def symbols(self, path: str) -> list[tuple[int, int, str]]:
+        return self._collect(lambda cb: self._lib.bcc_elf_foreach_sym(
+            path.encode(), cb, ctypes.byref(self._option), None))
+
+    def text_section(self, path: str) -> tuple[int, int] | None:
+        addr, offset = ctypes.c_uint64(), ctypes.c_uint64()
+        if self._lib.bcc_elf_get_text_scn_info(path.encode(), ctypes.byref(addr),
+                                               ctypes.byref(offset)) != 0:
+            return None
+        return addr.value, offset.value
+
+    def vdso_symbols(self) -> list[tuple[int, int, str]]:
+        return self._collect(lambda cb: self._lib.bcc_elf_foreach_vdso_sym(cb, None))
+
+
+class StackSampler:
+    """The perf cpu-clock events, the kernel's sample counts and the names of their frames.
+
+    The kernel counts into one half of the sample and stack maps while the other is read and
+    emptied: each read takes the half the kernel left a tick ago, so no sample is being
+    written to it, then swaps. Samples thus arrive a tick late; the final read takes both.
+    User frames are named from each process's maps, read when it is first sampled or just
+    after it execs, and kept one read after it is gone (its last samples come a tick late)."""
+
+    def __init__(self, bpf: object, hz: int) -> None:
+        import bcc
+
+        try:
+            bpf.attach_perf_event(  # type: ignore[attr-defined]
+                ev_type=bcc.PerfType.SOFTWARE, ev_config=bcc.PerfSWConfig.CPU_CLOCK,
+                fn_name=b"on_cpu_sample", sample_freq=hz)
+        except Exception as err:  # bcc raises bare Exception for attach failures
+            raise UserError(f"could not start CPU sampling at {hz} Hz ({err}); trace without "
+                            "it with --sample-hz 0", exit_code=1) from err
+        self.hz = hz
+        self._half = bpf[b"sample_half"]  # type: ignore[index]
+        self._halves = [(bpf[f"samples_{i}".encode()],  # type: ignore[index]
+                         bpf[f"stack_traces_{i}".encode()]) for i in (0, 1)]  # type: ignore[index]
+        self._readers = [BatchReader(table, SAMPLE_KEY_DTYPE, SAMPLE_COUNT_DTYPE)
+                         for table, _ in self._halves]
+        self._writing = 0  # the half the kernel writes
+        self._counters = bpf[b"sample_counters"]  # type: ignore[index]
+        self._counter = SampleCounter()
+        self._user = UserSymbols(BccElfReader())
+        self._kernel = KernelSymbols(lambda: bcc.SymbolCache(-1))  # kallsyms: one, no files
+        # Named stacks, by their addresses (stack ids are reused once a half is emptied).
+        self._user_frames: dict[int, dict[tuple[int, ...], tuple[Frame, ...]]] = {}
+        self._kernel_frames: dict[tuple[int, ...], tuple[Frame, ...]] = {}
+        self._pending: dict[int, float] = {}  # pid -> when to read its maps
+        self._gone: set[int] = set()  # processes to forget after the next read
+
+    # -- processes -------------------------------------------------------------------------
+
+    def note_exec(self, pid: int) -> None:
+        """A new program in `pid`: its old maps and frames no longer apply."""
+        self._user.forget(pid)
+        self._user_frames.pop(pid, None)
+        self._pending[pid] = time.monotonic() + EXEC_SETTLE_S
+
+    def capture_due(self) -> float:
+        """Read the maps of processes that exec'd a moment ago (a short-lived one may be
+        gone by the next read); returns when the next one is due."""
+        now = time.monotonic()
+        for pid in [p for p, due in self._pending.items() if due <= now]:
+            del self._pending[pid]
+            self._user.watch(pid)
+        return min(self._pending.values(), default=float("inf"))
+
+    def retire(self, processes: set[int]) -> None:
+        """These processes are gone: forget them once their last samples are read."""
+        self._gone |= processes
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, comms: Mapping[int, str], final: bool = False) -> tuple[StackSample, ...]:
+        """The stacks whose counts grew (cumulative counts): the half the kernel left a tick
+        ago, and with `final` the other one too."""
+        gone, self._gone = self._gone, set()
+        self._user.next_round()
+        self._drain(1 - self._writing, comms)
+        self._writing = 1 - self._writing
+        self._half[self._half.Key(0)] = self._half.Leaf(self._writing)
+        if final:
+            self._drain(1 - self._writing, comms)
+        for pid in gone:
+            self._user.forget(pid)
+            self._user_frames.pop(pid, None)
+            self._pending.pop(pid, None)
+        return self._counter.take_changed()
+
+    def _drain(self, half: int, comms: Mapping[int, str]) -> None:
+        """Count one half's samples and empty it."""
+        from bcc.libbcc import lib
+
+        table, stacks = self._halves[half]
+        keys, counts = self._readers[half].read()
+        rows = zip(keys["pid"].tolist(), keys["tid"].tolist(), keys["user_stack"].tolist(),
+                   keys["kernel_stack"].tolist(), counts.tolist(), strict=True)
+        for pid, tid, user_stack, kernel_stack, count in rows:
+            user = self._user_stack(stacks, pid, user_stack)
+            kernel = self._kernel_stack(stacks, kernel_stack)
+            frames = user + kernel
+            self._counter.add(StackSample(pid, tid, comms.get(pid, "?"),
+                                          tuple(f for f, _ in frames),
+                                          tuple(m for _, m in frames), len(kernel), count))
+        for raw in (keys[i].tobytes() for i in range(len(keys))):
+            lib.bpf_delete_elem(table.map_fd, ctypes.c_char_p(raw))
+        # Every stack, also those of samples the full sample map could not count (bcc's
+        # StackTrace.clear does nothing).
+        for stack_key in list(stacks.keys()):  # type: ignore[attr-defined]
+            del stacks[stack_key]  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _walk(stacks: object, stack_id: int) -> tuple[int, ...]:
+        """The stack's addresses, root first."""
+        try:
+            return tuple(reversed(list(stacks.walk(stack_id))))  # type: ignore[attr-defined]
+        except KeyError:  # not in the map
+            return ()
+
+    def _user_stack(self, stacks: object, pid: int, stack_id: int) -> tuple[Frame, ...]:
+        if stack_id < 0:
+            return ((LOST_STACK if _stack_lost(stack_id) else MISSING_USER, ""),)
+        addresses = self._walk(stacks, stack_id)
+        per_pid = self._user_frames.setdefault(pid, {})
+        frames = per_pid.get(addresses)
+        if frames is None:
+            frames = per_pid[addresses] = tuple(self._user.frame(pid, a) for a in addresses)
+        return frames
+
+    def _kernel_stack(self, stacks: object, stack_id: int) -> tuple[Frame, ...]:
+        if stack_id < 0:  # -EFAULT: sampled in user mode, no kernel stack
+            return ((LOST_STACK, KERNEL_MODULE),) if _stack_lost(stack_id) else ()
+        addresses = self._walk(stacks, stack_id)
+        frames = self._kernel_frames.get(addresses)
+        if frames is None:
+            frames = self._kernel_frames[addresses] = tuple(
+                self._kernel.frame(a) for a in addresses)
+        return frames
+
+    def drops(self) -> dict[str, int]:
+        slots = [sum(self._counters[self._counters.Key(i)]) for i in range(4)]
+        return {"stacks_missing": slots[1], "stack_collisions": slots[2],
+                "samples_lost": slots[3]}
 
 
 class SyscallProgram:
@@ -264,6 +528,14 @@ class SyscallProgram:
         self._deadline = 0.0
         self._bpf[b"events"].open_ring_buffer(self._on_event)
         self._bpf[b"proc_events"].open_ring_buffer(self._on_proc_event)
+        self.sampler: StackSampler | None = None
+        try:
+            if options.sample_hz:
+                self.sampler = StackSampler(self._bpf, options.sample_hz)
+            attach_probes(self._bpf, options.uprobes)
+        except BaseException:
+            self._bpf.cleanup()
+            raise
 
     # -- targets ---------------------------------------------------------------------------
 
@@ -303,6 +575,8 @@ class SyscallProgram:
                 filename=e.filename.decode(errors="replace"),
             )
         )
+        if self.sampler is not None and e.kind == ProcKind.EXEC:  # new maps: capture them soon
+            self.sampler.note_exec(e.pid)
         return 0
 
     def drain(self, deadline: float = float("inf")) -> None:
@@ -314,6 +588,8 @@ class SyscallProgram:
     def poll_until(self, deadline: float) -> None:
         """Take events until the monotonic deadline (at least whatever is waiting now)."""
         self._deadline = deadline
+        if self.sampler is not None:  # wake up in time to capture just-exec'd processes
+            deadline = min(deadline, self.sampler.capture_due())
         timeout_ms = max(0, int((deadline - time.monotonic()) * 1000))
         self._bpf.ring_buffer_poll(timeout_ms)
 
@@ -386,6 +662,8 @@ class SyscallProgram:
         reported their final values, so the map, and every read, holds live threads only.
 
         Their values stay here: should the pid be reused, new counts add to the old ones."""
+        if self.sampler is not None:
+            self.sampler.retire(processes)
         keys, values = self._read
         if not (threads or processes) or not len(keys):
             return
@@ -410,7 +688,16 @@ class SyscallProgram:
 
     def read_drops(self) -> Drops:
         totals = [sum(self._counters[self._counters.Key(i)]) for i in range(5)]
-        return Drops(*totals)
+        drops = Drops(*totals)
+        if self.sampler is not None:
+            drops = dataclasses.replace(drops, **self.sampler.drops())
+        return drops
+
+    def read_samples(self, comms: Mapping[int, str],
+                     final: bool = False) -> tuple[StackSample, ...]:
+        """The stacks whose sample counts grew since the last call (cumulative counts); they
+        come a tick late, except with `final`."""
+        return self.sampler.read(comms, final) if self.sampler is not None else ()
 
     def close(self) -> None:
         self._bpf.cleanup()

@@ -92,6 +92,8 @@ def _write_all(session: StoredSession, directory: Path, report: Progress) -> Non
         ("syscalls", lambda: syscalls_table(session, names)),
         ("timeline", lambda: timeline_table(session, names)),
         ("events", lambda: events_table(session, names)),
+        ("samples", lambda: samples_table(session)),
+        ("connections", lambda: connections_table(session)),
     )
     encoded = json.dumps(meta).encode()
     for i, (name, build) in enumerate(steps):
@@ -105,7 +107,8 @@ def _write_all(session: StoredSession, directory: Path, report: Progress) -> Non
 
 def _encodings(table: pa.Table) -> dict[str, Any]:
     """Timestamps and durations compress far better as deltas."""
-    delta = [c for c in ("ts",) if c in table.column_names]
+    delta = [c for c in ("ts",) if c in table.column_names
+             and pa.types.is_timestamp(table.schema.field(c).type)]
     if not delta:
         return {"use_dictionary": True}
     return {"column_encoding": {c: "DELTA_BINARY_PACKED" for c in delta},
@@ -246,4 +249,53 @@ def processes_table(session: StoredSession) -> pa.Table:
         "abi": pa.array(p["abi"], pa.string()),
         "start_ts": stamp("start_ts_ns"), "exit_ts": stamp("exit_ts_ns"),
         "exit_code": optional_int("exit_code"), "exit_signal": optional_int("exit_signal"),
+    })
+
+
+def samples_table(session: StoredSession) -> pa.Table:
+    """One row per interval and stack: `count` samples landed on `frames` (root first) in the
+    interval that ended at `ts`."""
+    smp = session.samples
+    frames = list(smp["frames"])
+    kernel = smp["kernel_frames"].to_numpy(np.int64)
+    depth = np.array([len(f) for f in frames], dtype=np.int64)
+    return pa.table({
+        "ts": _utc(smp["ts_ns"], session.wall_offset_ns),
+        "pid": pa.array(smp["pid"], pa.int32()), "tid": pa.array(smp["tid"], pa.int32()),
+        "comm": pa.array(smp["comm"], pa.string()),
+        "frames": pa.array([list(f) for f in frames], pa.list_(pa.string())),
+        "modules": pa.array([list(m) for m in smp["modules"]], pa.list_(pa.string())),
+        "count": pa.array(smp["count"], pa.int64()),
+        "user_frames": pa.array(depth - kernel, pa.int32()),
+        "kernel_frames": pa.array(kernel, pa.int32()),
+        "leaf": pa.array([f[-1] if f else "" for f in frames], pa.string()),
+    })
+
+
+def connections_table(session: StoredSession) -> pa.Table:
+    """One row per TCP connection, in its newest state."""
+    con = session.connections
+    offset = session.wall_offset_ns
+    start = con["ts_ns"].to_numpy(np.int64)
+    end = con["end_ts_ns"].to_numpy(np.int64)
+    end_utc = pa.array([int(e) + offset if e else None for e in end], pa.int64()).cast(TIMESTAMP)
+    text = {c: pa.array(con[c], pa.string()) for c in (
+        "comm", "cgroup_path", "container_id", "container_name", "container_runtime", "saddr",
+        "daddr", "direction", "state", "result", "error")}
+    return pa.table({
+        "ts": _utc(start, offset), "end_ts": end_utc,
+        "conn_id": pa.array(con["conn_id"], pa.int64()),
+        "pid": pa.array(con["pid"], pa.int32()), "tid": pa.array(con["tid"], pa.int32()),
+        "comm": text["comm"], "cgroup_id": pa.array(con["cgroup_id"], pa.uint64()),
+        "cgroup_path": text["cgroup_path"], "container_id": text["container_id"],
+        "container_name": text["container_name"],
+        "container_runtime": text["container_runtime"],
+        "family": pa.array(con["family"], pa.int8()),
+        "saddr": text["saddr"], "sport": pa.array(con["sport"], pa.int32()),
+        "daddr": text["daddr"], "dport": pa.array(con["dport"], pa.int32()),
+        "direction": text["direction"], "state": text["state"],
+        "duration_ns": pa.array([int(e - s) if e else None for s, e in zip(start, end,
+                                                                           strict=True)],
+                                pa.int64()),
+        "result": text["result"], "error": text["error"],
     })

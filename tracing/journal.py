@@ -13,11 +13,15 @@ Tables (docs/session-format.md documents every column):
   timeline       per tick and (pid, tid, syscall): the interval's counts and histogram
   aggregates     per (pid, tid, syscall): totals since the start, with the histogram
   event_batches  individual syscall events, as packed EVENT_DTYPE records per batch
+  stacks         (schema 2) one row per distinct sampled stack of a thread, frames as JSON
+  sample_timeline (schema 2) per tick and stack: the CPU samples of the interval
+  connections    (schema 2) one row per TCP connection, its newest state
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tracing.connections import Connection
 from tracing.errors import UserError
 from tracing.model import (
     ProcessInfo,
@@ -42,13 +47,14 @@ from tracing.model import (
     bucket_bounds,
     merge_stats,
 )
+from tracing.samples import SampleKey, StackSample
 from tracing.userfiles import Owner, give_to, invoking_user, make_dirs_for, sessions_dir
 
 if TYPE_CHECKING:
     from tracing.stored import StoredSession
 
 FORMAT = "sikte-tui-journal"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FLUSH_INTERVAL_S = 0.5  # the most a SIGKILL can lose (plus one tick)
 
 # Each entry upgrades the schema from the version before it. Journals are upgraded when
@@ -70,7 +76,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TABLE event_batches (id INTEGER PRIMARY KEY, first_ts_ns INTEGER,
             last_ts_ns INTEGER, n INTEGER, data BLOB)""",
     ),
+    2: (
+        """CREATE TABLE stacks (id INTEGER PRIMARY KEY, pid INTEGER, tid INTEGER, comm TEXT,
+            frames TEXT, modules TEXT, kernel_frames INTEGER)""",
+        """CREATE TABLE sample_timeline (ts_ns INTEGER, stack INTEGER, count INTEGER)""",
+        "CREATE INDEX sample_timeline_ts ON sample_timeline (ts_ns)",
+        """CREATE TABLE connections (conn_id INTEGER PRIMARY KEY, ts_ns INTEGER, pid INTEGER,
+            tid INTEGER, comm TEXT, cgroup_id INTEGER, family INTEGER, saddr TEXT,
+            sport INTEGER, daddr TEXT, dport INTEGER, direction TEXT, state TEXT,
+            end_ts_ns INTEGER, result TEXT, error TEXT, cgroup_path TEXT, container_id TEXT,
+            container_name TEXT, container_runtime TEXT)""",
+    ),
 }
+CONNECTION_COLUMNS = tuple(f.name for f in dataclasses.fields(Connection))
 
 _HIST_DTYPE = np.dtype("<u8")
 
@@ -124,16 +142,25 @@ class _Writer:
     def __init__(self) -> None:
         self.cumulative: dict[StatKey, SyscallStats] = {}
         self.processes: dict[int, ProcessInfo] = {}
+        self.stack_ids: dict[SampleKey, int] = {}
+        self.sample_counts: dict[SampleKey, int] = {}  # cumulative, as written
 
     def flush(self, db: sqlite3.Connection, snapshots: list[Snapshot],
               meta: Mapping[str, Any]) -> None:
         """Write snapshots in one transaction. The in-memory state changes only after the
         commit, so a failed flush can be retried whole elsewhere."""
         cumulative = dict(self.cumulative)
+        stack_ids, sample_counts = dict(self.stack_ids), dict(self.sample_counts)
         with db:
             for snapshot in snapshots:
                 self._timeline(db, snapshot, cumulative)
                 self._events(db, snapshot)
+                self._samples(db, snapshot, stack_ids, sample_counts)
+            db.executemany(
+                f"INSERT OR REPLACE INTO connections VALUES "
+                f"({','.join('?' * len(CONNECTION_COLUMNS))})",
+                (dataclasses.astuple(c) for c in {
+                    c.conn_id: c for s in snapshots for c in s.connections}.values()))
             changed = [k for s in snapshots for k in s.interval]
             db.executemany(
                 "INSERT OR REPLACE INTO aggregates VALUES (?,?,?,?,?,?,?,?,?)",
@@ -145,6 +172,7 @@ class _Writer:
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                            ((k, json.dumps(v)) for k, v in meta.items()))
         self.cumulative = cumulative
+        self.stack_ids, self.sample_counts = stack_ids, sample_counts
         self.processes.update((p.pid, p) for p in processes)
 
     @staticmethod
@@ -171,6 +199,22 @@ class _Writer:
                        "VALUES (?,?,?,?)", (int(batch["ts"].min()), int(batch["ts"].max()),
                                             len(batch), batch.tobytes()))
 
+    @staticmethod
+    def _samples(db: sqlite3.Connection, snapshot: Snapshot, stack_ids: dict[SampleKey, int],
+                 counts: dict[SampleKey, int]) -> None:
+        """The interval's samples per stack (snapshots give cumulative counts)."""
+        rows = []
+        for s in snapshot.samples:
+            stack = stack_ids.get(s.key)
+            if stack is None:
+                stack = stack_ids[s.key] = len(stack_ids) + 1
+                db.execute("INSERT INTO stacks VALUES (?,?,?,?,?,?,?)", _stack_row(stack, s))
+            delta = s.count - counts.get(s.key, 0)
+            counts[s.key] = s.count
+            if delta > 0:
+                rows.append((snapshot.ts_ns, stack, delta))
+        db.executemany("INSERT INTO sample_timeline VALUES (?,?,?)", rows)
+
     def _changed_processes(self, snapshot: Snapshot) -> list[ProcessInfo]:
         known = self.processes
         return [p for pid, p in snapshot.processes.items() if known.get(pid) != p]
@@ -183,6 +227,11 @@ def _process_row(p: ProcessInfo) -> tuple[Any, ...]:
             p.start_ts_ns or None, p.exit_ts_ns or None, code, sig)
 
 
+def _stack_row(stack: int, s: StackSample) -> tuple[Any, ...]:
+    return (stack, s.pid, s.tid, s.comm, json.dumps(list(s.frames)), json.dumps(list(s.modules)),
+            s.kernel_frames)
+
+
 def snapshot_meta(snapshot: Snapshot) -> dict[str, Any]:
     """What a snapshot changes in the session's metadata."""
     d = snapshot.drops
@@ -193,7 +242,9 @@ def snapshot_meta(snapshot: Snapshot) -> dict[str, Any]:
         "arch": snapshot.arch, "state": snapshot.state, "targets": list(snapshot.targets),
         "drops": {"events": d.events, "stats_full": d.stats_full,
                   "proc_events": d.proc_events, "inflight": d.inflight,
-                  "events_sent": d.events_sent},
+                  "events_sent": d.events_sent, "stacks_missing": d.stacks_missing,
+                  "stack_collisions": d.stack_collisions, "samples_lost": d.samples_lost,
+                  "tcp_events": d.tcp_events},
         "exit_code": exit_status.code if exit_status else None,
         "exit_signal": exit_status.signal if exit_status else None,
     }

@@ -13,6 +13,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tracing.connections import Connection
+from tracing.samples import StackSample
+
 # Log-linear latency histogram, as in bpf/syscalls.bpf.c: values below HIST_SUB ns have a
 # bucket each; above, every power of two is split into HIST_SUB linear buckets.
 HIST_SUB = 8
@@ -248,10 +251,16 @@ class Drops:
     proc_events: int = 0  # process events with no room in their ring buffer
     inflight: int = 0  # syscalls not timed because no in-flight slot could be made
     events_sent: int = 0  # syscall events the kernel submitted
+    stacks_missing: int = 0  # CPU samples whose user stack could not be read
+    stack_collisions: int = 0  # CPU samples whose stack the stack map had no room for
+    samples_lost: int = 0  # CPU samples not counted: the sample map was full
+    tcp_events: int = 0  # TCP state changes with no room in their ring buffer
 
     @property
     def total(self) -> int:
-        return self.events + self.stats_full + self.proc_events + self.inflight
+        return (self.events + self.stats_full + self.proc_events + self.inflight
+                + self.stacks_missing + self.stack_collisions + self.samples_lost
+                + self.tcp_events)
 
 
 class TraceState:
@@ -283,6 +292,14 @@ class Snapshot:
     target_exit: ExitStatus | None = None  # the launched command's, once it has ended
     targets: tuple[str, ...] = field(default=())
     epoch: int = 0  # increases at each reset: stats restarted from zero
+    # CPU stack samples: the stacks whose counts changed since the previous snapshot, with
+    # their cumulative counts (keep the newest per StackSample.key), and the sampling rate.
+    samples: tuple[StackSample, ...] = ()
+    sample_hz: int = 0
+    probes: Mapping[int, str] = field(default_factory=dict)  # nr -> "uprobe:c:malloc"
+    # TCP connections new or changed since the previous snapshot (keep the newest per
+    # Connection.conn_id).
+    connections: tuple[Connection, ...] = ()
 
     @property
     def elapsed_s(self) -> float:

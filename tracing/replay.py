@@ -7,6 +7,7 @@ Format: gzip'd JSON lines, one snapshot per line, preceded by a header line
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tracing.connections import Connection
 from tracing.errors import UserError
 from tracing.model import (
     EVENT_DTYPE,
@@ -27,6 +29,7 @@ from tracing.model import (
     SyscallStats,
     event_objects,
 )
+from tracing.samples import StackSample
 
 FORMAT = "sikte-tui-snapshots"
 VERSION = 1
@@ -77,9 +80,15 @@ def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
         "proc_events": [[e.ts_ns, e.kind, e.pid, e.tid, e.ppid, e.status, e.process_gone,
                          e.comm, e.filename] for e in s.proc_events],
         "drops": [s.drops.events, s.drops.stats_full, s.drops.proc_events, s.drops.inflight,
-                  s.drops.events_sent],
+                  s.drops.events_sent, s.drops.stacks_missing, s.drops.stack_collisions,
+                  s.drops.samples_lost, s.drops.tcp_events],
         "tracer_cpu_s": s.tracer_cpu_s, "target_exit": _exit_to(s.target_exit),
         "targets": list(s.targets),
+        "samples": [[x.pid, x.tid, x.comm, list(x.frames), list(x.modules), x.kernel_frames,
+                     x.count] for x in s.samples],
+        "sample_hz": s.sample_hz,
+        "probes": {str(nr): name for nr, name in s.probes.items()},
+        "connections": [dataclasses.astuple(c) for c in s.connections],
     }
 
 
@@ -102,6 +111,13 @@ def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
         proc_events=tuple(ProcEvent(*e) for e in d["proc_events"]),
         drops=Drops(*d["drops"]), tracer_cpu_s=d["tracer_cpu_s"],
         target_exit=_exit_from(d["target_exit"]), targets=tuple(d["targets"]),
+        # Recordings from before CPU samples and function probes have none.
+        samples=tuple(StackSample(pid, tid, comm, tuple(frames), tuple(modules), kernel, count)
+                      for pid, tid, comm, frames, modules, kernel, count
+                      in d.get("samples", ())),
+        sample_hz=d.get("sample_hz", 0),
+        probes={int(nr): name for nr, name in d.get("probes", {}).items()},
+        connections=tuple(Connection(*c) for c in d.get("connections", ())),
     )
 
 

@@ -24,7 +24,10 @@ def abi_of(snapshot: Snapshot, pid: int) -> str:
 
 
 def key_name(snapshot: Snapshot, key: StatKey) -> str:
-    return syscall_name(key.nr, abi_of(snapshot, key.pid))
+    """The name shown for an entry: its function probe's, else its syscall's in the process's
+    ABI."""
+    probe = snapshot.probes.get(key.nr)
+    return probe if probe is not None else syscall_name(key.nr, abi_of(snapshot, key.pid))
 
 
 def syscall_rows(snapshot: Snapshot, pid: int | None = None) -> list[SyscallRow]:
@@ -98,7 +101,10 @@ def format_summary(snapshot: Snapshot, per_process: bool = False) -> str:
     if drops.total:
         parts.append(
             f"dropped: {drops.events} events (ring buffer full), {drops.stats_full} syscalls "
-            f"(stats map full), {drops.proc_events} process events, {drops.inflight} untimed"
+            f"(stats map full), {drops.proc_events} process events, {drops.inflight} untimed, "
+            f"CPU samples: {drops.stacks_missing} without a user stack, "
+            f"{drops.stack_collisions} with a stack lost (stack map full), "
+            f"{drops.samples_lost} not counted (sample map full)"
         )
     return "\n\n".join(parts)
 
@@ -142,6 +148,9 @@ def summary_json(snapshot: Snapshot, target: dict[str, object],
             "stats_full": snapshot.drops.stats_full,
             "proc_events": snapshot.drops.proc_events,
             "inflight": snapshot.drops.inflight,
+            "stacks_missing": snapshot.drops.stacks_missing,
+            "stack_collisions": snapshot.drops.stack_collisions,
+            "samples_lost": snapshot.drops.samples_lost,
         },
         "target": target,
     }

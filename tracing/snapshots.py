@@ -21,6 +21,7 @@ from tracing.model import (
     SyscallStats,
     no_events,
 )
+from tracing.samples import StackSample
 
 
 class SnapshotBuilder:
@@ -29,11 +30,14 @@ class SnapshotBuilder:
     what changed. `reset()` starts the shown totals from zero again (a new epoch)."""
 
     def __init__(self, start_ts_ns: int, start_wall_time: float, arch: str,
-                 targets: tuple[str, ...] = ()) -> None:
+                 targets: tuple[str, ...] = (), sample_hz: int = 0,
+                 probes: Mapping[int, str] | None = None) -> None:
         self.start_ts_ns = start_ts_ns
         self.start_wall_time = start_wall_time
         self.arch = arch
         self.targets = targets
+        self.sample_hz = sample_hz
+        self.probes = MappingProxyType(dict(probes or {}))
         self.epoch = 0
         self._seq = 0
         self._prev_ts_ns = start_ts_ns
@@ -73,6 +77,7 @@ class SnapshotBuilder:
         drops: Drops,
         tracer_cpu_s: float,
         target_exit: ExitStatus | None = None,
+        samples: Iterable[StackSample] = (),
     ) -> Snapshot:
         """`changes`: the entries that are new or changed since the last build, cumulative;
         `deltas`: their change since then, when the caller has it (else it is computed)."""
@@ -100,11 +105,15 @@ class SnapshotBuilder:
             target_exit=target_exit,
             targets=self.targets,
             epoch=self.epoch,
+            samples=tuple(samples),
+            sample_hz=self.sample_hz,
+            probes=self.probes,
         )
 
 
 def rebase(snapshot: Snapshot, baseline: Snapshot | None) -> Snapshot:
-    """The snapshot as counted since `baseline` (for reset in replayed sessions)."""
+    """The snapshot as counted since `baseline` (for reset in replayed sessions); its
+    samples stay cumulative (SampleSet keeps its own baseline)."""
     if baseline is None:
         return snapshot
     base = baseline.stats

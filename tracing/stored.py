@@ -7,6 +7,7 @@ UTC nanoseconds (`ts_ns + wall_offset_ns`), exactly, in both directions.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -18,11 +19,13 @@ import numpy as np
 import pandas as pd
 
 from tracing.errors import UserError
-from tracing.journal import FORMAT, SCHEMA_VERSION, hist_from_blob
+from tracing.journal import CONNECTION_COLUMNS, FORMAT, SCHEMA_VERSION, hist_from_blob
 from tracing.model import EVENT_DTYPE, bucket_of
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PARQUET_FILES = ("syscalls", "events", "timeline", "processes")
+OPTIONAL_PARQUET_FILES = ("samples", "connections")  # absent from older exports
+SAMPLE_COLUMNS = ("ts_ns", "pid", "tid", "comm", "frames", "modules", "kernel_frames", "count")
 
 
 @dataclass
@@ -34,6 +37,13 @@ class StoredSession:
     timeline: pd.DataFrame  # ts_ns, pid, tid, nr, count, errors, total_ns, max_ns, hist
     aggregates: pd.DataFrame  # pid, tid, nr, count, errors, total_ns, min_ns, max_ns, hist
     events: np.ndarray  # EVENT_DTYPE, oldest first
+    # CPU samples per interval and stack: ts_ns, pid, tid, comm, frames (tuple), modules
+    # (tuple), kernel_frames, count
+    samples: pd.DataFrame = dataclasses.field(
+        default_factory=lambda: pd.DataFrame(columns=SAMPLE_COLUMNS))
+    # TCP connections, the newest state of each: Connection's fields
+    connections: pd.DataFrame = dataclasses.field(
+        default_factory=lambda: pd.DataFrame(columns=CONNECTION_COLUMNS))
 
     @property
     def wall_offset_ns(self) -> int:
@@ -133,7 +143,24 @@ def read_journal(db: sqlite3.Connection, path: Path) -> StoredSession:
     events = np.frombuffer(b"".join(blobs), dtype=EVENT_DTYPE)
     if len(events) and (np.diff(events["ts"].astype(np.int64)) < 0).any():
         events = np.sort(events, order="ts", kind="stable")  # per-CPU buffers interleave
-    return StoredSession(path, meta, processes, proc_events, timeline, aggregates, events)
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    session = StoredSession(path, meta, processes, proc_events, timeline, aggregates, events)
+    if "stacks" in tables:  # schema 2 on
+        session.samples = _journal_samples(db)
+        session.connections = pd.read_sql_query(
+            "SELECT * FROM connections ORDER BY ts_ns, conn_id", db)
+    return session
+
+
+def _journal_samples(db: sqlite3.Connection) -> pd.DataFrame:
+    samples = pd.read_sql_query(
+        "SELECT t.ts_ns, s.pid, s.tid, s.comm, s.frames, s.modules, s.kernel_frames, t.count "
+        "FROM sample_timeline t JOIN stacks s ON s.id = t.stack ORDER BY t.ts_ns, s.id", db)
+    # Stacks repeat over intervals: decode each distinct one once.
+    for column in ("frames", "modules"):
+        decoded = {text: tuple(json.loads(text)) for text in samples[column].unique()}
+        samples[column] = samples[column].map(decoded)
+    return samples
 
 
 # -- Parquet directories --------------------------------------------------------------------
@@ -152,10 +179,12 @@ def _from_parquet(path: Path) -> StoredSession:
         if meta.get("format") != FORMAT:
             raise UserError(f"{path}/session.json is not a sikte-tui session's")
         tables = {n: pq.read_table(path / f"{n}.parquet").to_pandas() for n in PARQUET_FILES}
+        tables.update({n: pq.read_table(path / f"{n}.parquet").to_pandas()
+                       for n in OPTIONAL_PARQUET_FILES if (path / f"{n}.parquet").exists()})
     except (ValueError, OSError, pyarrow.lib.ArrowException) as err:
         raise UserError(f"{path} is corrupt or unreadable ({err})") from None
     offset = wall_offset_ns(meta)
-    return StoredSession(
+    session = StoredSession(
         path, meta,
         processes=_processes_from(tables["processes"], offset),
         proc_events=pd.DataFrame(columns=["ts_ns", "kind", "pid", "tid", "ppid", "status",
@@ -164,6 +193,32 @@ def _from_parquet(path: Path) -> StoredSession:
         aggregates=_stats_from(tables["syscalls"], offset),
         events=_events_from(tables["events"], offset),
     )
+    if "samples" in tables:
+        session.samples = _samples_from(tables["samples"], offset)
+    if "connections" in tables:
+        session.connections = _connections_from(tables["connections"], offset)
+    return session
+
+
+def _samples_from(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
+    out = pd.DataFrame({"ts_ns": _mono(frame["ts"], offset)})
+    for column in ("pid", "tid", "comm", "kernel_frames", "count"):
+        out[column] = frame[column].to_numpy()
+    for column in ("frames", "modules"):
+        out[column] = [tuple(v) for v in frame[column]]
+    return out[list(SAMPLE_COLUMNS)]
+
+
+def _connections_from(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
+    out = frame.copy()
+    out["ts_ns"] = _mono(out["ts"], offset)
+    ended = out["end_ts"].notna()
+    out["end_ts_ns"] = np.where(ended, _mono(out["end_ts"], offset), 0)
+    out["family"] = out["family"].astype(np.int64)
+    for column in CONNECTION_COLUMNS:
+        if out[column].dtype == object:
+            out[column] = out[column].fillna("")
+    return out[list(CONNECTION_COLUMNS)]
 
 
 def _mono(column: pd.Series, offset: int) -> np.ndarray:

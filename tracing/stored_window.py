@@ -7,12 +7,15 @@ good as the live ones. Pure: plain tables in, a Snapshot out.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 
+from tracing.connections import Connection
+from tracing.journal import CONNECTION_COLUMNS
 from tracing.model import (
     HIST_BUCKETS,
     Drops,
@@ -24,6 +27,7 @@ from tracing.model import (
     bucket_bounds,
     hist_from_dense,
 )
+from tracing.samples import StackSample
 from tracing.stored import StoredSession
 
 SAVED = "saved session"
@@ -101,8 +105,37 @@ def stored_processes(session: StoredSession) -> dict[int, ProcessInfo]:
 
 def _drops(meta: dict) -> Drops:
     d = meta.get("drops") or {}
-    return Drops(d.get("events", 0), d.get("stats_full", 0), d.get("proc_events", 0),
-                 d.get("inflight", 0), d.get("events_sent", 0))
+    return Drops(**{f.name: int(d.get(f.name, 0)) for f in dataclasses.fields(Drops)})
+
+
+def window_samples(session: StoredSession, window: Window) -> tuple[StackSample, ...]:
+    """Every stack's samples in the intervals that end inside the window."""
+    frame = session.samples
+    if frame.empty:
+        return ()
+    if window != whole(session):
+        frame = frame[(frame["ts_ns"] > window.start_ns) & (frame["ts_ns"] <= window.end_ns)]
+    stacks: dict[tuple, StackSample] = {}
+    for row in frame.itertuples(index=False):
+        key = (int(row.pid), int(row.tid), tuple(row.frames))
+        before = stacks.get(key)
+        count = int(row.count) + (before.count if before else 0)
+        stacks[key] = StackSample(key[0], key[1], row.comm, key[2], tuple(row.modules),
+                                  int(row.kernel_frames), count)
+    return tuple(stacks.values())
+
+
+def window_connections(session: StoredSession, window: Window) -> tuple[Connection, ...]:
+    """The connections alive at some point of the window."""
+    frame = session.connections
+    if frame.empty:
+        return ()
+    if window != whole(session):
+        alive = (frame["ts_ns"] <= window.end_ns) & (
+            (frame["end_ts_ns"] == 0) | (frame["end_ts_ns"] >= window.start_ns))
+        frame = frame[alive]
+    return tuple(Connection(*(v.item() if hasattr(v, "item") else v for v in row))
+                 for row in frame[list(CONNECTION_COLUMNS)].itertuples(index=False))
 
 
 def window_snapshot(session: StoredSession, window: Window, seq: int) -> Snapshot:
@@ -128,6 +161,9 @@ def window_snapshot(session: StoredSession, window: Window, seq: int) -> Snapsho
         processes=MappingProxyType(stored_processes(session)), events=picked,
         proc_events=(), drops=_drops(meta), tracer_cpu_s=0.0, target_exit=target_exit,
         targets=tuple(meta.get("targets") or ()), epoch=seq,
+        samples=window_samples(session, window), sample_hz=int(meta.get("sample_hz") or 0),
+        probes={int(nr): name for nr, name in (meta.get("probes") or {}).items()},
+        connections=window_connections(session, window),
     )
 
 

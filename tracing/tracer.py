@@ -17,6 +17,7 @@ from syscall_tables import canonical_arch
 from tracing.bpf_engine import EngineOptions, EventSelection, SyscallProgram
 from tracing.errors import UserError
 from tracing.model import ExitStatus, ProcKind, Snapshot, TraceState
+from tracing.probes import probe_names
 from tracing.processes import ProcessTracker
 from tracing.snapshots import SnapshotBuilder
 from tracing.targets import LaunchedCommand, check_pid, run_as
@@ -34,6 +35,8 @@ class TraceConfig:
     events: EventSelection = field(default_factory=EventSelection)
     tick_hz: float = 4.0
     ringbuf_pages: int = 1024
+    sample_hz: int = 99  # on-CPU stack samples per second and CPU (0: none)
+    uprobes: tuple[str, ...] = ()  # "BINARY_OR_LIB:FUNCTION" probes counted like syscalls
     # Where the launched command's output goes (file descriptors; None: inherit ours).
     command_stdin: int | None = None
     command_stdout: int | None = None
@@ -76,6 +79,8 @@ class Tracer:
             follow=self.config.follow,
             events=self.config.events,
             ringbuf_pages=self.config.ringbuf_pages,
+            sample_hz=self.config.sample_hz,
+            uprobes=self.config.uprobes,
         )
         self._program = SyscallProgram(options, self.arch)
         start_ns, start_wall = time.monotonic_ns(), time.time()
@@ -85,7 +90,8 @@ class Tracer:
             self._program.close()
             raise
         self._builder = SnapshotBuilder(
-            start_ns, start_wall, self.arch, self.config.describe_targets()
+            start_ns, start_wall, self.arch, self.config.describe_targets(),
+            sample_hz=self.config.sample_hz, probes=probe_names(self.config.uprobes),
         )
         self.state = TraceState.TRACING
         self._thread = threading.Thread(target=self._run, name="sikte-tracer", daemon=True)
@@ -181,6 +187,9 @@ class Tracer:
             self.state = TraceState.STOPPED
         changes, deltas = program.read_changes()
         self._tracker.note_threads((k.pid, k.tid) for k in changes)
+        processes = self._tracker.snapshot()
+        samples = program.read_samples({pid: p.comm for pid, p in processes.items()},
+                                       final=all_gone or final)
         snapshot = self._builder.build(
             ts_ns=time.monotonic_ns(),
             wall_time=time.time(),
@@ -189,10 +198,11 @@ class Tracer:
             deltas=deltas,
             events=program.take_events(),
             proc_events=proc_events,
-            processes=self._tracker.snapshot(),
+            processes=processes,
             drops=program.read_drops(),
             tracer_cpu_s=time.thread_time(),  # the worker thread: the tracer's own cost
             target_exit=target_exit,
+            samples=samples,
         )
         # Exited threads' final values are in this snapshot: the kernel map can let them go.
         program.retire({(e.pid, e.tid) for e in proc_events if e.kind == ProcKind.EXIT},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,8 +68,8 @@ class SikteApp(App[int]):
         if missing:
             self.notify(f"tracing needs {missing}: restart with sudo", severity="error")
             return
-        config = TraceConfig(pids=pids, command=command, follow=follow,
-                             events=self.trace_defaults.events, user=self.trace_defaults.user)
+        config = dataclasses.replace(self.trace_defaults, pids=pids, command=command,
+                                     follow=follow)
         self.source = LiveSource(config, self.journal_options)
         self.switch_screen(LiveScreen(self.source, self.session))
 

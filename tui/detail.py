@@ -8,7 +8,6 @@ from collections import Counter
 import numpy as np
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from syscall_tables import errno_name
@@ -16,6 +15,7 @@ from tracing.model import StatKey, SyscallEvent, event_objects, merge_stats
 from tracing.report import key_name
 from tracing.units import format_count, format_duration
 from tui.actions import bindings_for
+from tui.screens import DrillDown
 from tui.session import SessionView
 from tui.widgets import HistogramChart
 
@@ -32,7 +32,7 @@ def format_args(args: tuple[int, ...]) -> str:
     return ", ".join(hex(a) if a > 0xFFFF else str(a) for a in args)
 
 
-class DetailScreen(Screen):
+class DetailScreen(DrillDown):
     ACTION_SCREEN = "detail"
     BINDINGS = bindings_for("detail")
 
@@ -134,12 +134,3 @@ class DetailScreen(Screen):
         self.query_one("#events-title", Static).update(
             f"recent events ({len(events)} of {matched} kept; the kernel sends failed calls, "
             "and slow or sampled ones when asked)")
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
-    def action_help(self) -> None:
-        self.app.action_show_help()
-
-    def action_quit(self) -> None:
-        self.app.request_quit()

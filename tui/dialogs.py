@@ -21,7 +21,8 @@ from tui.actions import ACTIONS, bindings_for
 def _key_label(keys: str) -> str:
     names = {"slash": "/", "question_mark": "?", "greater_than_sign": ">", "full_stop": ".",
              "less_than_sign": "<", "comma": ",", "escape": "Esc", "enter": "Enter",
-             "space": "Space", "f5": "F5"}
+             "space": "Space", "f5": "F5", "up": "↑", "down": "↓", "left": "←",
+             "right": "→"}
     return " ".join(names.get(k, k) for k in keys.split(","))
 
 

@@ -23,6 +23,8 @@ from tracing.stored_window import Window
 from tui.actions import bindings_for
 from tui.messages import CommandOutput, SnapshotReady, SourceFailed, SourceStarted
 from tui.rows import DEFAULT_SORT, GROUPINGS, Grouping, RowBuilder, columns
+from tui.samples import SamplesScreen
+from tui.screens import SortKeys
 from tui.session import SessionView
 from tui.session_dialogs import ExportDialog, TimelineBar, WindowDialog
 from tui.sessions import SessionsScreen
@@ -33,7 +35,7 @@ APPLY_INTERVAL_S = 0.25  # at most 4 snapshots rendered per second
 FILTER_DEBOUNCE_S = 0.12
 
 
-class LiveScreen(Screen):
+class LiveScreen(SortKeys, Screen):
     ACTION_SCREEN = "live"
     BINDINGS = bindings_for("live")
 
@@ -163,7 +165,8 @@ class LiveScreen(Screen):
         if journal is not None and self.source.journal_failed():
             view = f"⚠ {journal} · {view}"
         self.query_one(StatusHeader).show(self.source.title, snapshot, self.display_state,
-                                          calls, rate, self.tracer_cpu_pct, view)
+                                          calls, rate, self.tracer_cpu_pct, view,
+                                          self.session.samples.total)
 
     def _render_table(self) -> None:
         if self._shown is None:
@@ -268,15 +271,6 @@ class LiveScreen(Screen):
         keys = [c.key for c in columns(self.grouping)]
         self._set_sort(keys[(keys.index(self.sort_column) + step) % len(keys)])
 
-    def action_sort_next(self) -> None:
-        self._step_sort(1)
-
-    def action_sort_prev(self) -> None:
-        self._step_sort(-1)
-
-    def action_sort_invert(self) -> None:
-        self._set_sort(self.sort_column, not self.sort_reverse)
-
     @on(KeyedTable.HeaderClicked)
     def _header_clicked(self, event: KeyedTable.HeaderClicked) -> None:
         column = event.column
@@ -305,7 +299,7 @@ class LiveScreen(Screen):
 
     def action_reset(self) -> None:
         self.source.reset()
-        self.session.reset()
+        self.session.reset(keep_counting=not isinstance(self.source, StoredSource))
         self.notify("showing the whole session" if isinstance(self.source, StoredSource)
                     else "counts reset to zero")
 
@@ -319,7 +313,7 @@ class LiveScreen(Screen):
 
     def _window_chosen(self, window: Window | None) -> None:
         if window is not None and isinstance(self.source, StoredSource):
-            self.session.reset()
+            self.session.reset(keep_counting=False)
             self.source.set_window(window)
 
     def action_export(self) -> None:
@@ -344,6 +338,9 @@ class LiveScreen(Screen):
             self._set_grouping(GROUPINGS[0])
             self.query_one("#filter", Input).value = (
                 f"pid={parts[0]}" + (f" tid={parts[1]}" if key == "thread" else ""))
+
+    def action_samples(self) -> None:
+        self.app.push_screen(SamplesScreen(self.session))
 
     def action_help(self) -> None:
         self.app.action_show_help()

@@ -1,5 +1,6 @@
-"""What the UI knows of the trace so far: the newest snapshot and the recent events of every
-snapshot (rendering skips snapshots, keeping their events does not)."""
+"""What the UI knows of the trace so far: the newest snapshot, the recent events of every
+snapshot and every stack's CPU samples (rendering skips snapshots, keeping their events and
+samples does not)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections import deque
 
 import numpy as np
 
+from tracing.connections import ConnectionSet
 from tracing.model import EVENT_DTYPE, Snapshot
+from tracing.samples import SampleSet
 
 RECENT_EVENTS = 20_000
 
@@ -17,9 +20,15 @@ class SessionView:
         self.latest: Snapshot | None = None
         self._batches: deque[np.ndarray] = deque()
         self._held = 0
+        self.samples = SampleSet()
+        self.connections = ConnectionSet()
 
     def add(self, snapshot: Snapshot) -> None:
         self.latest = snapshot
+        if snapshot.samples:
+            self.samples.update(snapshot.samples)
+        if snapshot.connections:
+            self.connections.update(snapshot.connections)
         if len(snapshot.events):
             self._batches.append(snapshot.events)
             self._held += len(snapshot.events)
@@ -34,9 +43,13 @@ class SessionView:
             return np.empty(0, dtype=EVENT_DTYPE)
         return np.concatenate(self._batches)[-RECENT_EVENTS:]
 
-    def reset(self) -> None:
+    def reset(self, keep_counting: bool = True) -> None:
+        """Forget what was shown; `keep_counting`: see SampleSet.reset."""
         self._batches.clear()
         self._held = 0
+        self.samples.reset(keep_counting)
+        if not keep_counting:  # a live trace's connections stay: they are not counts
+            self.connections.reset()
 
     def notify_screens(self, app: object) -> None:
         """Let the screen on top (a drill-down) redraw from the new snapshot."""

@@ -21,11 +21,13 @@ class StatusHeader(Static):
     """Targets, state, elapsed time, rates, drops and the tracer's own CPU cost."""
 
     def show(self, title: str, snapshot: Snapshot | None, state: str, calls: int, rate: float,
-             tracer_cpu_pct: float | None, view: str) -> None:
+             tracer_cpu_pct: float | None, view: str, samples: int = 0) -> None:
         # State and time first: a long command line is what gets cut, never the state.
         line1 = self._state_text(state)
         if snapshot is not None:
             line1.append(f"  {format_elapsed(snapshot.elapsed_s)}", style="bold")
+            if snapshot.sample_hz:
+                line1.append(f"  samples {samples:,} @{snapshot.sample_hz} Hz")
         line1.append("  sikte-tui ▸ ", style="dim")
         line1.append(title, style="bold cyan")
         line2 = Text()
