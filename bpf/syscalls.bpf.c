@@ -9,6 +9,7 @@
 //   EV_SAMPLE_N       >0: send 1 in N syscalls (per CPU)
 //   RINGBUF_PAGES     size of the syscall event ring buffer in pages
 //   NR_EXIT, NR_EXIT_GROUP, NR_EXIT_COMPAT, NR_EXIT_GROUP_COMPAT: numbers that end a task
+//   NR_HIDDEN        a syscall not counted (uretprobe, made by our own probes), or -1
 //   HAVE_GROUP_DEAD   sched_process_exit has the group_dead field (newer kernels)
 //   USE_TASK_STORAGE  1: keep the in-flight syscall in BPF task storage (5.11+), else a hash
 #include <uapi/linux/ptrace.h>
@@ -173,6 +174,10 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     if (!is_target(pid))
         return 0;
     u64 nr = ctx->args[1];
+    // The syscall our own uretprobes make on each probed return (NR_HIDDEN): not the
+    // target's doing, so not counted.
+    if (nr == (u64)NR_HIDDEN)
+        return 0;
     struct inflight *f = inflight_get((u32)pid_tgid, true);
     if (!f) {
         count(DROP_INFLIGHT);

@@ -213,6 +213,13 @@ def _exit_numbers(arch: str) -> dict[str, int]:
     return numbers
 
 
+def _hidden_number(options: EngineOptions, arch: str) -> int:
+    """The `uretprobe` syscall (x86_64 from Linux 6.11) returns from every probed function
+    when --uprobe probes are attached: ours, not the target's. -1: nothing hidden."""
+    nr = syscall_number("uretprobe", arch) if options.uprobes else None
+    return -1 if nr is None else nr
+
+
 def build_cflags(options: EngineOptions, arch: str) -> list[str]:
     ev = options.events
     defines = {
@@ -230,6 +237,7 @@ def build_cflags(options: EngineOptions, arch: str) -> list[str]:
         "SAMPLE_ENTRIES": SAMPLE_ENTRIES,
         "PROBE_NR_BASE": f"{PROBE_NR_BASE}U",
         **_exit_numbers(arch),
+        "NR_HIDDEN": _hidden_number(options, arch),
     }
     return [f"-D{k}={v}" for k, v in defines.items()]
 

@@ -131,6 +131,7 @@ def test_uprobe_counts_exactly_the_calls(profile_workload):
     probe = rows[f"uprobe:{profile_workload}:tick"]
     assert probe["count"] == CALLS
     assert probe["errors"] == 0 and 0 < probe["p50_ns"] <= probe["max_ns"]
+    assert "uretprobe" not in rows  # the probes' own syscall is not the workload's
 
 
 def test_uprobe_on_libc_counts_the_targets_calls_only(profile_workload, tmp_path):
