@@ -97,10 +97,10 @@ async def test_sorting_and_scopes(sampled):
         await pilot.press("full_stop")  # self -> self%
         await pilot.press("full_stop")  # -> total
         assert screen.sort_column == "total" and screen.sort_reverse
-        assert [r.key for r in screen.query_one(KeyedTable).rows][0] == "main"
+        assert next(r.key for r in screen.query_one(KeyedTable).rows) == "main"
         await pilot.press("i")
         assert not screen.sort_reverse
-        assert [r.key for r in screen.query_one(KeyedTable).rows][0] == "ksys_write"
+        assert next(r.key for r in screen.query_one(KeyedTable).rows) == "ksys_write"
         await pilot.press("g")  # per process
         assert screen.scope == "process"
         assert table_of(screen)[f"{PID}\x1fburn"]["pid"] == PID
