@@ -42,6 +42,7 @@ TAR_TREE = "usr/share"  # relative to /, so tar prints no "Removing leading /" w
 UNTRACED = "untraced"
 SIKTE_NONE = "sikte-tui record --events none"
 SIKTE_DEFAULT = "sikte-tui record"
+SIKTE_NO_SAMPLES = "sikte-tui record --events none --sample-hz 0"  # sampling's share
 STRACE = "strace -c -f"
 PERF = "perf trace -s"
 SYSCOUNT = "syscount-bpfcc -L -p PID"
@@ -142,12 +143,11 @@ def wrapped(prefix: Sequence[str]) -> Runner:
     return run
 
 
-def sikte_record(events: str | None) -> Runner:
+def sikte_record(*options: str) -> Runner:
     """sikte-tui record --json: timed like the others, and its count is kept as a check."""
 
     def run(workload: Workload, scratch: Path) -> Measurement:
         out = _out_path(scratch)
-        options = ["--events", events] if events else []
         proc = subprocess.run(
             # With the journal, as a user runs it, but in the scratch directory.
             [sikte_executable(), "record", *options, "--json", "--user", str(os.getuid()),
@@ -286,8 +286,10 @@ def _probe_syscount() -> str | None:
 def tools() -> tuple[Tool, ...]:
     return (
         Tool(UNTRACED, wrapped([])),
-        Tool(SIKTE_NONE, sikte_record("none"), _probe_sikte),
-        Tool(SIKTE_DEFAULT, sikte_record(None), _probe_sikte),
+        Tool(SIKTE_NONE, sikte_record("--events", "none"), _probe_sikte),
+        Tool(SIKTE_DEFAULT, sikte_record(), _probe_sikte),
+        Tool(SIKTE_NO_SAMPLES, sikte_record("--events", "none", "--sample-hz", "0"),
+             _probe_sikte),
         Tool(STRACE, wrapped(["strace", "-c", "-f", "-o", "/dev/null"]),
              lambda: _probe_command(["strace", "-c", "-f", "-o", "/dev/null", "true"])),
         Tool(PERF, wrapped(["perf", "trace", "-s", "-o", "/dev/null", "--"]),
