@@ -14,8 +14,8 @@ def run(args: argparse.Namespace) -> int:
         command_of,
         event_selection,
         journal_options,
-        profile_options,
         session_meta,
+        trace_options,
         validate_targets,
     )
     from tracing.privileges import require_tracing_privileges
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         return print_program(args)
     defaults = TraceConfig(events=event_selection(args), user=args.user,
                            follow=not args.no_follow,
-                           **profile_options(args))  # type: ignore[arg-type]
+                           **trace_options(args))  # type: ignore[arg-type]
     command = command_of(args)
     source = None
     if args.pid or command:

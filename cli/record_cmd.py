@@ -32,6 +32,10 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uprobe", action="append", default=[], metavar="BINARY:FUNCTION",
                         help="also count calls and latency of a user-space function, e.g. "
                         "c:malloc (c: libc) or /usr/bin/python3:main (repeatable)")
+    parser.add_argument("--disable-tcp-mon", action="store_true",
+                        help="do not follow the targets' TCP connections")
+    parser.add_argument("--disable-docker-mon", action="store_true",
+                        help="do not ask the Docker Engine for container names")
     parser.add_argument("--ebpf", action="store_true",
                         help="print the eBPF C program and its compile flags, and exit")
     parser.add_argument("--db-path", type=Path, metavar="PATH",
@@ -76,6 +80,7 @@ def session_meta(config, argv: list[str] | None = None) -> dict[str, object]:
         "event_selection": {"all": events.all, "failed": events.failed,
                             "slow_ns": events.slow_ns, "sample_n": events.sample_n},
         "sample_hz": config.sample_hz,
+        "tcp": config.tcp,
         "probes": {str(nr): name for nr, name in probe_names(config.uprobes).items()},
     }
 
@@ -96,12 +101,18 @@ def event_selection(args: argparse.Namespace):  # -> EventSelection
 MAX_SAMPLE_HZ = 1000
 
 
-def profile_options(args: argparse.Namespace) -> dict[str, object]:
-    """TraceConfig's sampling and probe fields from the command line (the probes are checked
-    by validate_targets)."""
+def trace_options(args: argparse.Namespace) -> dict[str, object]:
+    """TraceConfig's sampling, probe, TCP and Docker fields from the command line (the probes
+    are checked by validate_targets)."""
+    return {**engine_options(args), "docker": not args.disable_docker_mon}
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, object]:
+    """The fields TraceConfig and EngineOptions share."""
     if not 0 <= args.sample_hz <= MAX_SAMPLE_HZ:
         raise UserError(f"--sample-hz takes 0 (off) to {MAX_SAMPLE_HZ} samples a second")
-    return {"sample_hz": args.sample_hz, "uprobes": tuple(args.uprobe)}
+    return {"sample_hz": args.sample_hz, "uprobes": tuple(args.uprobe),
+            "tcp": not args.disable_tcp_mon}
 
 
 def command_of(args: argparse.Namespace) -> tuple[str, ...]:
@@ -143,7 +154,7 @@ def print_program(args: argparse.Namespace) -> int:
     from tracing.bpf_engine import EngineOptions, build_cflags, program_text
 
     options = EngineOptions(follow=not args.no_follow, events=event_selection(args),
-                            **profile_options(args))  # type: ignore[arg-type]
+                            **engine_options(args))  # type: ignore[arg-type]
     print("// cflags: " + " ".join(build_cflags(options, canonical_arch(platform.machine()))))
     print(program_text(options))
     return 0
@@ -174,10 +185,11 @@ def save_session(journal, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.ebpf:
         return print_program(args)
+    from tracing.connections import ConnectionSet
     from tracing.journal import start_journal
     from tracing.privileges import require_tracing_privileges
     from tracing.record import record
-    from tracing.report import format_summary, summary_json
+    from tracing.report import format_connections, format_summary, summary_json
     from tracing.samples import SampleSet
     from tracing.tracer import TraceConfig
 
@@ -190,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         follow=not args.no_follow,
         events=event_selection(args),
         command_stdout=2 if args.json else None,
-        **profile_options(args),  # type: ignore[arg-type]
+        **trace_options(args),  # type: ignore[arg-type]
     )
     validate_targets(config)
     check_output(args)
@@ -198,11 +210,12 @@ def run(args: argparse.Namespace) -> int:
     require_tracing_privileges()
     journal = start_journal(journal_options(args), config.describe_targets(),
                             session_meta(config))
-    samples = SampleSet()
+    samples, connections = SampleSet(), ConnectionSet()
 
     def on_snapshot(snapshot) -> None:
         journal.put(snapshot)
         samples.update(snapshot.samples)
+        connections.update(snapshot.connections)
 
     try:
         tracer, snapshot = record(config, args.duration, on_started=announce,
@@ -224,10 +237,13 @@ def run(args: argparse.Namespace) -> int:
         "state": snapshot.state,
     }
     if args.json:
-        json.dump(summary_json(snapshot, target, args.per_process), sys.stdout, indent=2)
+        json.dump(summary_json(snapshot, target, args.per_process, list(connections)),
+                  sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print(format_summary(snapshot, args.per_process))
+        if tcp := format_connections(list(connections)):
+            print(f"\n{tcp}")
     # Like strace: the launched command's own exit status becomes ours.
     if exit_status is None:
         return 0

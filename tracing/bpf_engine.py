@@ -22,6 +22,8 @@ import numpy as np
 
 from syscall_tables import syscall_number
 from tracing import kheaders, tracefs
+from tracing.connections import Connection
+from tracing.containers import ContainerResolver
 from tracing.errors import UserError
 from tracing.model import (
     EVENT_DTYPE,
@@ -37,6 +39,7 @@ from tracing.model import (
 from tracing.probes import PROBE_NR_BASE, ProbeSpec, parse_probes
 from tracing.samples import KERNEL_MODULE, SampleCounter, StackSample
 from tracing.symbols import Frame, KernelSymbols, UserSymbols
+from tracing.tcp_monitor import TcpMonitor
 
 ENOTSUPP = 524  # the kernel-internal errno the bpf syscall returns for unsupported ops
 
@@ -509,7 +512,9 @@ class StackSampler:
 class SyscallProgram:
     """The loaded syscall tracer: target map, aggregates and event streams."""
 
-    def __init__(self, options: EngineOptions, arch: str) -> None:
+    def __init__(self, options: EngineOptions, arch: str,
+                 containers: ContainerResolver | None = None) -> None:
+        """`containers` names the connections' containers (options.tcp)."""
         tracefs.ensure_mounted()
         kheaders.prepare_bcc_environment(kheaders.find_kernel_headers())
         import bcc  # the one place bcc is imported
@@ -537,7 +542,10 @@ class SyscallProgram:
         self._bpf[b"events"].open_ring_buffer(self._on_event)
         self._bpf[b"proc_events"].open_ring_buffer(self._on_proc_event)
         self.sampler: StackSampler | None = None
+        self.tcp: TcpMonitor | None = None
         try:
+            if options.tcp:
+                self.tcp = TcpMonitor(self._bpf, containers)
             if options.sample_hz:
                 self.sampler = StackSampler(self._bpf, options.sample_hz)
             attach_probes(self._bpf, options.uprobes)
@@ -699,7 +707,13 @@ class SyscallProgram:
         drops = Drops(*totals)
         if self.sampler is not None:
             drops = dataclasses.replace(drops, **self.sampler.drops())
+        if self.tcp is not None:
+            drops = dataclasses.replace(drops, tcp_events=self.tcp.drops())
         return drops
+
+    def read_connections(self) -> tuple[Connection, ...]:
+        """The TCP connections new or changed since the last call."""
+        return self.tcp.take_changed() if self.tcp is not None else ()
 
     def read_samples(self, comms: Mapping[int, str],
                      final: bool = False) -> tuple[StackSample, ...]:

@@ -247,6 +247,7 @@ def processes_table(session: StoredSession) -> pa.Table:
         "comm": pa.array(p["comm"], pa.string()), "exe": pa.array(p["exe"], pa.string()),
         "cmdline": pa.array(list(p["cmdline"]), pa.list_(pa.string())),
         "abi": pa.array(p["abi"], pa.string()),
+        "container": pa.array(p["container"], pa.string()),
         "start_ts": stamp("start_ts_ns"), "exit_ts": stamp("exit_ts_ns"),
         "exit_code": optional_int("exit_code"), "exit_signal": optional_int("exit_signal"),
     })

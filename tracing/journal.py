@@ -86,6 +86,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             sport INTEGER, daddr TEXT, dport INTEGER, direction TEXT, state TEXT,
             end_ts_ns INTEGER, result TEXT, error TEXT, cgroup_path TEXT, container_id TEXT,
             container_name TEXT, container_runtime TEXT)""",
+        "ALTER TABLE processes ADD COLUMN container TEXT",
     ),
 }
 CONNECTION_COLUMNS = tuple(f.name for f in dataclasses.fields(Connection))
@@ -167,7 +168,7 @@ class _Writer:
                 ((k.pid, k.tid, k.nr, s.count, s.errors, s.total_ns, s.min_ns, s.max_ns,
                   hist_to_blob(s.hist)) for k in set(changed) for s in (cumulative[k],)))
             processes = self._changed_processes(snapshots[-1])
-            db.executemany("INSERT OR REPLACE INTO processes VALUES (?,?,?,?,?,?,?,?,?,?)",
+            db.executemany("INSERT OR REPLACE INTO processes VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                            (_process_row(p) for p in processes))
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                            ((k, json.dumps(v)) for k, v in meta.items()))
@@ -224,7 +225,7 @@ def _process_row(p: ProcessInfo) -> tuple[Any, ...]:
     code = p.exit.code if p.exit else None
     sig = p.exit.signal if p.exit else None
     return (p.pid, p.ppid, p.comm, p.exe, json.dumps(list(p.cmdline)), p.abi,
-            p.start_ts_ns or None, p.exit_ts_ns or None, code, sig)
+            p.start_ts_ns or None, p.exit_ts_ns or None, code, sig, p.container)
 
 
 def _stack_row(stack: int, s: StackSample) -> tuple[Any, ...]:

@@ -233,6 +233,7 @@ class ProcessInfo:
     exit_ts_ns: int = 0
     exit: ExitStatus | None = None
     threads: frozenset[int] = frozenset()
+    container: str = ""  # its container's name or short id, or its systemd unit; "" if none
 
     @property
     def alive(self) -> bool:

@@ -3,7 +3,7 @@ read from /proc while the process lives (comm, exe, command line, ABI)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from syscall_tables.abi import abi_of_pid
@@ -52,7 +52,9 @@ def describe(pid: int, ppid: int = 0, comm: str = "", start_ts_ns: int = 0) -> P
 class ProcessTracker:
     """Processes seen in this trace, keyed by pid; knows which are still alive."""
 
-    def __init__(self) -> None:
+    def __init__(self, container_of: Callable[[int], str] = lambda _pid: "") -> None:
+        """`container_of(pid)`: the label of a live process's container (or unit)."""
+        self._container_of = container_of
         self.processes: dict[int, ProcessInfo] = {}
         self.alive: set[int] = set()
         self._threads: dict[int, set[int]] = {}
@@ -63,7 +65,8 @@ class ProcessTracker:
 
     def add_root(self, pid: int, start_ts_ns: int) -> None:
         self._dirty.add(pid)
-        self.processes[pid] = describe(pid, start_ts_ns=start_ts_ns)
+        self.processes[pid] = describe(pid, start_ts_ns=start_ts_ns).replace(
+            container=self._container_of(pid))
         self.alive.add(pid)
 
     def apply(self, events: Sequence[ProcEvent], follow: bool) -> None:
@@ -87,7 +90,10 @@ class ProcessTracker:
         info = describe(e.tid, ppid=e.ppid, comm=e.comm, start_ts_ns=e.ts_ns)
         if tgid is None:  # gone already: its exit event follows
             info = info.replace(ppid=e.ppid, comm=e.comm, abi=self._abi_of(e.ppid))
-        self.processes[e.tid] = info
+        parent = self.processes.get(e.ppid)
+        # A child starts in its parent's cgroup: ask only when the parent is unknown.
+        container = parent.container if parent else self._container_of(e.tid)
+        self.processes[e.tid] = info.replace(container=container)
         self.alive.add(e.tid)
 
     def _abi_of(self, pid: int) -> str:
@@ -98,7 +104,8 @@ class ProcessTracker:
         old = self.processes.get(e.pid) or ProcessInfo(pid=e.pid, start_ts_ns=e.ts_ns)
         now = describe(e.pid, ppid=old.ppid, comm=e.comm, start_ts_ns=old.start_ts_ns)
         exe = now.exe or e.filename
-        self.processes[e.pid] = now.replace(exe=exe, abi=now.abi or old.abi)
+        self.processes[e.pid] = now.replace(exe=exe, abi=now.abi or old.abi,
+                                            container=old.container)
         self.alive.add(e.pid)
 
     def _exit(self, e: ProcEvent) -> None:

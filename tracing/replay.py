@@ -59,13 +59,14 @@ def _exit_from(v: list[int | None] | None) -> ExitStatus | None:
 def _process_to(p: ProcessInfo) -> dict[str, Any]:
     return {"pid": p.pid, "ppid": p.ppid, "comm": p.comm, "exe": p.exe,
             "cmdline": list(p.cmdline), "abi": p.abi, "start_ts_ns": p.start_ts_ns,
-            "exit_ts_ns": p.exit_ts_ns, "exit": _exit_to(p.exit), "threads": sorted(p.threads)}
+            "exit_ts_ns": p.exit_ts_ns, "exit": _exit_to(p.exit), "threads": sorted(p.threads),
+            "container": p.container}
 
 
 def _process_from(d: dict[str, Any]) -> ProcessInfo:
     return ProcessInfo(d["pid"], d["ppid"], d["comm"], d["exe"], tuple(d["cmdline"]),
                        d["abi"], d["start_ts_ns"], d["exit_ts_ns"], _exit_from(d["exit"]),
-                       frozenset(d["threads"]))
+                       frozenset(d["threads"]), d.get("container", ""))
 
 
 def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:

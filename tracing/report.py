@@ -3,10 +3,12 @@ style table and the JSON document that `sikte-tui record` prints."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from syscall_tables import syscall_name
+from tracing.connections import Connection, summarize
 from tracing.model import Snapshot, StatKey, SyscallStats, merge_stats
 from tracing.units import format_duration
 
@@ -104,9 +106,24 @@ def format_summary(snapshot: Snapshot, per_process: bool = False) -> str:
             f"(stats map full), {drops.proc_events} process events, {drops.inflight} untimed, "
             f"CPU samples: {drops.stacks_missing} without a user stack, "
             f"{drops.stack_collisions} with a stack lost (stack map full), "
-            f"{drops.samples_lost} not counted (sample map full)"
+            f"{drops.samples_lost} not counted (sample map full), {drops.tcp_events} TCP "
+            "state changes"
         )
     return "\n\n".join(parts)
+
+
+def format_connections(connections: Sequence[Connection]) -> str:
+    """TCP connections per remote endpoint, most first ("" when there were none)."""
+    if not connections:
+        return ""
+    lines = [f"{'connections':>11} {'failed':>6} {'open':>5} {'avg time':>9}  dir remote"]
+    for r in summarize(connections):
+        avg = format_duration(r.avg_duration_ns) if r.avg_duration_ns else "-"
+        lines.append(f"{r.connections:>11,} {r.failures:>6,} {r.open:>5,} {avg:>9}  "
+                     f"{r.direction:<3} {r.remote}")
+    failed = sum(c.failed for c in connections)
+    lines.append(f"TCP: {len(connections):,} connections, {failed:,} failed")
+    return "\n".join(lines)
 
 
 def _row_json(row: SyscallRow) -> dict[str, object]:
@@ -125,8 +142,8 @@ def _row_json(row: SyscallRow) -> dict[str, object]:
     }
 
 
-def summary_json(snapshot: Snapshot, target: dict[str, object],
-                 per_process: bool = False) -> dict[str, object]:
+def summary_json(snapshot: Snapshot, target: dict[str, object], per_process: bool = False,
+                 connections: Sequence[Connection] = ()) -> dict[str, object]:
     counts = process_counts(snapshot)
     processes = []
     for pid, info in sorted(snapshot.processes.items()):
@@ -136,6 +153,7 @@ def summary_json(snapshot: Snapshot, target: dict[str, object],
             "comm": info.comm,
             "exe": info.exe,
             "abi": info.abi or snapshot.arch,
+            "container": info.container,
             "exit_code": info.exit.code if info.exit else None,
             "exit_signal": info.exit.signal if info.exit else None,
             "count": counts.get(pid, 0),
@@ -151,7 +169,9 @@ def summary_json(snapshot: Snapshot, target: dict[str, object],
             "stacks_missing": snapshot.drops.stacks_missing,
             "stack_collisions": snapshot.drops.stack_collisions,
             "samples_lost": snapshot.drops.samples_lost,
+            "tcp_events": snapshot.drops.tcp_events,
         },
+        "connections": [dataclasses.asdict(c) for c in connections],
         "target": target,
     }
     if per_process:

@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from tracing.connections import Connection
 from tracing.model import (
     Drops,
     ExitStatus,
@@ -78,6 +79,7 @@ class SnapshotBuilder:
         tracer_cpu_s: float,
         target_exit: ExitStatus | None = None,
         samples: Iterable[StackSample] = (),
+        connections: tuple[Connection, ...] = (),
     ) -> Snapshot:
         """`changes`: the entries that are new or changed since the last build, cumulative;
         `deltas`: their change since then, when the caller has it (else it is computed)."""
@@ -106,6 +108,7 @@ class SnapshotBuilder:
             targets=self.targets,
             epoch=self.epoch,
             samples=tuple(samples),
+            connections=connections,
             sample_hz=self.sample_hz,
             probes=self.probes,
         )

@@ -134,6 +134,7 @@ def read_journal(db: sqlite3.Connection, path: Path) -> StoredSession:
     meta = read_meta(db)
     processes = pd.read_sql_query("SELECT * FROM processes ORDER BY pid", db)
     processes["cmdline"] = [json.loads(c) if c else [] for c in processes["cmdline"]]
+    processes["container"] = _texts(processes, "container")  # schema 2 on
     proc_events = pd.read_sql_query("SELECT * FROM proc_events ORDER BY ts_ns", db)
     timeline = pd.read_sql_query("SELECT * FROM timeline ORDER BY ts_ns", db)
     aggregates = pd.read_sql_query("SELECT * FROM aggregates ORDER BY pid, tid, nr", db)
@@ -249,7 +250,15 @@ def _processes_from(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
         known = out[column].notna()
         out[f"{column}_ns"] = np.where(known, _mono(out[column], offset), 0)
     out["cmdline"] = [list(c) if c is not None else [] for c in out["cmdline"]]
+    out["container"] = _texts(out, "container")  # newer exports only
     return out
+
+
+def _texts(frame: pd.DataFrame, column: str) -> list[str]:
+    """A text column, "" where missing (or the whole column, from an older session)."""
+    if column not in frame:
+        return [""] * len(frame)
+    return [v if isinstance(v, str) else "" for v in frame[column]]
 
 
 def _events_from(frame: pd.DataFrame, offset: int) -> np.ndarray:

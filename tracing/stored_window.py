@@ -99,7 +99,8 @@ def stored_processes(session: StoredSession) -> dict[int, ProcessInfo]:
             pid=int(p.pid), ppid=int(p.ppid or 0), comm=p.comm or "", exe=p.exe or "",
             cmdline=tuple(p.cmdline), abi=p.abi or "",
             start_ts_ns=int(p.start_ts_ns or 0) if not pd.isna(p.start_ts_ns) else 0,
-            exit_ts_ns=int(p.exit_ts_ns) if ended else 0, exit=exit_status)
+            exit_ts_ns=int(p.exit_ts_ns) if ended else 0, exit=exit_status,
+            container=p.container)
     return processes
 
 

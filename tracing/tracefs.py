@@ -53,3 +53,9 @@ def has_field(system: str, event: str, name: str) -> bool:
         line.strip().startswith("field:") and line.split(";")[0].split()[-1] == name
         for line in text.splitlines()
     )
+
+
+def has_event(system: str, event: str) -> bool:
+    """Whether the kernel has this tracepoint."""
+    root = find_root()
+    return root is not None and (root / "events" / system / event / "format").exists()

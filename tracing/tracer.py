@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from syscall_tables import canonical_arch
+from tracing import tracefs
 from tracing.bpf_engine import EngineOptions, EventSelection, SyscallProgram
+from tracing.containers import ContainerResolver, label
 from tracing.errors import UserError
 from tracing.model import ExitStatus, ProcKind, Snapshot, TraceState
 from tracing.probes import probe_names
@@ -37,6 +39,8 @@ class TraceConfig:
     ringbuf_pages: int = 1024
     sample_hz: int = 99  # on-CPU stack samples per second and CPU (0: none)
     uprobes: tuple[str, ...] = ()  # "BINARY_OR_LIB:FUNCTION" probes counted like syscalls
+    tcp: bool = True  # follow the targets' TCP connections (--disable-tcp-mon: off)
+    docker: bool = True  # name containers from the Docker Engine API (--disable-docker-mon)
     # Where the launched command's output goes (file descriptors; None: inherit ours).
     command_stdin: int | None = None
     command_stdout: int | None = None
@@ -65,7 +69,9 @@ class Tracer:
         self._reset = threading.Event()
         self._thread: threading.Thread | None = None
         self._program: SyscallProgram | None = None
-        self._tracker = ProcessTracker()
+        # One resolver for the process views and the connections: they share its caches.
+        self._containers = ContainerResolver(docker=config.docker)
+        self._tracker = ProcessTracker(lambda pid: label(self._containers.for_pid(pid)))
         self.last_snapshot: Snapshot | None = None
         self.error: BaseException | None = None
 
@@ -81,8 +87,9 @@ class Tracer:
             ringbuf_pages=self.config.ringbuf_pages,
             sample_hz=self.config.sample_hz,
             uprobes=self.config.uprobes,
+            tcp=self.config.tcp and tracefs.has_event("sock", "inet_sock_set_state"),
         )
-        self._program = SyscallProgram(options, self.arch)
+        self._program = SyscallProgram(options, self.arch, self._containers)
         start_ns, start_wall = time.monotonic_ns(), time.time()
         try:
             self._add_targets(start_ns, user)
@@ -203,6 +210,7 @@ class Tracer:
             tracer_cpu_s=time.thread_time(),  # the worker thread: the tracer's own cost
             target_exit=target_exit,
             samples=samples,
+            connections=program.read_connections(),
         )
         # Exited threads' final values are in this snapshot: the kernel map can let them go.
         program.retire({(e.pid, e.tid) for e in proc_events if e.kind == ProcKind.EXIT},

@@ -35,10 +35,11 @@ class Grouping:
 _NAME = Column("name", "syscall", False, 22)  # the longest syscall names are ~22 characters
 _COMM = Column("comm", "comm", False, 15)  # the kernel keeps 15 characters of a comm
 _PID = Column("pid", "pid")
+_CONTAINER = Column("container", "container", False, 14)
 GROUPINGS = (
     Grouping("syscall", "by syscall", (_NAME,)),
-    Grouping("process", "by process", (_PID, _COMM)),
-    Grouping("thread", "by thread", (_PID, Column("tid", "tid"), _COMM)),
+    Grouping("process", "by process", (_PID, _COMM, _CONTAINER)),
+    Grouping("thread", "by thread", (_PID, Column("tid", "tid"), _COMM, _CONTAINER)),
     Grouping("pid_syscall", "process × syscall", (_PID, _COMM, _NAME)),
 )
 
@@ -111,19 +112,26 @@ def _group_key(grouping: str, key: StatKey, name: str) -> tuple[object, ...]:
     return (key.pid, name)
 
 
-def _identity(grouping: str, key: StatKey, name: str, comm: str) -> dict[str, object]:
+def _identity(grouping: str, key: StatKey, name: str, snapshot: Snapshot) -> dict[str, object]:
+    comm = _comm(snapshot, key.pid)
     if grouping == "syscall":
         return {"name": name, "nr": key.nr}
     if grouping == "process":
-        return {"pid": key.pid, "comm": comm}
+        return {"pid": key.pid, "comm": comm, "container": _container(snapshot, key.pid)}
     if grouping == "thread":
-        return {"pid": key.pid, "tid": key.tid, "comm": comm}
+        return {"pid": key.pid, "tid": key.tid, "comm": comm,
+                "container": _container(snapshot, key.pid)}
     return {"pid": key.pid, "comm": comm, "name": name, "nr": key.nr}
 
 
 def _comm(snapshot: Snapshot, pid: int) -> str:
     info = snapshot.processes.get(pid)
     return info.comm if info else "?"
+
+
+def _container(snapshot: Snapshot, pid: int) -> str:
+    info = snapshot.processes.get(pid)
+    return (info.container if info else "") or "-"
 
 
 class _Aggregate(Mapping[str, object]):
@@ -271,7 +279,7 @@ class RowBuilder:
                 gkey = _group_key(g.key, key, name)
                 agg = aggs.get(gkey)
                 if agg is None:
-                    identity = _identity(g.key, key, name, _comm(snapshot, key.pid))
+                    identity = _identity(g.key, key, name, snapshot)
                     agg = aggs[gkey] = _Aggregate(self, g, gkey, identity)
                 agg.add(stats)
 
@@ -298,6 +306,9 @@ class RowBuilder:
                 pid = agg.identity["pid"]
                 if pid in changed:
                     agg.set_identity("comm", _comm(snapshot, pid))  # type: ignore[arg-type]
+                    if "container" in agg.identity:
+                        agg.set_identity("container",
+                                         _container(snapshot, pid))  # type: ignore[arg-type]
 
     def rate_of(self, grouping: Grouping, row_key: str) -> float:
         return self._rates.get(grouping.key, {}).get(row_key, 0.0)

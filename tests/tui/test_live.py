@@ -460,7 +460,9 @@ async def test_grouping_keeps_a_metric_sort_and_resets_an_identity_one(replay_ap
         await pilot.press("g")
         assert table.sort_column == "count"
         assert sorted_ok(column_values(replay_app, "count"), True)
-        await pilot.press("<")  # count -> comm
+        await pilot.press("<")  # count -> container
+        assert (table.sort_column, table.sort_reverse) == ("container", False)
+        await pilot.press("<")  # container -> comm
         assert (table.sort_column, table.sort_reverse) == ("comm", False)
         await pilot.press("g")  # by thread: has a comm column
         assert (table.sort_column, table.sort_reverse) == ("comm", False)

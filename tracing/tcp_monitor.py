@@ -1,0 +1,299 @@
+"""TCP connections of the traced processes, from bpf/tcp.bpf.c's state changes.
+
+The kernel sends one event per state change of a traced process's socket (tcp_events ring
+buffer); TcpMonitor follows each socket from its start (connect, or accepted) to CLOSE and
+hands out tracing.connections.Connection objects. It works on the bcc BPF object it is given
+and does not import bcc (tracing/bpf_engine.py is the one module that does): the ring buffer
+it opens is drained by the engine's own polling (SyscallProgram.poll_until / drain).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import errno
+import functools
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from syscall_tables import errno_name
+from tracing.connections import (
+    INBOUND,
+    OUTBOUND,
+    RESULT_FAILED,
+    RESULT_OK,
+    RESULT_REFUSED,
+    RESULT_RESET,
+    RESULT_TIMEOUT,
+    RESULT_UNREACHABLE,
+    Connection,
+    with_container,
+)
+from tracing.containers import ContainerResolver
+
+VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
+
+# include/net/tcp_states.h (a stable numbering: tracefs prints the same names).
+TCP_STATES = {
+    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+    6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
+    12: "NEW_SYN_RECV",
+}
+_ESTABLISHED, _SYN_SENT, _SYN_RECV, _CLOSE, _LISTEN = 1, 2, 3, 7, 10
+_AF_INET6 = 10
+_DIRECTIONS = {1: OUTBOUND, 2: INBOUND}
+
+# The socket error at CLOSE -> the result. Other errors are RESULT_FAILED.
+_RESULTS = {
+    errno.ECONNREFUSED: RESULT_REFUSED,
+    errno.ETIMEDOUT: RESULT_TIMEOUT,
+    errno.ECONNRESET: RESULT_RESET,
+    errno.EPIPE: RESULT_RESET,  # a RST in CLOSE_WAIT
+    errno.EHOSTUNREACH: RESULT_UNREACHABLE,
+    errno.ENETUNREACH: RESULT_UNREACHABLE,
+}
+
+# Connections followed at once; as bpf/tcp.bpf.c's TCP_SOCKETS. Bounds what lost CLOSE
+# events (ring buffer drops) could otherwise leave behind.
+MAX_LIVE = 65536
+_SLOT_DROPS, _SLOT_SENT = 0, 1
+# How long a connection's cgroup is tried again when the resolver does not know it yet.
+RESOLVE_RETRY_S = 10.0
+
+
+class _TcpEventC(ctypes.Structure):
+    """struct tcp_event of bpf/tcp.bpf.c."""
+
+    _fields_ = [
+        ("ts", ctypes.c_uint64),
+        ("sk", ctypes.c_uint64),
+        ("start_ts", ctypes.c_uint64),
+        ("cgroup_id", ctypes.c_uint64),
+        ("pid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("comm", ctypes.c_char * 16),
+        ("oldstate", ctypes.c_int32),
+        ("newstate", ctypes.c_int32),
+        ("sk_err", ctypes.c_int32),
+        ("family", ctypes.c_uint16),
+        ("sport", ctypes.c_uint16),
+        ("dport", ctypes.c_uint16),
+        ("direction", ctypes.c_uint8),
+        ("pad", ctypes.c_uint8),
+        ("saddr", ctypes.c_uint8 * 16),
+        ("daddr", ctypes.c_uint8 * 16),
+        ("pad2", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(_TcpEventC) == 112
+
+
+# -- the kernel's struct layout, from BTF ----------------------------------------------------
+
+# BTF kinds -> bytes that follow a type's 12-byte header: fixed, and per vlen entry.
+_BTF_EXTRA = {1: 4, 3: 12, 14: 4, 17: 4}
+_BTF_PER_ENTRY = {4: 12, 5: 12, 6: 8, 13: 8, 15: 12, 19: 12}
+_BTF_STRUCT, _BTF_LAST_KIND = 4, 19
+
+
+@functools.cache
+def btf_member_offset(struct_name: str, member: str, path: Path = VMLINUX_BTF) -> int | None:
+    """The byte offset of a direct member of a kernel struct in the running kernel, from its
+    BTF; None when there is no BTF or no such member (bit fields are not supported)."""
+    try:
+        data = path.read_bytes()
+        return _find_member(data, struct_name.encode(), member.encode())
+    except (OSError, struct.error, ValueError):
+        return None
+
+
+def _find_member(data: bytes, struct_name: bytes, member: bytes) -> int | None:
+    order = "<" if data[:2] == b"\x9f\xeb" else ">"
+    magic, _version, _flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(
+        order + "HBBIIIII", data, 0)
+    if magic != 0xEB9F:
+        raise ValueError("not BTF")
+    strings = data[hdr_len + str_off: hdr_len + str_off + str_len]
+
+    def name(offset: int) -> bytes:
+        return strings[offset: strings.index(b"\0", offset)]
+
+    pos, end = hdr_len + type_off, hdr_len + type_off + type_len
+    while pos < end:
+        name_off, info, _size = struct.unpack_from(order + "III", data, pos)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        pos += 12
+        if kind == _BTF_STRUCT and name(name_off) == struct_name:
+            return _member_in(data, order, pos, vlen, info >> 31, member, name)
+        if kind < 1 or kind > _BTF_LAST_KIND:
+            return None  # a kind this reader does not know: its size is unknown
+        pos += _BTF_EXTRA.get(kind, 0) + _BTF_PER_ENTRY.get(kind, 0) * vlen
+    return None
+
+
+def _member_in(data: bytes, order: str, pos: int, vlen: int, kind_flag: int, member: bytes,
+               name: object) -> int | None:
+    for i in range(vlen):
+        name_off, _type, offset = struct.unpack_from(order + "III", data, pos + 12 * i)
+        if name(name_off) == member:  # type: ignore[operator]
+            bits = offset & 0xFFFFFF if kind_flag else offset
+            bitfield = kind_flag and offset >> 24
+            return None if bitfield or bits % 8 else bits // 8
+    return None
+
+
+# -- events -> connections -------------------------------------------------------------------
+
+
+def _address(raw: ctypes.Array, family: int) -> str:
+    data = bytes(raw)
+    if family == 6:
+        return socket.inet_ntop(socket.AF_INET6, data)
+    return socket.inet_ntop(socket.AF_INET, data[:4])
+
+
+def close_result(err: int, established: bool) -> tuple[str, str]:
+    """(result, errno name) of a connection that reached CLOSE with socket error `err`
+    (-1: unknown), having been established or not."""
+    if err > 0:
+        return _RESULTS.get(err, RESULT_FAILED), errno_name(err)
+    # No error: a normal close, or a connect given up before an answer (closed while in
+    # SYN_SENT, or failed inside connect() before any packet).
+    return (RESULT_OK if established else RESULT_FAILED), ""
+
+
+@dataclass(slots=True)
+class _Live:
+    """A socket being followed: its newest Connection and what the result depends on."""
+
+    conn: Connection
+    established: bool = False
+
+
+class TcpMonitor:
+    """Follows the traced processes' TCP connections from bpf/tcp.bpf.c's events.
+
+    `bpf` is the loaded bcc BPF object with tcp.bpf.c compiled in (SyscallProgram._bpf);
+    `resolver` (a tracing.containers.ContainerResolver), when given, fills the cgroup path
+    and container fields, once per cgroup id (it caches)."""
+
+    def __init__(self, bpf: object, resolver: ContainerResolver | None = None,
+                 btf: Path = VMLINUX_BTF,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.resolver = resolver
+        self._counters = bpf[b"tcp_counters"]  # type: ignore[index]
+        self.sk_err_offset = btf_member_offset("sock", "sk_err", btf)
+        if self.sk_err_offset:  # else failures get no reason (RESULT_FAILED)
+            config = bpf[b"tcp_config"]  # type: ignore[index]
+            config[config.Key(0)] = config.Leaf(self.sk_err_offset)
+        self._live: dict[int, _Live] = {}  # by socket address
+        self._changed: dict[int, Connection] = {}  # by conn_id
+        # conn_id -> (first tried, newest state): connections whose cgroup is not known yet.
+        self._unresolved: dict[int, tuple[float, Connection]] = {}
+        self._clock = clock
+        self._next_id = 1
+        bpf[b"tcp_events"].open_ring_buffer(self._on_event)  # type: ignore[index]
+
+    # -- ring buffer -----------------------------------------------------------------------
+
+    def _on_event(self, _ctx: int, data: int, _size: int) -> int:
+        self.add_event(ctypes.cast(data, ctypes.POINTER(_TcpEventC)).contents)
+        return 0
+
+    def add_event(self, e: _TcpEventC) -> None:
+        """One state change (public for tests that feed events without a kernel)."""
+        live = self._live.get(e.sk)
+        starts = e.newstate == _SYN_SENT or e.oldstate == _LISTEN
+        if live is None or starts:
+            live = self._start(e)
+        else:
+            live.conn = self._updated(live.conn, e)
+        if e.newstate == _ESTABLISHED:
+            live.established = True
+        if e.newstate == _CLOSE:
+            result, error = close_result(e.sk_err, live.established)
+            live.conn = dataclasses.replace(live.conn, end_ts_ns=e.ts, result=result,
+                                            error=error)
+            del self._live[e.sk]
+        self._changed[live.conn.conn_id] = live.conn
+
+    def _start(self, e: _TcpEventC) -> _Live:
+        """A new connection on this socket (or the first event seen of one)."""
+        family = 6 if e.family == _AF_INET6 else 4
+        conn = Connection(
+            conn_id=self._next_id, ts_ns=e.start_ts or e.ts, pid=e.pid, tid=e.tid,
+            comm=e.comm.decode(errors="replace"), cgroup_id=e.cgroup_id, family=family,
+            saddr=_address(e.saddr, family), sport=e.sport, daddr=_address(e.daddr, family),
+            dport=e.dport, direction=_DIRECTIONS.get(e.direction, OUTBOUND),
+            state=TCP_STATES.get(e.newstate, str(e.newstate)))
+        self._next_id += 1
+        live = _Live(conn)
+        self._live.pop(e.sk, None)
+        self._live[e.sk] = live
+        if len(self._live) > MAX_LIVE:  # the oldest, most likely one whose CLOSE was lost
+            del self._live[next(iter(self._live))]
+        return live
+
+    @staticmethod
+    def _updated(c: Connection, e: _TcpEventC) -> Connection:
+        """The connection at a later state. A connect's first event has no local port yet
+        (it is picked after SYN_SENT), so ports and addresses are taken when known."""
+        changes: dict[str, object] = {"state": TCP_STATES.get(e.newstate, str(e.newstate))}
+        if e.sport:
+            changes.update(sport=e.sport, saddr=_address(e.saddr, c.family))
+        if e.dport:
+            changes.update(dport=e.dport, daddr=_address(e.daddr, c.family))
+        return dataclasses.replace(c, **changes)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def take_changed(self) -> tuple[Connection, ...]:
+        """The connections that are new or changed since the last call, at their newest
+        state, oldest first. One whose cgroup the resolver did not know yet (a cgroup newer
+        than its last walk of the tree) comes again once it does, for RESOLVE_RETRY_S."""
+        changed, self._changed = self._changed, {}
+        out = {conn_id: self._with_container(c) for conn_id, c in changed.items()}
+        for conn_id, (_, c) in list(self._unresolved.items()):
+            if conn_id not in changed:
+                resolved = self._with_container(c)
+                if resolved is not c:
+                    out[conn_id] = resolved
+        return tuple(c for _, c in sorted(out.items()))
+
+    def _with_container(self, c: Connection) -> Connection:
+        """c with its container fields, or c itself (then kept to be tried again)."""
+        # The resolver caches per cgroup id: this is a dict look-up but for a new cgroup.
+        if self.resolver is None or not c.cgroup_id:
+            return c
+        info = self.resolver.lookup(c.cgroup_id)
+        if info.path:
+            self._unresolved.pop(c.conn_id, None)
+            return with_container(c, info.path, info.container_id, info.name, info.runtime)
+        now = self._clock()
+        since = self._unresolved.get(c.conn_id, (now, c))[0]
+        if now - since < RESOLVE_RETRY_S:
+            self._unresolved[c.conn_id] = (since, c)
+        else:  # its cgroup is gone, or never was: give up
+            self._unresolved.pop(c.conn_id, None)
+        return c
+
+    @property
+    def live(self) -> int:
+        """Connections that have not reached CLOSE."""
+        return len(self._live)
+
+    def drops(self) -> int:
+        """State changes lost because the ring buffer was full (Drops.tcp_events)."""
+        return self._slot(_SLOT_DROPS)
+
+    def sent(self) -> int:
+        """State changes the kernel submitted."""
+        return self._slot(_SLOT_SENT)
+
+    def _slot(self, slot: int) -> int:
+        return int(sum(self._counters[self._counters.Key(slot)]))
