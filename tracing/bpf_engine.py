@@ -322,7 +322,7 @@ SAMPLE_KEY_DTYPE = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("user_stack", "<i4
 SAMPLE_COUNT_DTYPE = np.dtype("<u8")
 EXEC_SETTLE_S = 0.02  # after an exec, the dynamic loader maps the libraries: read them then
 MISSING_USER = "[missing user stack]"
-LOST_STACK = "[stack lost: stack map full]"
+LOST_STACK = "[stack lost: stack map collision or full]"
 _SYMBOL_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_uint64,
                                     ctypes.c_uint64, ctypes.c_void_p)
 _STT_FUNC, _STT_GNU_IFUNC = 2, 10

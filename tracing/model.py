@@ -253,15 +253,16 @@ class Drops:
     inflight: int = 0  # syscalls not timed because no in-flight slot could be made
     events_sent: int = 0  # syscall events the kernel submitted
     stacks_missing: int = 0  # CPU samples whose user stack could not be read
-    stack_collisions: int = 0  # CPU samples whose stack the stack map had no room for
+    stack_collisions: int = 0  # CPU samples whose stack was lost (stack map collision, full)
     samples_lost: int = 0  # CPU samples not counted: the sample map was full
     tcp_events: int = 0  # TCP state changes with no room in their ring buffer
 
     @property
     def total(self) -> int:
+        # A sample without a user stack is still counted (as "[missing user stack]"): a
+        # property of the sample (a kernel thread, a process mid-exec), not a loss.
         return (self.events + self.stats_full + self.proc_events + self.inflight
-                + self.stacks_missing + self.stack_collisions + self.samples_lost
-                + self.tcp_events)
+                + self.stack_collisions + self.samples_lost + self.tcp_events)
 
 
 class TraceState:

@@ -105,7 +105,7 @@ def format_summary(snapshot: Snapshot, per_process: bool = False) -> str:
             f"dropped: {drops.events} events (ring buffer full), {drops.stats_full} syscalls "
             f"(stats map full), {drops.proc_events} process events, {drops.inflight} untimed, "
             f"CPU samples: {drops.stacks_missing} without a user stack, "
-            f"{drops.stack_collisions} with a stack lost (stack map full), "
+            f"{drops.stack_collisions} with a stack lost (stack map collision or full), "
             f"{drops.samples_lost} not counted (sample map full), {drops.tcp_events} TCP "
             "state changes"
         )

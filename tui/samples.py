@@ -87,10 +87,10 @@ def samples_line(snapshot: Snapshot | None, total: int) -> str:
         return "CPU samples: sampling is off (start with --sample-hz 99)"
     line = f"CPU samples · {hz} Hz · {total:,} samples"
     drops = snapshot.drops if snapshot is not None else None
-    if drops is not None and (drops.stacks_missing or drops.stack_collisions
-                              or drops.samples_lost):
-        line += (f" · stacks: {drops.stacks_missing:,} missing, {drops.stack_collisions:,} "
-                 f"lost (stack map full), {drops.samples_lost:,} uncounted")
+    if drops is not None:
+        notes = ((drops.stacks_missing, "without user stack"),
+                 (drops.stack_collisions, "stack lost"), (drops.samples_lost, "uncounted"))
+        line += "".join(f" · {n:,} {what}" for n, what in notes if n)
     return line
 
 
