@@ -6,6 +6,9 @@ them; METRIC terms (count, errors, err%, rate and the durations) test each group
 split matters: `pid=42 errors>0` grouped by syscall keeps pid 42's syscalls that failed,
 which testing `pid` on a row grouped across processes could not express.
 
+The connections view speaks the same language over TCP connections, with its own fields
+(`parse_connection_filter`): the splitting, quotes, `!`, value checks and messages are shared.
+
 `parse_filter` runs on every keystroke, so it compiles each term once into a predicate and
 reports the first bad term as a `FilterError` (never anything else) with its position.
 See docs/filters.md for the user's view.
@@ -14,12 +17,25 @@ See docs/filters.md for the user's view.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import ipaddress
 import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from tracing.connections import (
+    INBOUND,
+    OUTBOUND,
+    RESULT_FAILED,
+    RESULT_OK,
+    RESULT_REFUSED,
+    RESULT_RESET,
+    RESULT_TIMEOUT,
+    RESULT_UNREACHABLE,
+    Connection,
+)
 from tracing.units import parse_duration_ns
 
 ERRORS_ONLY = "errors>0"  # what the TUI's `e` key applies
@@ -103,7 +119,7 @@ class Term:
     value: str  # the value as typed, quotes removed
     negated: bool
     position: int
-    key: str  # matches_key() argument or metrics mapping key
+    key: str  # matches_key() argument, metrics mapping key, or connection field
     test: Callable[[Any], bool] = dataclasses.field(repr=False, compare=False)
 
     def holds(self, value: Any) -> bool:
@@ -192,7 +208,16 @@ def _split_terms(text: str) -> list[tuple[int, _Chars]]:
     return terms
 
 
-def _parse_term(start: int, chars: _Chars) -> Term:
+class _Parts(NamedTuple):
+    """A term taken apart, before any language gives it a meaning."""
+
+    negated: bool
+    name: str | None  # the field name in lower case; None for a bare word
+    op: str
+    value: str  # the value, or the bare word
+
+
+def _term_parts(start: int, chars: _Chars) -> _Parts:
     # A leading `!=` is an operator with its field missing, not a negated `=...` term.
     negated = chars[:1] == [("!", False)] and chars[1:2] != [("=", False)]
     if negated:
@@ -203,14 +228,59 @@ def _parse_term(start: int, chars: _Chars) -> Term:
             raise FilterError(f"'!!' at {start}: use one '!' to negate a term", start)
     op_at = next((i for i, (c, q) in enumerate(chars) if c in _OP_CHARS and not q), None)
     if op_at is None:
-        return _word_term("".join(c for c, _ in chars), negated, start)
+        return _Parts(negated, None, "", "".join(c for c, _ in chars))
     op_end = op_at
     while op_end < len(chars) and chars[op_end][0] in _OP_CHARS and not chars[op_end][1]:
         op_end += 1
     name = "".join(c for c, _ in chars[:op_at]).lower()
     op = "".join(c for c, _ in chars[op_at:op_end])
     value = "".join(c for c, _ in chars[op_end:])
+    return _Parts(negated, name, op, value)
+
+
+def _parse_term(start: int, chars: _Chars) -> Term:
+    negated, name, op, value = _term_parts(start, chars)
+    if name is None:
+        return _word_term(value, negated, start)
     return _field_term(name, op, value, negated, start)
+
+
+@dataclass(frozen=True)
+class _Language:
+    """What one view's filter accepts: each field's kind, each kind's operators, and the
+    words its messages use. The syscall view and the connections view share everything
+    else (splitting, quotes, `!`, the value checks and the messages' form)."""
+
+    kinds: Mapping[str, str]  # field -> kind
+    ops: Mapping[str, tuple[str, ...]]  # kind -> operators
+    field_list: str
+    nouns: Mapping[str, str]  # kind -> what `=` wants ("number" when missing)
+    example: Callable[[str, str], str]  # (field, op) -> an example term
+
+
+def _check_term(lang: _Language, name: str, op: str, value: str, start: int) -> str:
+    """The field's kind, once the field, the operator and a value are there."""
+    if not name:
+        raise FilterError(
+            f"missing field before '{_shown(op)}' at {start}: use {lang.field_list}", start
+        )
+    if name not in lang.kinds:
+        raise FilterError(
+            f"unknown field '{_shown(name)}' at {start}: use {lang.field_list}", start
+        )
+    kind = lang.kinds[name]
+    allowed = lang.ops[kind]
+    if op not in allowed:
+        raise FilterError(
+            f"bad operator '{_shown(op)}' for {name} at {start}: use {_or_list(allowed)}", start
+        )
+    if not value:
+        noun = "regex" if op == "~" else lang.nouns.get(kind, "number")
+        article = "an" if noun[0] in "aeiou" else "a"
+        raise FilterError(
+            f"'{op}' needs {article} {noun} at {start}: e.g. {lang.example(name, op)}", start
+        )
+    return kind
 
 
 def _word_term(word: str, negated: bool, start: int) -> Term:
@@ -221,22 +291,8 @@ def _word_term(word: str, negated: bool, start: int) -> Term:
 
 
 def _field_term(name: str, op: str, value: str, negated: bool, start: int) -> Term:
-    if not name:
-        raise FilterError(
-            f"missing field before '{_shown(op)}' at {start}: use {_FIELD_LIST}", start
-        )
-    if name not in _FIELDS:
-        raise FilterError(f"unknown field '{_shown(name)}' at {start}: use {_FIELD_LIST}", start)
-    kind, key = _FIELDS[name]
-    allowed = _OPS_BY_KIND[kind]
-    if op not in allowed:
-        raise FilterError(
-            f"bad operator '{_shown(op)}' for {name} at {start}: use {_or_list(allowed)}", start
-        )
-    if not value:
-        noun = {"name": "name", "comm": "name", "duration": "duration"}.get(kind, "number")
-        noun = "regex" if op == "~" else noun
-        raise FilterError(f"'{op}' needs a {noun} at {start}: e.g. {_example(name, op)}", start)
+    kind = _check_term(_SYSCALL_LANGUAGE, name, op, value, start)
+    key = _FIELDS[name][1]
     test = _PREDICATE_BUILDERS[kind](name, op, value, start)
     canonical = "count" if name == "calls" else name
     return Term(canonical, op, value, negated, start, key, test)
@@ -344,5 +400,244 @@ _PREDICATE_BUILDERS: dict[str, Callable[[str, str, str, int], Callable[[Any], bo
     "int": _int_predicate,
     "count": _count_predicate,
     "percent": _percent_predicate,
+    "duration": _duration_predicate,
+}
+
+_SYSCALL_LANGUAGE = _Language(
+    kinds={name: kind for name, (kind, _) in _FIELDS.items()},
+    ops=_OPS_BY_KIND,
+    field_list=_FIELD_LIST,
+    nouns={"name": "name", "comm": "name", "duration": "duration"},
+    example=_example,
+)
+
+
+# -- the connections view ----------------------------------------------------------------------
+#
+# The same language over TCP connections: every term tests one connection, so there is no
+# key/metric split. Fields that name two things (`port`: local or remote; `addr`; the
+# container's name or id) hold when either does, and their `!=` is the negation of `=`
+# ("neither is"), since "either is not 443" would hold for nearly every connection.
+
+FAILURES_ONLY = "result=failed"  # what the connections view's `e` key applies
+
+CONNECTION_HELP = """\
+Filter: terms separated by spaces, all must match; empty shows everything.
+  curl         comm, local or remote endpoint, or container contains "curl"
+  port=443     local or remote port   sport=8080 (local)  dport=443 (remote)
+  port<1024    ports also compare with != > >= < <=
+  addr=10.0.0.1  addr=10.0.0.0/8  addr=::1  addr~^192\\.168  (either end)
+  container=web  container=3f2a9c (id prefix)  container~^db
+  state=established  state~WAIT  dir=in  dir=out  duration>1s  duration<5ms
+  result=refused  (or timeout, reset, unreachable, ok)  result=ECONNRESET
+  result=failed  any failure
+  pid=42  tid=43  comm=nginx  comm~^py    a leading ! negates: !dir=in
+  e failures only (result=failed)  Escape clears  bad text keeps the last"""
+
+# The kernel's TCP state names (include/net/tcp_states.h, as tracing/tcp_monitor.py's
+# TCP_STATES); a state filter naming another one is a typo worth saying so.
+TCP_STATE_NAMES = frozenset({
+    "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
+    "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
+})
+_DIRECTIONS = {"in": INBOUND, "inbound": INBOUND, "out": OUTBOUND, "outbound": OUTBOUND}
+_RESULT_WORDS = frozenset({
+    RESULT_OK, RESULT_REFUSED, RESULT_TIMEOUT, RESULT_RESET, RESULT_UNREACHABLE, RESULT_FAILED,
+})
+_ERRNO_RE = re.compile(r"E[A-Z0-9]+")
+
+
+class _At(NamedTuple):
+    """What a connection term tests: the connection, and "now" for the ones that live on."""
+
+    conn: Connection
+    now_ns: int
+
+
+# field -> (kind, the values it tests: one, or two for "either" fields)
+_CONN_FIELDS: dict[str, tuple[str, Callable[[_At], tuple[Any, ...]]]] = {
+    "port": ("port", lambda a: (a.conn.sport, a.conn.dport)),
+    "sport": ("port", lambda a: (a.conn.sport,)),
+    "dport": ("port", lambda a: (a.conn.dport,)),
+    "addr": ("addr", lambda a: (a.conn.saddr, a.conn.daddr)),
+    "container": ("container", lambda a: ((a.conn.container_name, a.conn.container_id),)),
+    "state": ("state", lambda a: (a.conn.state,)),
+    "dir": ("dir", lambda a: (a.conn.direction,)),
+    "result": ("result", lambda a: (a.conn,)),
+    "pid": ("int", lambda a: (a.conn.pid,)),
+    "tid": ("int", lambda a: (a.conn.tid,)),
+    "comm": ("comm", lambda a: (a.conn.comm,)),
+    "duration": ("duration", lambda a: (a.conn.duration_ns(a.now_ns),)),
+}
+_CONN_FIELD_LIST = ", ".join(_CONN_FIELDS)
+_TEXT_OPS = ("=", "!=", "~")
+_CONN_OPS = {
+    "port": tuple(_COMPARE), "addr": _TEXT_OPS, "container": _TEXT_OPS, "state": _TEXT_OPS,
+    "dir": ("=", "!="), "result": ("=", "!="), "int": ("=", "!="), "comm": _TEXT_OPS,
+    "duration": tuple(_COMPARE),
+}
+_CONN_NOUNS = {"addr": "address", "container": "name or id", "state": "state",
+               "dir": "direction", "result": "result", "comm": "name", "duration": "duration"}
+_CONN_EXAMPLES = {
+    "port": "port=443", "sport": "sport=8080", "dport": "dport=443", "addr": "addr=10.0.0.1",
+    "container": "container=web", "state": "state=ESTABLISHED", "dir": "dir=out",
+    "result": "result=refused", "pid": "pid=42", "tid": "tid=42", "comm": "comm=nginx",
+    "duration": "duration>1s",
+}
+_CONN_REGEX_EXAMPLES = {"addr": r"addr~^10\.", "container": "container~^web",
+                        "state": "state~WAIT", "comm": "comm~^py"}
+
+
+def _conn_example(name: str, op: str) -> str:
+    if op == "~":
+        return _CONN_REGEX_EXAMPLES.get(name, f"{name}~^x")
+    return _CONN_EXAMPLES.get(name, f"{name}=1")
+
+
+_CONNECTION_LANGUAGE = _Language(kinds={name: kind for name, (kind, _) in _CONN_FIELDS.items()},
+                                 ops=_CONN_OPS, field_list=_CONN_FIELD_LIST, nouns=_CONN_NOUNS,
+                                 example=_conn_example)
+
+
+@dataclass(frozen=True)
+class ConnectionFilter:
+    """A parsed connection filter; build it with parse_connection_filter()."""
+
+    text: str
+    terms: tuple[Term, ...] = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.terms
+
+    def matches(self, conn: Connection, now_ns: int) -> bool:
+        """True when the connection passes every term; `now_ns` (monotonic) is how long the
+        open ones have lived, for `duration`."""
+        at = _At(conn, now_ns)
+        return all(term.holds(at) for term in self.terms)
+
+
+def parse_connection_filter(text: str) -> ConnectionFilter:
+    """Parse a connections-view filter; raises FilterError naming the first bad term and its
+    position, like parse_filter."""
+    terms = []
+    for start, chars in _split_terms(text):
+        negated, name, op, value = _term_parts(start, chars)
+        terms.append(_conn_word_term(value, negated, start) if name is None
+                     else _conn_field_term(name, op, value, negated, start))
+    return ConnectionFilter(text, tuple(terms))
+
+
+def _conn_word_term(word: str, negated: bool, start: int) -> Term:
+    if not word:
+        raise FilterError(f'empty quotes at {start}: put a word between them, e.g. "curl"',
+                          start)
+    needle = word.lower()
+
+    def test(at: _At) -> bool:
+        c = at.conn
+        texts = (c.comm, c.local, c.remote, c.container_name, c.container_id)
+        return any(needle in t.lower() for t in texts)
+
+    return Term("word", "contains", word, negated, start, "word", test)
+
+
+def _conn_field_term(name: str, op: str, value: str, negated: bool, start: int) -> Term:
+    kind = _check_term(_CONNECTION_LANGUAGE, name, op, value, start)
+    values = _CONN_FIELDS[name][1]
+    if op == "!=":  # "neither is": see above
+        equal = _CONN_PREDICATES[kind](name, "=", value, start)
+
+        def test(at: _At) -> bool:
+            return not any(equal(v) for v in values(at))
+    else:
+        holds = _CONN_PREDICATES[kind](name, op, value, start)
+
+        def test(at: _At) -> bool:
+            return any(holds(v) for v in values(at))
+    return Term(name, op, value, negated, start, name, test)
+
+
+def _port_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any], bool]:
+    if not _INT_RE.fullmatch(value) or len(value) > 5 or int(value) > 65535:
+        raise FilterError(f"bad port '{_shown(value)}' for {name} at {start}: use a number "
+                          f"from 0 to 65535, e.g. {_conn_example(name, op)}", start)
+    return _comparison(op, int(value))
+
+
+def _addr_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any], bool]:
+    if op == "~":
+        pattern = _compile_regex(value, re.IGNORECASE, name, start)
+        return lambda v: pattern.search(v) is not None
+    try:
+        # A network (10.0.0.0/8) holds its addresses; an address equals itself however it
+        # is written (::1 is 0:0::1).
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise FilterError(f"bad address '{_shown(value)}' for {name} at {start}: use an IP "
+                          f"address or a network, e.g. addr=10.0.0.1, addr=10.0.0.0/8, "
+                          f"addr=::1", start) from None
+    return lambda v: (ip := _ip(v)) is not None and ip in network
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _container_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any], bool]:
+    # Values are (name, id): the name exactly, or the id by a prefix as `docker ps` shows.
+    if op == "~":
+        pattern = _compile_regex(value, 0, name, start)
+        return lambda v: any(pattern.search(t) is not None for t in v if t)
+    prefix = value.lower()
+    return lambda v: v[0] == value or (bool(v[1]) and v[1].startswith(prefix))
+
+
+def _state_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any], bool]:
+    if op == "~":
+        pattern = _compile_regex(value, re.IGNORECASE, name, start)
+        return lambda v: pattern.search(v) is not None
+    wanted = value.upper().replace("-", "_")  # ss writes TIME-WAIT
+    if wanted not in TCP_STATE_NAMES:
+        raise FilterError(f"unknown state '{_shown(value)}' for {name} at {start}: use "
+                          f"{', '.join(sorted(TCP_STATE_NAMES))}", start)
+    return lambda v: v == wanted
+
+
+def _dir_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any], bool]:
+    wanted = _DIRECTIONS.get(value.lower())
+    if wanted is None:
+        raise FilterError(f"bad direction '{_shown(value)}' for {name} at {start}: use in "
+                          f"(accepted) or out (connected)", start)
+    return lambda v: v == wanted
+
+
+def _result_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any], bool]:
+    word = value.lower()
+    if word == RESULT_FAILED:  # any failure, not only those without a word of their own
+        return lambda c: c.failed
+    if word in _RESULT_WORDS:
+        return lambda c: c.result == word
+    if _ERRNO_RE.fullmatch(value.upper()):
+        errno_name = value.upper()
+        return lambda c: c.error == errno_name
+    raise FilterError(f"bad result '{_shown(value)}' for {name} at {start}: use ok, refused, "
+                      f"timeout, reset, unreachable, failed or an errno name (ECONNRESET)",
+                      start)
+
+
+_CONN_PREDICATES: dict[str, Callable[[str, str, str, int], Callable[[Any], bool]]] = {
+    "port": _port_predicate,
+    "addr": _addr_predicate,
+    "container": _container_predicate,
+    "state": _state_predicate,
+    "dir": _dir_predicate,
+    "result": _result_predicate,
+    "int": _int_predicate,
+    "comm": _text_predicate,
     "duration": _duration_predicate,
 }

@@ -246,6 +246,7 @@ def snapshot_meta(snapshot: Snapshot) -> dict[str, Any]:
                   "events_sent": d.events_sent, "stacks_missing": d.stacks_missing,
                   "stack_collisions": d.stack_collisions, "samples_lost": d.samples_lost,
                   "tcp_events": d.tcp_events},
+        "tcp_monitored": snapshot.tcp_monitored,
         "exit_code": exit_status.code if exit_status else None,
         "exit_signal": exit_status.signal if exit_status else None,
     }

@@ -302,6 +302,7 @@ class Snapshot:
     # TCP connections new or changed since the previous snapshot (keep the newest per
     # Connection.conn_id).
     connections: tuple[Connection, ...] = ()
+    tcp_monitored: bool = True  # False: TCP monitoring was off (or the kernel has no hook)
 
     @property
     def elapsed_s(self) -> float:

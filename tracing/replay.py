@@ -90,6 +90,7 @@ def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
         "sample_hz": s.sample_hz,
         "probes": {str(nr): name for nr, name in s.probes.items()},
         "connections": [dataclasses.astuple(c) for c in s.connections],
+        "tcp_monitored": s.tcp_monitored,
     }
 
 
@@ -119,6 +120,7 @@ def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
         sample_hz=d.get("sample_hz", 0),
         probes={int(nr): name for nr, name in d.get("probes", {}).items()},
         connections=tuple(Connection(*c) for c in d.get("connections", ())),
+        tcp_monitored=d.get("tcp_monitored", True),
     )
 
 

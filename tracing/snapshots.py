@@ -32,12 +32,13 @@ class SnapshotBuilder:
 
     def __init__(self, start_ts_ns: int, start_wall_time: float, arch: str,
                  targets: tuple[str, ...] = (), sample_hz: int = 0,
-                 probes: Mapping[int, str] | None = None) -> None:
+                 probes: Mapping[int, str] | None = None, tcp_monitored: bool = True) -> None:
         self.start_ts_ns = start_ts_ns
         self.start_wall_time = start_wall_time
         self.arch = arch
         self.targets = targets
         self.sample_hz = sample_hz
+        self.tcp_monitored = tcp_monitored
         self.probes = MappingProxyType(dict(probes or {}))
         self.epoch = 0
         self._seq = 0
@@ -109,6 +110,7 @@ class SnapshotBuilder:
             epoch=self.epoch,
             samples=tuple(samples),
             connections=connections,
+            tcp_monitored=self.tcp_monitored,
             sample_hz=self.sample_hz,
             probes=self.probes,
         )

@@ -165,6 +165,7 @@ def window_snapshot(session: StoredSession, window: Window, seq: int) -> Snapsho
         samples=window_samples(session, window), sample_hz=int(meta.get("sample_hz") or 0),
         probes={int(nr): name for nr, name in (meta.get("probes") or {}).items()},
         connections=window_connections(session, window),
+        tcp_monitored=bool(meta.get("tcp_monitored", True)),
     )
 
 

@@ -99,6 +99,7 @@ class Tracer:
         self._builder = SnapshotBuilder(
             start_ns, start_wall, self.arch, self.config.describe_targets(),
             sample_hz=self.config.sample_hz, probes=probe_names(self.config.uprobes),
+            tcp_monitored=options.tcp,
         )
         self.state = TraceState.TRACING
         self._thread = threading.Thread(target=self._run, name="sikte-tracer", daemon=True)

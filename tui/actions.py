@@ -23,16 +23,16 @@ class Action:
 ACTIONS: tuple[Action, ...] = (
     # the live view
     Action("filter", "slash", "filter", "Filter the table (/): see the filter language in help",
-           ("live",)),
+           ("live", "connections")),
     Action("errors_only", "e", "errors", "Show only rows with errors (toggle)", ("live",)),
     Action("cycle_grouping", "g", "group", "Group by syscall, process, thread, process×syscall",
            ("live",)),
     Action("sort_next", "greater_than_sign,full_stop", "sort→", "Sort by the next column",
-           ("live", "picker", "samples"), footer=False),
+           ("live", "picker", "samples", "connections"), footer=False),
     Action("sort_prev", "less_than_sign,comma", "←sort", "Sort by the previous column",
-           ("live", "picker", "samples"), footer=False),
-    Action("sort_invert", "i", "invert", "Invert the sort order", ("live", "picker", "samples"),
-           footer=False),
+           ("live", "picker", "samples", "connections"), footer=False),
+    Action("sort_invert", "i", "invert", "Invert the sort order",
+           ("live", "picker", "samples", "connections"), footer=False),
     Action("toggle_tree", "t", "tree", "Show or hide the process tree", ("live",)),
     Action("toggle_output", "o", "output", "Show or hide the command's output", ("live",)),
     Action("toggle_pause", "p", "pause", "Pause the tables (counting goes on)", ("live",)),
@@ -44,6 +44,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("clear_filter", "escape", "clear", "Clear the filter", ("live",), footer=False),
     Action("drill", "enter", "details", "Details of the selected row", ("live",), footer=False),
     Action("samples", "s", "samples", "CPU stack samples: top functions, callers, flame view",
+           ("live",)),
+    Action("connections", "c", "connections", "TCP connections: the selected process's, "
+           "outbound ones from a connect row, inbound from accept/accept4; else all",
            ("live",)),
     # the CPU samples views
     Action("neighbours", "enter", "callers", "Callers and callees of the selected function",
@@ -64,6 +67,16 @@ ACTIONS: tuple[Action, ...] = (
            footer=False),
     Action("select_next", "right", "next", "Select the frame to the right", ("flame",),
            footer=False),
+    # the connections view
+    Action("failures_only", "e", "failures", "Show only failed connections (toggle "
+           "result=failed)", ("connections",)),
+    Action("toggle_summary", "g", "by remote", "Group by remote endpoint: connections, "
+           "failures, open, average duration (toggle)", ("connections",)),
+    Action("show_endpoint", "enter", "its connections", "By remote endpoint: list the "
+           "selected endpoint's connections (Escape comes back)", ("connections",),
+           footer=False),
+    Action("all_connections", "a", "all", "Show every connection, not only the process's or "
+           "direction's it was opened for", ("connections",)),
     # the process picker
     Action("filter", "slash", "filter", "Filter processes (fuzzy: name, command, user, pid)",
            ("picker",)),
@@ -78,11 +91,13 @@ ACTIONS: tuple[Action, ...] = (
     Action("refresh", "f5", "refresh", "List the saved sessions again", ("sessions",)),
     # everywhere
     Action("back", "escape", "back", "Go back, or clear the filter",
-           ("detail", "help", "samples", "callers"), footer=True),
+           ("detail", "help", "samples", "callers", "connections"), footer=True),
     Action("help", "question_mark", "help", "Keys and the filter language",
-           ("live", "picker", "detail", "sessions", "samples", "callers", "flame")),
+           ("live", "picker", "detail", "sessions", "samples", "callers", "flame",
+            "connections")),
     Action("quit", "q", "quit", "Quit (asks before stopping a running command)",
-           ("live", "picker", "detail", "sessions", "samples", "callers", "flame")),
+           ("live", "picker", "detail", "sessions", "samples", "callers", "flame",
+            "connections")),
 )
 
 

@@ -21,6 +21,7 @@ from tracing.model import Snapshot, TraceState
 from tracing.sources import SnapshotSource, StoredSource
 from tracing.stored_window import Window
 from tui.actions import bindings_for
+from tui.connections import ConnectionsScreen, scope_of_row
 from tui.messages import CommandOutput, SnapshotReady, SourceFailed, SourceStarted
 from tui.rows import DEFAULT_SORT, GROUPINGS, Grouping, RowBuilder, columns
 from tui.samples import SamplesScreen
@@ -341,6 +342,12 @@ class LiveScreen(SortKeys, Screen):
 
     def action_samples(self) -> None:
         self.app.push_screen(SamplesScreen(self.session))
+
+    def action_connections(self) -> None:
+        """The connections of the selected row: a process's (or thread's process), outbound
+        ones for a connect row, inbound ones for accept/accept4; all for other rows."""
+        scope = scope_of_row(self.grouping.key, self.query_one(KeyedTable).cursor_key)
+        self.app.push_screen(ConnectionsScreen(self.session, scope))
 
     def action_help(self) -> None:
         self.app.action_show_help()

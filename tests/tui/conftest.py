@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
 from tracing.model import Snapshot
 from tracing.proclist import ProcessEntry
@@ -18,6 +19,7 @@ from tracing.sources import ReplaySource
 from tui.app import SikteApp
 
 DATA = Path(__file__).resolve().parent / "data"
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 FIXTURE = DATA / "session.jsonl.gz"
 
 # 2023-11-14 22:13:20 UTC: the picker's "now".
@@ -82,3 +84,12 @@ def processes() -> list[ProcessEntry]:
 @pytest.fixture
 def picker_app(processes: list[ProcessEntry]) -> SikteApp:
     return SikteApp(lister=lambda: list(processes), clock=lambda: NOW)
+
+
+async def until(pilot: Pilot, condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """Wait until condition() holds (the screens render at most 4 times a second)."""
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    assert condition(), "timed out waiting for the UI"

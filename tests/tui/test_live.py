@@ -32,10 +32,13 @@ from tui.rows import GROUPINGS, columns
 from tui.table import GAP, KeyedTable
 from tui.widgets import ProcessTreePanel
 
+from .conftest import until
+
 SIZE = (160, 48)
 SYSCALL = GROUPINGS[0]
 
 # -- expectations from the recording, computed without the TUI's row code ------------------
+
 
 
 def by_name(snapshot: Snapshot, keep: Callable[[StatKey], bool] = lambda k: True
@@ -85,14 +88,6 @@ def plain(widget: Static) -> str:
 def header(app: SikteApp) -> str:
     return plain(app.screen.query_one("#status", Static))
 
-
-async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Wait until condition() holds (the screen renders at most 4x/s)."""
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    assert condition(), "timed out waiting for the UI"
 
 
 async def loaded(pilot: Pilot) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Callable
 
 import pytest
 from rich.text import Text
@@ -23,8 +22,11 @@ from tui.dialogs import RunCommand
 from tui.picker import COLUMNS, PickerScreen
 from tui.table import GAP, KeyedTable
 
+from .conftest import until
+
 SIZE = (160, 48)
 SORTABLE = [c for c in COLUMNS if c.key != "selected"]
+
 
 
 def table_of(app: SikteApp) -> KeyedTable:
@@ -48,13 +50,6 @@ def sorted_ok(values: list[object], reverse: bool) -> bool:
     pairs = list(itertools.pairwise(values))
     return all(a >= b for a, b in pairs) if reverse else all(a <= b for a, b in pairs)
 
-
-async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    assert condition(), "timed out waiting for the UI"
 
 
 async def listed(pilot: Pilot) -> None:

@@ -15,10 +15,9 @@ from tui.app import SikteApp
 from tui.samples import FlameScreen, NeighboursScreen, SamplesScreen
 from tui.table import KeyedTable
 
-from .conftest import NOW
+from .conftest import NOW, SIZES, until
 
 PID = 19953  # the fixture's python process, with threads 19954..19956
-SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 
 
 def stack(*frames: str, tid: int = PID, count: int, kernel: int = 0) -> StackSample:
@@ -47,13 +46,6 @@ def sampled(snapshots):
 def app_on(items) -> SikteApp:
     return SikteApp(source=ReplaySource(items), clock=lambda: NOW)
 
-
-async def until(pilot: Pilot, condition, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("timed out waiting for the UI")
 
 
 async def open_samples(pilot: Pilot) -> SamplesScreen:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import Input, Static, Switch
 
 from tracing.model import Snapshot
@@ -20,7 +19,10 @@ from tui.session_dialogs import ExportDialog, WindowDialog, format_offset, parse
 from tui.sessions import SessionsScreen
 from tui.table import KeyedTable
 
+from .conftest import until
+
 SIZE = (160, 48)
+
 
 
 @pytest.fixture
@@ -42,13 +44,6 @@ def expected_counts(snapshots: list[Snapshot], first: int = 0) -> dict[str, int]
                 out[name] = out.get(name, 0) + delta.count
     return out
 
-
-async def until(pilot: Pilot, condition, timeout: float = 3.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    assert condition(), "timed out waiting for the UI"
 
 
 def opened(path: Path) -> SikteApp:

@@ -16,19 +16,11 @@ from tui.app import SikteApp
 from tui.detail import DetailScreen
 from tui.table import KeyedTable
 
-SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
-
-
-async def _until(pilot: Pilot, condition, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("timed out waiting for the UI")
+from .conftest import SIZES, until
 
 
 async def _rows_shown(pilot: Pilot) -> None:
-    await _until(pilot, lambda: pilot.app.screen.query_one(KeyedTable).row_count > 0)
+    await until(pilot, lambda: pilot.app.screen.query_one(KeyedTable).row_count > 0)
     await pilot.pause(0.3)  # a render tick after the rows: nothing left to change
 
 
@@ -49,7 +41,7 @@ def test_openat_details(snap_compare, replay_app: SikteApp, size: tuple[int, int
         table = pilot.app.screen.query_one(KeyedTable)
         table.move_cursor([r.key for r in table.rows].index("openat") - 1)
         await pilot.press("down", "enter")
-        await _until(pilot, lambda: isinstance(pilot.app.screen, DetailScreen))
+        await until(pilot, lambda: isinstance(pilot.app.screen, DetailScreen))
         await pilot.pause(0.1)
 
     assert snap_compare(replay_app, terminal_size=size, run_before=open_openat)
