@@ -14,8 +14,14 @@ import duckdb
 import pandas as pd
 import pytest
 
+from tracing.sources import StoredSource
 from tracing.stored import open_session
 from tracing.stored_window import whole, window_connections
+from tui.app import SikteApp
+from tui.connections import ConnectionsScreen
+from tui.table import KeyedTable
+
+from ..tui.conftest import until
 
 pytestmark = pytest.mark.ebpf
 
@@ -111,3 +117,19 @@ def test_connections_survive_export_and_open(recorded, which):
                           for f in ("family", "direction", "dport", "sport", "daddr",
                                     "result", "state", "error")})
     expected_rows(frame, recorded["ports"])
+
+
+@pytest.mark.parametrize("which", ["db", "out"])
+async def test_open_shows_the_connections_view(recorded, which):
+    app = SikteApp(source=StoredSource(open_session(recorded[which])))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.screen.query(KeyedTable)
+                    and app.screen.query_one(KeyedTable).row_count > 0)
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConnectionsScreen))
+        screen = app.screen
+        await until(pilot, lambda: screen.query_one(KeyedTable).row_count == 4 * N + 1)
+        results = [row.cells["result"] for row in screen.query_one(KeyedTable).rows]
+        assert sum(r.startswith("refused") for r in results) == 1, results
+        assert sum(r == "ok" for r in results) == 4 * N, results
+        assert "1 failed" in str(screen.query_one("#connections-title").render())
