@@ -49,9 +49,23 @@ SYSCALLS_PROGRAM = BPF_DIR / "syscalls.bpf.c"
 # target map (is_target(), children followed at fork) instead of keeping one of their own.
 TCP_PROGRAM = BPF_DIR / "tcp.bpf.c"
 PROFILE_PROGRAM = BPF_DIR / "profile.bpf.c"
-# Per half of the sample maps, which hold a tick's samples (a few hundred per CPU at most).
-STACK_ENTRIES = 8192  # distinct stacks (each up to 127 frames, ~1 KiB)
-SAMPLE_ENTRIES = 8192  # distinct (pid, tid, user stack, kernel stack) counts
+# Per half of the sample maps, which hold a tick's samples: sized by CPUs and rate.
+MIN_ENTRIES, MAX_STACKS, MAX_SAMPLES = 8192, 65536, 262144
+TICK_S, LONGEST_TICK_S = 0.25, 2.0  # the tracer's usual tick, and its longest (busy) one
+
+
+def _pow2(n: float) -> int:
+    return 1 << max(int(n) - 1, 1).bit_length()
+
+
+def sample_map_entries(hz: int, cpus: int | None = None) -> tuple[int, int]:
+    """(stack map, sample map) entries per half. get_stackid loses a stack when two hash to
+    one bucket, so the stack map (~1 KiB an entry) gets 16 buckets per sample of a usual
+    tick; the sample map (small entries) holds every sample of the longest tick twice."""
+    samples_per_s = (cpus or os.cpu_count() or 1) * max(hz, 1)
+    stacks = min(max(_pow2(samples_per_s * TICK_S * 16), MIN_ENTRIES), MAX_STACKS)
+    counts = min(max(_pow2(samples_per_s * LONGEST_TICK_S * 2), MIN_ENTRIES), MAX_SAMPLES)
+    return stacks, counts
 
 
 
@@ -236,8 +250,8 @@ def build_cflags(options: EngineOptions, arch: str) -> list[str]:
         "STATS_ENTRIES": options.stats_entries,
         "HAVE_GROUP_DEAD": int(tracefs.has_field("sched", "sched_process_exit", "group_dead")),
         "USE_TASK_STORAGE": int(_kernel_at_least(5, 11)),
-        "STACK_ENTRIES": STACK_ENTRIES,
-        "SAMPLE_ENTRIES": SAMPLE_ENTRIES,
+        "STACK_ENTRIES": sample_map_entries(options.sample_hz)[0],
+        "SAMPLE_ENTRIES": sample_map_entries(options.sample_hz)[1],
         "PROBE_NR_BASE": f"{PROBE_NR_BASE}U",
         **_exit_numbers(arch),
         "NR_HIDDEN": _hidden_number(options, arch),
@@ -404,6 +418,8 @@ class StackSampler:
         self._readers = [BatchReader(table, SAMPLE_KEY_DTYPE, SAMPLE_COUNT_DTYPE)
                          for table, _ in self._halves]
         self._writing = 0  # the half the kernel writes
+        self._flipped_ns = time.monotonic_ns()  # when the kernel started writing it
+        self.read_until_ns = 0  # the end of the time the last read's samples were taken in
         self._counters = bpf[b"sample_counters"]  # type: ignore[index]
         self._counter = SampleCounter()
         self._user = UserSymbols(BccElfReader())
@@ -421,6 +437,10 @@ class StackSampler:
         self._user.forget(pid)
         self._user_frames.pop(pid, None)
         self._pending[pid] = time.monotonic() + EXEC_SETTLE_S
+
+    def note_fork(self, child: int, parent: int) -> None:
+        """A new task: a forked process starts with its parent's maps."""
+        self._user.inherit(child, parent)
 
     def capture_due(self) -> float:
         """Read the maps of processes that exec'd a moment ago (a short-lived one may be
@@ -443,10 +463,14 @@ class StackSampler:
         gone, self._gone = self._gone, set()
         self._user.next_round()
         self._drain(1 - self._writing, comms)
+        # The drained half was written until the previous flip: that is when they end.
+        self.read_until_ns = self._flipped_ns
         self._writing = 1 - self._writing
         self._half[self._half.Key(0)] = self._half.Leaf(self._writing)
+        self._flipped_ns = time.monotonic_ns()
         if final:
             self._drain(1 - self._writing, comms)
+            self.read_until_ns = self._flipped_ns
         for pid in gone:
             self._user.forget(pid)
             self._user_frames.pop(pid, None)
@@ -474,6 +498,10 @@ class StackSampler:
         # StackTrace.clear does nothing).
         for stack_key in list(stacks.keys()):  # type: ignore[attr-defined]
             del stacks[stack_key]  # type: ignore[attr-defined]
+        # Named stacks are kept for one drain only: leaf addresses vary almost every sample,
+        # and the symbol caches below them already hold every address's name.
+        self._user_frames.clear()
+        self._kernel_frames.clear()
 
     @staticmethod
     def _walk(stacks: object, stack_id: int) -> tuple[int, ...]:
@@ -593,6 +621,8 @@ class SyscallProgram:
         )
         if self.sampler is not None and e.kind == ProcKind.EXEC:  # new maps: capture them soon
             self.sampler.note_exec(e.pid)
+        elif self.sampler is not None and e.kind == ProcKind.FORK:
+            self.sampler.note_fork(e.tid, e.ppid)
         return 0
 
     def drain(self, deadline: float = float("inf")) -> None:
@@ -720,6 +750,10 @@ class SyscallProgram:
         """The stacks whose sample counts grew since the last call (cumulative counts); they
         come a tick late, except with `final`."""
         return self.sampler.read(comms, final) if self.sampler is not None else ()
+
+    def samples_until_ns(self) -> int:
+        """When the samples of the last read_samples stopped being taken (0: no sampling)."""
+        return self.sampler.read_until_ns if self.sampler is not None else 0
 
     def close(self) -> None:
         self._bpf.cleanup()

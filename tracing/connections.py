@@ -76,17 +76,31 @@ def endpoint(addr: str, port: int, family: int) -> str:
     return f"[{addr}]:{port}" if family == 6 else f"{addr}:{port}"
 
 
-class ConnectionSet:
-    """The newest state of every connection, from snapshots' changed connections."""
+MAX_KEPT = 100_000  # connections a ConnectionSet keeps; beyond, the oldest ended ones go
 
-    def __init__(self) -> None:
+
+class ConnectionSet:
+    """The newest state of every connection, from snapshots' changed connections; at most
+    `limit` of them, forgetting the oldest that ended (the journal keeps every one)."""
+
+    def __init__(self, limit: int = MAX_KEPT) -> None:
         self._connections: dict[int, Connection] = {}
+        self.limit = limit
+        self.forgotten = 0  # ended connections let go to stay within the limit
         self.version = 0  # increases whenever the set changes
 
     def update(self, connections: Iterable[Connection]) -> None:
         for c in connections:
             self._connections[c.conn_id] = c
             self.version += 1
+        if len(self._connections) > self.limit + self.limit // 10:  # in batches: O(1) a row
+            self._forget_oldest_ended(len(self._connections) - self.limit)
+
+    def _forget_oldest_ended(self, n: int) -> None:
+        ended = [k for k, c in self._connections.items() if c.ended][:n]
+        for k in ended:
+            del self._connections[k]
+        self.forgotten += len(ended)
 
     def reset(self) -> None:
         self._connections.clear()

@@ -212,8 +212,8 @@ class _Writer:
                 db.execute("INSERT INTO stacks VALUES (?,?,?,?,?,?,?)", _stack_row(stack, s))
             delta = s.count - counts.get(s.key, 0)
             counts[s.key] = s.count
-            if delta > 0:
-                rows.append((snapshot.ts_ns, stack, delta))
+            if delta > 0:  # stamped with the end of the time they were taken in
+                rows.append((snapshot.samples_until_ns or snapshot.ts_ns, stack, delta))
         db.executemany("INSERT INTO sample_timeline VALUES (?,?,?)", rows)
 
     def _changed_processes(self, snapshot: Snapshot) -> list[ProcessInfo]:
@@ -247,6 +247,9 @@ def snapshot_meta(snapshot: Snapshot) -> dict[str, Any]:
                   "stack_collisions": d.stack_collisions, "samples_lost": d.samples_lost,
                   "tcp_events": d.tcp_events},
         "tcp_monitored": snapshot.tcp_monitored,
+        # Also known from the command line, but not for a trace started from the picker.
+        "sample_hz": snapshot.sample_hz,
+        "probes": {str(nr): name for nr, name in snapshot.probes.items()},
         "exit_code": exit_status.code if exit_status else None,
         "exit_signal": exit_status.signal if exit_status else None,
     }
@@ -433,6 +436,7 @@ class Journal:
             memory = sqlite3.connect(":memory:", check_same_thread=False)
             with memory:
                 apply_migrations(memory, 0)
+            self._writer = _Writer()  # what it wrote is gone: nothing to build on
         # The writer's memory advances only after a commit, so it matches the copy.
         with contextlib.suppress(sqlite3.Error):  # the file is lost to us already
             self._db.close()

@@ -299,6 +299,8 @@ class Snapshot:
     samples: tuple[StackSample, ...] = ()
     sample_hz: int = 0
     probes: Mapping[int, str] = field(default_factory=dict)  # nr -> "uprobe:c:malloc"
+    # The samples were taken before this (monotonic ns; they are read a tick late), 0: ts_ns.
+    samples_until_ns: int = 0
     # TCP connections new or changed since the previous snapshot (keep the newest per
     # Connection.conn_id).
     connections: tuple[Connection, ...] = ()

@@ -87,7 +87,7 @@ def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
         "targets": list(s.targets),
         "samples": [[x.pid, x.tid, x.comm, list(x.frames), list(x.modules), x.kernel_frames,
                      x.count] for x in s.samples],
-        "sample_hz": s.sample_hz,
+        "sample_hz": s.sample_hz, "samples_until_ns": s.samples_until_ns,
         "probes": {str(nr): name for nr, name in s.probes.items()},
         "connections": [dataclasses.astuple(c) for c in s.connections],
         "tcp_monitored": s.tcp_monitored,
@@ -117,7 +117,7 @@ def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
         samples=tuple(StackSample(pid, tid, comm, tuple(frames), tuple(modules), kernel, count)
                       for pid, tid, comm, frames, modules, kernel, count
                       in d.get("samples", ())),
-        sample_hz=d.get("sample_hz", 0),
+        sample_hz=d.get("sample_hz", 0), samples_until_ns=d.get("samples_until_ns", 0),
         probes={int(nr): name for nr, name in d.get("probes", {}).items()},
         connections=tuple(Connection(*c) for c in d.get("connections", ())),
         tcp_monitored=d.get("tcp_monitored", True),

@@ -78,6 +78,7 @@ class SampleSet:
         self._samples: dict[SampleKey, StackSample] = {}  # counted since the reset
         self._raw: dict[SampleKey, int] = {}  # cumulative counts, as the snapshots give them
         self._baseline: dict[SampleKey, int] = {}  # cumulative counts at the reset
+        self._total = 0  # kept as it goes: the header shows it at every snapshot
         self.version = 0  # increases whenever the set changes
 
     def update(self, samples: Iterable[StackSample]) -> None:
@@ -85,6 +86,8 @@ class SampleSet:
             self._raw[s.key] = s.count
             count = s.count - self._baseline.get(s.key, 0)
             if count > 0:
+                before = self._samples.get(s.key)
+                self._total += count - (before.count if before is not None else 0)
                 self._samples[s.key] = s if count == s.count else dataclasses.replace(
                     s, count=count)
             self.version += 1
@@ -97,6 +100,7 @@ class SampleSet:
         if not keep_counting:
             self._raw.clear()
         self._samples.clear()
+        self._total = 0
         self.version += 1
 
     def __iter__(self) -> Iterator[StackSample]:
@@ -107,7 +111,7 @@ class SampleSet:
 
     @property
     def total(self) -> int:
-        return total_samples(self._samples.values())
+        return self._total
 
 
 # -- top functions, callers and callees --------------------------------------------------------

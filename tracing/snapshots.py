@@ -81,6 +81,7 @@ class SnapshotBuilder:
         target_exit: ExitStatus | None = None,
         samples: Iterable[StackSample] = (),
         connections: tuple[Connection, ...] = (),
+        samples_until_ns: int = 0,
     ) -> Snapshot:
         """`changes`: the entries that are new or changed since the last build, cumulative;
         `deltas`: their change since then, when the caller has it (else it is computed)."""
@@ -109,6 +110,7 @@ class SnapshotBuilder:
             targets=self.targets,
             epoch=self.epoch,
             samples=tuple(samples),
+            samples_until_ns=samples_until_ns,
             connections=connections,
             tcp_monitored=self.tcp_monitored,
             sample_hz=self.sample_hz,

@@ -27,6 +27,7 @@ from typing import Protocol
 from tracing.samples import KERNEL_MODULE
 
 Frame = tuple[str, str]  # (function, module)
+MAX_PARENTS = 65536  # forks remembered (threads too: the kernel reports both alike)
 Symbol = tuple[int, int, str]  # (start, size, name): an ELF function symbol
 
 
@@ -185,6 +186,7 @@ class UserSymbols:
         self._frames: dict[tuple[str, int, int], Frame] = {}  # (dev, inode, file offset)
         self._vdso: SymbolTable | None = None
         self._generation = 0
+        self._parents: dict[int, int] = {}  # forked child -> parent, while the child is known
 
     def next_round(self) -> None:
         """A new round of reading (a tick): each process may be re-read once more."""
@@ -201,16 +203,33 @@ class UserSymbols:
         self._processes[pid] = _Process(pid, maps, self._generation)
         return True
 
+    def inherit(self, child: int, parent: int) -> None:
+        """A fork: the child starts with its parent's memory, so when its own maps cannot be
+        read (a short-lived child gone before its first samples are named) the parent's
+        name its frames. (`child` may be a new thread: then it is never looked up.)"""
+        self.watch(parent)
+        self._parents[child] = parent
+        if len(self._parents) > MAX_PARENTS:
+            del self._parents[next(iter(self._parents))]
+
     def forget(self, pid: int) -> None:
         self._processes.pop(pid, None)
+        self._parents.pop(pid, None)
+
+    def _inherited(self, pid: int) -> _Process | None:
+        parent = self._processes.get(self._parents.get(pid, -1))
+        if parent is None:
+            return None
+        proc = self._processes[pid] = _Process(pid, parent.maps, self._generation)
+        return proc
 
     def watching(self, pid: int) -> bool:
         return pid in self._processes
 
     def frame(self, pid: int, addr: int) -> Frame:
         proc = self._processes.get(pid)
-        if proc is None and self._capture(pid):
-            proc = self._processes[pid]
+        if proc is None:
+            proc = self._processes[pid] if self._capture(pid) else self._inherited(pid)
         mapping = proc.mapping(addr) if proc is not None else None
         if proc is not None and mapping is None and proc.refreshed != self._generation \
                 and self._capture(pid):

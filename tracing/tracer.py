@@ -87,7 +87,8 @@ class Tracer:
             ringbuf_pages=self.config.ringbuf_pages,
             sample_hz=self.config.sample_hz,
             uprobes=self.config.uprobes,
-            tcp=self.config.tcp and tracefs.has_event("sock", "inet_sock_set_state"),
+            tcp=self.config.tcp and tracefs.ensure_mounted() is not None
+            and tracefs.has_event("sock", "inet_sock_set_state"),
         )
         self._program = SyscallProgram(options, self.arch, self._containers)
         start_ns, start_wall = time.monotonic_ns(), time.time()
@@ -211,6 +212,7 @@ class Tracer:
             tracer_cpu_s=time.thread_time(),  # the worker thread: the tracer's own cost
             target_exit=target_exit,
             samples=samples,
+            samples_until_ns=program.samples_until_ns(),
             connections=program.read_connections(),
         )
         # Exited threads' final values are in this snapshot: the kernel map can let them go.

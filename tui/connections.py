@@ -38,7 +38,7 @@ from tracing.units import format_duration
 from tui.actions import actions_for, bindings_for
 from tui.dialogs import HelpScreen
 from tui.rows import Column, Row
-from tui.screens import DrillDown, SortKeys
+from tui.screens import DrillDown, SortKeys, ThrottledRedraw
 from tui.session import SessionView
 from tui.table import GAP, KeyedTable
 
@@ -359,7 +359,7 @@ class ConnectionTable(KeyedTable):
         self.post_message(self.CursorMoved())
 
 
-class ConnectionsScreen(SortKeys, DrillDown):
+class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
     """TCP connections, newest first, or per remote endpoint (g); / filters them."""
 
     ACTION_SCREEN = "connections"
@@ -413,10 +413,10 @@ class ConnectionsScreen(SortKeys, DrillDown):
         self.query_one("#remotes").display = False
         self.query_one("#connections-empty").display = False
         self._table().focus()
-        self.session_updated()
+        self.redraw_from_session()
 
     def on_screen_resume(self) -> None:
-        self.session_updated()
+        self.redraw_from_session()
 
     def on_resize(self) -> None:
         self._redraw()
@@ -437,7 +437,7 @@ class ConnectionsScreen(SortKeys, DrillDown):
         return (self.session.connections.version, latest.seq if latest else -1,
                 latest.epoch if latest else -1)
 
-    def session_updated(self) -> None:
+    def redraw_from_session(self) -> None:
         """Redraw when the connections or the clock (open ones' durations) moved on."""
         if self._session_state() != self._drawn:
             self._redraw()

@@ -33,7 +33,7 @@ from tracing.samples import (
 )
 from tui.actions import bindings_for
 from tui.rows import Column, Row
-from tui.screens import DrillDown, SortKeys
+from tui.screens import DrillDown, SortKeys, ThrottledRedraw
 from tui.session import SessionView
 from tui.table import KeyedTable
 
@@ -94,7 +94,7 @@ def samples_line(snapshot: Snapshot | None, total: int) -> str:
     return line
 
 
-class SamplesScreen(SortKeys, DrillDown):
+class SamplesScreen(ThrottledRedraw, SortKeys, DrillDown):
     """Top functions by self and total samples, over all processes, per process or thread."""
 
     ACTION_SCREEN = "samples"
@@ -115,10 +115,10 @@ class SamplesScreen(SortKeys, DrillDown):
 
     def on_mount(self) -> None:
         self._set_columns()
-        self.session_updated()
+        self.redraw_from_session()
 
     def on_screen_resume(self) -> None:
-        self.session_updated()
+        self.redraw_from_session()
 
     def _set_columns(self) -> None:
         table = self.query_one(KeyedTable)
@@ -126,7 +126,7 @@ class SamplesScreen(SortKeys, DrillDown):
         table.set_sort(self.sort_column, self.sort_reverse)
         self._version = -1
 
-    def session_updated(self) -> None:
+    def redraw_from_session(self) -> None:
         samples = self.session.samples
         if samples.version == self._version:
             return
@@ -145,13 +145,13 @@ class SamplesScreen(SortKeys, DrillDown):
     def action_cycle_scope(self) -> None:
         self.scope = SCOPES[(SCOPES.index(self.scope) + 1) % len(SCOPES)]
         self._set_columns()
-        self.session_updated()
+        self.redraw_from_session()
 
     def _set_sort(self, column: str, reverse: bool) -> None:
         self.sort_column, self.sort_reverse = column, reverse
         self.query_one(KeyedTable).set_sort(column, reverse)
         self._version = -1
-        self.session_updated()
+        self.redraw_from_session()
 
     def _step_sort(self, step: int) -> None:
         columns = function_columns(self.scope)
@@ -184,7 +184,7 @@ def neighbour_rows(pairs: Sequence[tuple[str, int]], total: int) -> list[Row]:
             for name, n in pairs]
 
 
-class NeighboursScreen(DrillDown):
+class NeighboursScreen(ThrottledRedraw, DrillDown):
     """One function's callers and callees, counted once per stack; Enter on one shows it."""
 
     ACTION_SCREEN = "callers"
@@ -213,9 +213,9 @@ class NeighboursScreen(DrillDown):
             table = self.query_one(f"#{name}", KeyedTable)
             table.set_columns(columns)
             table.set_sort("samples", True)
-        self.session_updated()
+        self.redraw_from_session()
 
-    def session_updated(self) -> None:
+    def redraw_from_session(self) -> None:
         samples = self.session.samples
         if samples.version == self._version:
             return
@@ -241,7 +241,7 @@ class NeighboursScreen(DrillDown):
             return
         self.function = name
         self._version = -1
-        self.session_updated()
+        self.redraw_from_session()
 
 
 # -- the flame (icicle) view -------------------------------------------------------------------
@@ -297,7 +297,7 @@ class Icicle(ScrollView, can_focus=True):
         return Strip(segments).extend_cell_length(width, self.rich_style).crop(0, width)
 
 
-class FlameScreen(DrillDown):
+class FlameScreen(ThrottledRedraw, DrillDown):
     """The samples as an icicle: arrows select a frame, Enter zooms into it, Escape zooms
     back out (and, at the top, goes back)."""
 
@@ -323,12 +323,12 @@ class FlameScreen(DrillDown):
 
     def on_mount(self) -> None:
         self.query_one(Icicle).focus()
-        self.session_updated()
+        self.redraw_from_session()
 
     def on_resize(self) -> None:
         self._layout()
 
-    def session_updated(self) -> None:
+    def redraw_from_session(self) -> None:
         samples = self.session.samples
         if samples.version == self._version:
             return
@@ -414,4 +414,4 @@ class FlameScreen(DrillDown):
         self.scope = SCOPES[(SCOPES.index(self.scope) + 1) % len(SCOPES)]
         self.zoom, self.zooms, self.selected = (), [], ()
         self._version = -1
-        self.session_updated()
+        self.redraw_from_session()

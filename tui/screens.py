@@ -1,8 +1,12 @@
-"""What the drill-down screens share: Escape, ? and q, and the sort keys."""
+"""What the drill-down screens share: Escape, ? and q, the sort keys, redraws paced by
+their cost."""
 
 from __future__ import annotations
 
+import time
+
 from textual.screen import Screen
+from textual.timer import Timer
 
 
 class DrillDown(Screen):
@@ -39,3 +43,33 @@ class SortKeys:
 
     def action_sort_invert(self) -> None:
         self._set_sort(self.sort_column, not self.sort_reverse)
+
+
+class ThrottledRedraw:
+    """A view whose redraw costs what the session holds (every connection, every stack):
+    after a redraw that took T seconds, the next one the session asks for waits 3T, so the
+    UI keeps at least three quarters of its time for keys. Screens define
+    `redraw_from_session`; SessionView calls `session_updated`."""
+
+    _next_redraw = 0.0
+    _deferred: Timer | None = None
+
+    def redraw_from_session(self) -> None:
+        raise NotImplementedError
+
+    def session_updated(self) -> None:
+        wait = self._next_redraw - time.monotonic()
+        if wait <= 0:
+            self._timed_redraw()
+        elif self._deferred is None:
+            self._deferred = self.set_timer(wait, self._run_deferred)  # type: ignore[attr-defined]
+
+    def _run_deferred(self) -> None:
+        self._deferred = None
+        self._timed_redraw()
+
+    def _timed_redraw(self) -> None:
+        started = time.monotonic()
+        self.redraw_from_session()
+        done = time.monotonic()
+        self._next_redraw = done + 3 * (done - started)

@@ -194,7 +194,7 @@ def test_probe_specifications():
 def test_samples_go_through_the_journal_and_parquet(make_journal, tmp_path):
     """Cumulative counts in, interval counts stored, the same totals out of both formats,
     and a stretch of time holds the samples of its intervals only."""
-    snapshots = load_snapshots(FIXTURE)
+    snapshots = [dataclasses.replace(s, sample_hz=99) for s in load_snapshots(FIXTURE)]
     first = (stack("main", "burn", count=30), stack("main", "idle", count=5))
     second = (stack("main", "burn", count=70),)  # 40 more in burn, idle unchanged
     snapshots[1] = dataclasses.replace(snapshots[1], samples=first, sample_hz=99)
@@ -202,6 +202,7 @@ def test_samples_go_through_the_journal_and_parquet(make_journal, tmp_path):
     path = make_journal(tmp_path / "s.sikte.db", snapshots)
     session = open_session(path)
     assert sorted(session.samples["count"]) == [5, 30, 40]
+    assert session.meta["sample_hz"] == 99  # from the snapshots: also for picker-started traces
     export_parquet(session, tmp_path / "pq")
     for where in (path, tmp_path / "pq"):
         stored = open_session(where)
@@ -213,3 +214,35 @@ def test_samples_go_through_the_journal_and_parquet(make_journal, tmp_path):
     frame = pd.read_parquet(tmp_path / "pq" / "samples.parquet")
     assert list(frame.columns[:4]) == ["ts", "pid", "tid", "comm"]
     assert int(frame["count"].sum()) == 75
+
+
+def test_a_forked_child_gone_before_its_samples_are_named_uses_its_parents_maps(tmp_path):
+    binary = tmp_path / "app"
+    binary.write_bytes(b"\x7fELF")
+    maps = parse_maps(f"1000-3000 r-xp 00001000 08:01 {binary.stat().st_ino} {binary}\n")
+    alive = {1: maps}
+    symbols = UserSymbols(FakeElf(), maps_of=alive.get)
+    symbols.inherit(child=2, parent=1)  # 2 forked from 1, never exec'd, exited since
+    assert symbols.frame(2, 0x1110) == ("burn", str(binary))
+    symbols.forget(2)
+    symbols.forget(1)
+    assert symbols.frame(2, 0x1110) == ("0x1110", "[unknown]")
+
+
+def test_sample_maps_grow_with_cpus_and_rate():
+    from tracing.bpf_engine import sample_map_entries
+
+    assert sample_map_entries(99, cpus=2) == (8192, 8192)  # the floor
+    stacks, counts = sample_map_entries(99, cpus=64)
+    assert stacks >= 64 * 99 * 0.25 * 16 and counts >= 64 * 99 * 2 * 2
+    assert sample_map_entries(1000, cpus=1024) == (65536, 262144)  # the ceiling
+
+
+def test_sample_set_total_follows_updates_and_resets():
+    samples = SampleSet()
+    samples.update([stack("a", count=2), stack("b", count=3)])
+    samples.update([stack("a", count=7)])
+    assert samples.total == 10 == sum(s.count for s in samples)
+    samples.reset()
+    samples.update([stack("b", count=4)])
+    assert samples.total == 1 == sum(s.count for s in samples)
