@@ -35,20 +35,27 @@ from tui.actions import bindings_for
 from tui.rows import Column, Row
 from tui.screens import DrillDown, SortKeys, ThrottledRedraw
 from tui.session import SessionView
-from tui.table import KeyedTable
+from tui.table import GAP, KeyedTable
 
 SCOPE_LABELS = {"all": "all processes", "process": "per process", "thread": "per thread"}
 _PID, _TID = Column("pid", "pid"), Column("tid", "tid")
 _COMM = Column("comm", "comm", False, 15)
-_FUNCTION = Column("function", "function", False, 36)
 _METRICS = (Column("self", "self", True, 8), Column("self_pct", "self%", True, 6),
             Column("total", "total", True, 8), Column("total_pct", "total%", True, 6),
-            Column("module", "module", False, 24))
+            Column("module", "module", False, 18))
 _SCOPE_COLUMNS = {"all": (), "process": (_PID, _COMM), "thread": (_PID, _TID, _COMM)}
+FUNCTION_WIDTHS = (20, 36, 60)  # narrowest, before the screen is measured, widest
 
 
-def function_columns(scope: str) -> tuple[Column, ...]:
-    return (*_SCOPE_COLUMNS[scope], _FUNCTION, *_METRICS)
+def function_columns(scope: str, width: int = 0) -> tuple[Column, ...]:
+    """The columns for a table `width` cells wide: function names (C++ ones run long) get
+    what the others leave."""
+    others = (*_SCOPE_COLUMNS[scope], *_METRICS)
+    narrowest, unmeasured, widest = FUNCTION_WIDTHS
+    room = width - sum(max(len(c.label) + 2, c.width) + GAP for c in others) - GAP - 1
+    function = min(max(room, narrowest), widest) if width else unmeasured
+    return (*_SCOPE_COLUMNS[scope], Column("function", "function", False, function),
+            *others[len(_SCOPE_COLUMNS[scope]):])
 
 
 def pct(part: int, whole: int) -> float:
@@ -122,9 +129,13 @@ class SamplesScreen(ThrottledRedraw, SortKeys, DrillDown):
 
     def _set_columns(self) -> None:
         table = self.query_one(KeyedTable)
-        table.set_columns(function_columns(self.scope))
+        table.set_columns(function_columns(self.scope, self.size.width))
         table.set_sort(self.sort_column, self.sort_reverse)
         self._version = -1
+
+    def on_resize(self) -> None:
+        self._set_columns()
+        self.redraw_from_session()
 
     def redraw_from_session(self) -> None:
         samples = self.session.samples
