@@ -424,6 +424,7 @@ class StackSampler:
         self._counter = SampleCounter()
         self._user = UserSymbols(BccElfReader())
         self._kernel = KernelSymbols(lambda: bcc.SymbolCache(-1))  # kallsyms: one, no files
+        self._kernel.load()
         # Named stacks, by their addresses (stack ids are reused once a half is emptied).
         self._user_frames: dict[int, dict[tuple[int, ...], tuple[Frame, ...]]] = {}
         self._kernel_frames: dict[tuple[int, ...], tuple[Frame, ...]] = {}

@@ -315,6 +315,13 @@ class KernelSymbols:
         self._resolver: Resolver | None = None
         self._cache: dict[int, Frame] = {}
 
+    def load(self) -> None:
+        """Read kallsyms now (a tenth of a second): before tracing starts, not on the thread
+        that drains the ring buffers, where the stall would drop events."""
+        if self._resolver is None:
+            self._resolver = self._new_resolver()
+            self._resolver.resolve(0, False)  # bcc reads the table on the first look-up
+
     def frame(self, addr: int) -> Frame:
         frame = self._cache.get(addr)
         if frame is None:
