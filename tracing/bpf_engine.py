@@ -29,6 +29,7 @@ from tracing.model import (
     EVENT_DTYPE,
     HIST_BUCKETS,
     Drops,
+    ProcessInfo,
     ProcEvent,
     ProcKind,
     StatKey,
@@ -458,19 +459,20 @@ class StackSampler:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, comms: Mapping[int, str], final: bool = False) -> tuple[StackSample, ...]:
+    def read(self, processes: Mapping[int, ProcessInfo],
+             final: bool = False) -> tuple[StackSample, ...]:
         """The stacks whose counts grew (cumulative counts): the half the kernel left a tick
         ago, and with `final` the other one too."""
         gone, self._gone = self._gone, set()
         self._user.next_round()
-        self._drain(1 - self._writing, comms)
+        self._drain(1 - self._writing, processes)
         # The drained half was written until the previous flip: that is when they end.
         self.read_until_ns = self._flipped_ns
         self._writing = 1 - self._writing
         self._half[self._half.Key(0)] = self._half.Leaf(self._writing)
         self._flipped_ns = time.monotonic_ns()
         if final:
-            self._drain(1 - self._writing, comms)
+            self._drain(1 - self._writing, processes)
             self.read_until_ns = self._flipped_ns
         for pid in gone:
             self._user.forget(pid)
@@ -478,7 +480,7 @@ class StackSampler:
             self._pending.pop(pid, None)
         return self._counter.take_changed()
 
-    def _drain(self, half: int, comms: Mapping[int, str]) -> None:
+    def _drain(self, half: int, processes: Mapping[int, ProcessInfo]) -> None:
         """Count one half's samples and empty it."""
         from bcc.libbcc import lib
 
@@ -490,7 +492,8 @@ class StackSampler:
             user = self._user_stack(stacks, pid, user_stack)
             kernel = self._kernel_stack(stacks, kernel_stack)
             frames = user + kernel
-            self._counter.add(StackSample(pid, tid, comms.get(pid, "?"),
+            info = processes.get(pid)
+            self._counter.add(StackSample(pid, tid, info.comm if info else "?",
                                           tuple(f for f, _ in frames),
                                           tuple(m for _, m in frames), len(kernel), count))
         for raw in (keys[i].tobytes() for i in range(len(keys))):
@@ -746,11 +749,11 @@ class SyscallProgram:
         """The TCP connections new or changed since the last call."""
         return self.tcp.take_changed() if self.tcp is not None else ()
 
-    def read_samples(self, comms: Mapping[int, str],
+    def read_samples(self, processes: Mapping[int, ProcessInfo],
                      final: bool = False) -> tuple[StackSample, ...]:
         """The stacks whose sample counts grew since the last call (cumulative counts); they
         come a tick late, except with `final`."""
-        return self.sampler.read(comms, final) if self.sampler is not None else ()
+        return self.sampler.read(processes, final) if self.sampler is not None else ()
 
     def samples_until_ns(self) -> int:
         """When the samples of the last read_samples stopped being taken (0: no sampling)."""

@@ -12,6 +12,13 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+# include/net/tcp_states.h (a stable numbering: tracefs prints the same names).
+TCP_STATES = {
+    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+    6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
+    12: "NEW_SYN_RECV",
+}
+
 OUTBOUND = "out"  # this process connected
 INBOUND = "in"  # this process accepted
 

@@ -34,6 +34,7 @@ from tracing.connections import (
     RESULT_RESET,
     RESULT_TIMEOUT,
     RESULT_UNREACHABLE,
+    TCP_STATES,
     Connection,
 )
 from tracing.units import parse_duration_ns
@@ -434,12 +435,8 @@ Filter: terms separated by spaces, all must match; empty shows everything.
   pid=42  tid=43  comm=nginx  comm~^py    a leading ! negates: !dir=in
   e failures only (result=failed)  Escape clears  bad text keeps the last"""
 
-# The kernel's TCP state names (include/net/tcp_states.h, as tracing/tcp_monitor.py's
-# TCP_STATES); a state filter naming another one is a typo worth saying so.
-TCP_STATE_NAMES = frozenset({
-    "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
-    "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
-})
+# A state filter naming a state the kernel does not have is a typo worth saying so.
+TCP_STATE_NAMES = frozenset(TCP_STATES.values())
 _DIRECTIONS = {"in": INBOUND, "inbound": INBOUND, "out": OUTBOUND, "outbound": OUTBOUND}
 _RESULT_WORDS = frozenset({
     RESULT_OK, RESULT_REFUSED, RESULT_TIMEOUT, RESULT_RESET, RESULT_UNREACHABLE, RESULT_FAILED,

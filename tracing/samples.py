@@ -24,6 +24,11 @@ SELF = "(self)"  # the callee of a stack's last frame: samples in the function i
 SCOPES = ("all", "process", "thread")
 
 
+def next_scope(scope: str) -> str:
+    """What `g` switches to: all processes, per process, per thread, and round again."""
+    return SCOPES[(SCOPES.index(scope) + 1) % len(SCOPES)]
+
+
 @dataclass(frozen=True, slots=True)
 class StackSample:
     """One distinct stack of one thread and how many samples landed on it so far."""

@@ -30,6 +30,7 @@ from tracing.connections import (
     RESULT_RESET,
     RESULT_TIMEOUT,
     RESULT_UNREACHABLE,
+    TCP_STATES,
     Connection,
     with_container,
 )
@@ -37,12 +38,6 @@ from tracing.containers import ContainerResolver
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 
-# include/net/tcp_states.h (a stable numbering: tracefs prints the same names).
-TCP_STATES = {
-    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
-    6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
-    12: "NEW_SYN_RECV",
-}
 _ESTABLISHED, _SYN_SENT, _SYN_RECV, _CLOSE, _LISTEN = 1, 2, 3, 7, 10
 _AF_INET6 = 10
 _DIRECTIONS = {1: OUTBOUND, 2: INBOUND}

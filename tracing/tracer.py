@@ -197,8 +197,7 @@ class Tracer:
         changes, deltas = program.read_changes()
         self._tracker.note_threads((k.pid, k.tid) for k in changes)
         processes = self._tracker.snapshot()
-        samples = program.read_samples({pid: p.comm for pid, p in processes.items()},
-                                       final=all_gone or final)
+        samples = program.read_samples(processes, final=all_gone or final)
         snapshot = self._builder.build(
             ts_ns=time.monotonic_ns(),
             wall_time=time.time(),

@@ -20,7 +20,6 @@ from textual.widgets import Footer, Static
 from tracing.model import Snapshot
 from tracing.samples import (
     NO_CALLER,
-    SCOPES,
     SELF,
     FlameNode,
     FunctionCount,
@@ -29,6 +28,7 @@ from tracing.samples import (
     flame_tree,
     icicle,
     neighbours,
+    next_scope,
     top_functions,
 )
 from tui.actions import bindings_for
@@ -154,7 +154,7 @@ class SamplesScreen(ThrottledRedraw, SortKeys, DrillDown):
     # -- actions ----------------------------------------------------------------------------
 
     def action_cycle_scope(self) -> None:
-        self.scope = SCOPES[(SCOPES.index(self.scope) + 1) % len(SCOPES)]
+        self.scope = next_scope(self.scope)
         self._set_columns()
         self.redraw_from_session()
 
@@ -422,7 +422,7 @@ class FlameScreen(ThrottledRedraw, DrillDown):
         self._layout()
 
     def action_cycle_scope(self) -> None:
-        self.scope = SCOPES[(SCOPES.index(self.scope) + 1) % len(SCOPES)]
+        self.scope = next_scope(self.scope)
         self.zoom, self.zooms, self.selected = (), [], ()
         self._version = -1
         self.redraw_from_session()

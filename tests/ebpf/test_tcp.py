@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import platform
+import re
 import socket
 import struct
 import subprocess
@@ -24,8 +25,10 @@ from pathlib import Path
 import pytest
 
 from syscall_tables import canonical_arch
-from tracing.connections import INBOUND, OUTBOUND, Connection, ConnectionSet
+from tracing import tracefs
+from tracing.connections import INBOUND, OUTBOUND, TCP_STATES, Connection, ConnectionSet
 from tracing.containers import ContainerInfo, ContainerResolver, cgroup2_mount
+from tracing.filters import TCP_STATE_NAMES
 
 N = 7
 
@@ -207,6 +210,17 @@ def finish(proc: subprocess.Popen) -> dict:
 
 
 # -- the kernel ------------------------------------------------------------------------------
+
+
+@pytest.mark.ebpf
+def test_state_names_are_the_kernels() -> None:
+    """The numbers and names the views and filters use, against the tracepoint's own."""
+    root = tracefs.ensure_mounted()
+    assert root is not None
+    text = (root / "events/sock/inet_sock_set_state/format").read_text()
+    kernel = {int(n): name for n, name in re.findall(r'\{ (\d+), "TCP_([A-Z_0-9]+)" \}', text)}
+    assert kernel == TCP_STATES
+    assert frozenset(kernel.values()) == TCP_STATE_NAMES
 
 
 @pytest.mark.ebpf

@@ -11,13 +11,11 @@ from tracing.connections import INBOUND, OUTBOUND, Connection
 from tracing.filters import (
     CONNECTION_HELP,
     FAILURES_ONLY,
-    TCP_STATE_NAMES,
     ConnectionFilter,
     FilterError,
     Term,
     parse_connection_filter,
 )
-from tracing.tcp_monitor import TCP_STATES
 
 FIELDS = "port, sport, dport, addr, container, state, dir, result, pid, tid, comm, duration"
 WEB_ID = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4"
@@ -355,10 +353,6 @@ def test_errors(text: str, message: str, position: int) -> None:
 
 
 # -- help and consistency ----------------------------------------------------------------------
-
-
-def test_state_names_are_the_kernels() -> None:
-    assert set(TCP_STATES.values()) == TCP_STATE_NAMES
 
 
 def test_help_fits_the_help_screen() -> None:
