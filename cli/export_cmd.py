@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from cli.folded import add_folded_argument, check_folded, write_folded
+from tracing.display_text import sanitize
 from tracing.errors import UserError
 
 
@@ -27,15 +28,14 @@ def _progress(fraction: float, what: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracing.export import export_parquet
+    from tracing.export import check_output, export_parquet
     from tracing.stored import open_session
 
     if args.output is None and args.folded is None:
         raise UserError("say what to write: sikte-tui export SESSION --output DIR and/or "
                         "--folded FILE")
-    if args.output is not None and args.output.exists() and not args.force:
-        raise UserError(f"{args.output} already exists; choose another --output or add "
-                        "--force")
+    if args.output is not None:
+        check_output(args.output, args.force)
     check_folded(args.folded)
     session = open_session(args.session)
     if args.output is not None:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             print(file=sys.stderr)
         print(f"sikte-tui: {len(session.events):,} events, {len(session.aggregates):,} "
-              f"syscall rows written to {out}", file=sys.stderr)
+              f"syscall rows written to {sanitize(str(out))}", file=sys.stderr)
     if args.folded is not None:
         from tracing.stored_window import whole, window_samples
 

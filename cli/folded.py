@@ -20,26 +20,31 @@ def check_folded(path: Path | None) -> None:
     """A --folded file that cannot be written fails before the work, not after."""
     if path is None:
         return
-    if not path.parent.is_dir():
-        raise UserError(f"--folded {path}: no directory {path.parent}; create it or "
-                        "choose another file")
-    if path.is_dir():
-        raise UserError(f"--folded {path} is a directory; give a file name")
+    from tracing.userfiles import check_new_file
+
+    try:
+        check_new_file(path)
+    except UserError as err:
+        raise UserError(f"--folded {err}", exit_code=err.exit_code) from None
+    except OSError as err:
+        raise UserError(f"--folded {path}: cannot write it ({err.strerror or err}); choose "
+                        "another file", exit_code=1) from None
 
 
 def write_folded(path: Path, samples: Iterable, sample_hz: int) -> None:
-    """The samples (StackSample) as folded stacks, owned by the invoking user; on stderr,
-    where they went."""
+    """The samples (StackSample) as folded stacks, made the invoking user's way
+    (tracing.userfiles: theirs, 0600, no link followed); on stderr, where they went."""
     from tracing.samples import folded_text, total_samples
-    from tracing.userfiles import give_to
+    from tracing.userfiles import write_file
 
     samples = tuple(samples)
     try:
-        path.write_text(folded_text(samples))
+        write_file(path, folded_text(samples).encode())
+    except UserError as err:
+        raise UserError(f"--folded {err}", exit_code=err.exit_code) from None
     except OSError as err:
-        raise UserError(f"--folded {path}: cannot write it ({err.strerror}); choose another "
-                        "file", exit_code=1) from None
-    give_to(path)
+        raise UserError(f"--folded {path}: cannot write it ({err.strerror or err}); choose "
+                        "another file", exit_code=1) from None
     note = "" if sample_hz else " (none: sampling was off, --sample-hz 0)"
     print(f"sikte-tui: {total_samples(samples):,} CPU samples{note} written to {path} as "
           "folded stacks", file=sys.stderr)

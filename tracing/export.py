@@ -1,17 +1,19 @@
 """A stored session to a Parquet directory: one file per table and session.json.
 
 The directory is written under a temporary name beside the target and renamed into place,
-so a reader never sees it half-written. Syscall and errno names sit next to the numbers
-(named by each process's ABI); times are UTC nanosecond timestamps; each file carries the
-session's metadata in its schema metadata (key b"sikte-tui"). docs/session-format.md
-documents every column.
+so a reader never sees it half-written. It is made the invoking user's way (tracing.userfiles):
+with their credentials, 0700 with 0600 files, through directory handles, never following
+another user's link; --force replaces only an earlier sikte-tui session. Syscall and errno
+names sit next to the numbers (named by each process's ABI); times are UTC nanosecond
+timestamps; each file carries the session's metadata in its schema metadata (key
+b"sikte-tui"). docs/session-format.md documents every column.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
+import os
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,53 +27,121 @@ from syscall_tables import errno_name, syscall_name
 from tracing.errors import UserError
 from tracing.model import bucket_bounds, percentile
 from tracing.stored import StoredSession
-from tracing.userfiles import Owner, give_tree_to, make_dirs_for
+from tracing.userfiles import Dir, Owner, invoking_user, open_dir, read_json_object
 
 Progress = Callable[[float, str], None]  # (fraction done, what is being written)
 META_KEY = b"sikte-tui"
 TIMESTAMP = pa.timestamp("ns", tz="UTC")
 HIST_TYPE = pa.list_(pa.int64())
+TABLES = ("processes", "syscalls", "timeline", "events", "samples", "connections")
+SESSION_FILES = frozenset({"session.json", *(f"{t}.parquet" for t in TABLES)})
 
 
 def export_parquet(session: StoredSession, output: Path, force: bool = False,
                    progress: Progress | None = None, owner: Owner | None = None) -> Path:
     """Write the session's tables into `output` (a new directory); returns it."""
     report = progress or (lambda _f, _s: None)
-    if output.exists() and not force:
-        raise UserError(f"{output} already exists; choose another --output or add --force")
-    if output.exists() and not output.is_dir():
-        raise UserError(f"{output} exists and is not a directory; choose another --output")
+    owner = owner or invoking_user()
     try:
-        make_dirs_for(output, owner)
-        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+        parent = open_dir(output.parent, owner, create=True)
     except OSError as err:
-        raise UserError(f"cannot write {output} ({err.strerror}); choose another --output",
-                        exit_code=1) from None
-    try:
-        _write_all(session, staging, report)
-        _move_into_place(staging, output)
-    except OSError as err:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise UserError(f"cannot write {output} ({err.strerror}); what was recorded is "
-                        f"still in {session.path}", exit_code=1) from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    give_tree_to(output, owner)
+        raise UserError(f"cannot write {output} ({err.strerror or err}); choose another "
+                        "--output", exit_code=1) from None
+    with parent:
+        old = _existing(parent, output, force)
+        try:
+            staging_name, staging = parent.mkdtemp(f".{output.name}.")
+        except OSError as err:
+            raise UserError(f"cannot write {output} ({err.strerror or err}); choose another "
+                            "--output", exit_code=1) from None
+        try:
+            with staging:
+                _write_all(session, staging, report)
+            _move_into_place(parent, staging_name, output, old)
+        except OSError as err:
+            parent.remove_tree(staging_name)
+            raise UserError(f"cannot write {output} ({err.strerror or err}); what was "
+                            f"recorded is still in {session.path}", exit_code=1) from None
+        except BaseException:
+            parent.remove_tree(staging_name)
+            raise
     report(1.0, "done")
     return output
 
 
-def _move_into_place(staging: Path, output: Path) -> None:
-    if output.exists():  # --force: the old one goes only once the new one is complete
-        old = output.with_name(f".{output.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        output.rename(old)
-        staging.rename(output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(output)
-    output.chmod(0o755)
+def check_output(output: Path, force: bool, owner: Owner | None = None) -> None:
+    """Fail early where export_parquet would refuse `output` (before a trace, say)."""
+    owner = owner or invoking_user()
+    try:
+        parent = open_dir(output.parent, owner)
+    except FileNotFoundError:
+        return  # made when exporting
+    except OSError as err:
+        raise UserError(f"cannot write {output} ({err.strerror or err}); choose another "
+                        "--output", exit_code=1) from None
+    with parent:
+        _existing(parent, output, force)
+
+
+def _existing(parent: Dir, output: Path, force: bool) -> os.stat_result | None:
+    """What is at `output` now, when --force may replace it (None: nothing there)."""
+    found = parent.lstat(output.name)
+    if found is None:
+        return None
+    if not force:
+        raise UserError(f"{output} already exists; choose another --output or add --force")
+    if not _is_session(parent, output.name, found):
+        raise UserError(f"{output} is not a sikte-tui session; refusing to replace it with "
+                        "--force: choose another --output")
+    return found
+
+
+def _is_session(parent: Dir, name: str, found: os.stat_result) -> bool:
+    """An earlier export of the same user: their real directory holding only the files an
+    export writes, all regular, with our session.json (or an empty directory of theirs:
+    nothing is lost replacing it)."""
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != parent.owner.uid:
+        return False
+    try:
+        with parent.open_subdir(name) as directory:
+            names = os.listdir(directory.fd)
+            if not names:
+                return True
+            if not set(names) <= SESSION_FILES or "session.json" not in names:
+                return False
+            for entry in names:
+                st = directory.lstat(entry)
+                if st is None or not stat.S_ISREG(st.st_mode) or st.st_uid != found.st_uid:
+                    return False
+            meta = read_json_object(directory, "session.json")
+    except OSError:
+        return False
+    return meta is not None and str(meta.get("format", "")).startswith("sikte-tui")
+
+
+def _move_into_place(parent: Dir, staging: str, output: Path,
+                     old: os.stat_result | None) -> None:
+    """Rename the finished directory to its name. With --force the old session goes only
+    once the new one is complete: first into a fresh private directory (if what moved is not
+    what was checked, it goes back and nothing is replaced), then deleted from there."""
+    if old is None:
+        parent.rename(staging, output.name)
+        return
+    trash_name, trash = parent.mkdtemp(f".{output.name}.old.")
+    try:
+        with trash:
+            parent.rename(output.name, "old", dst_dir=trash)
+            moved = trash.lstat("old")
+            if moved is None or (moved.st_dev, moved.st_ino) != (old.st_dev, old.st_ino):
+                trash.rename("old", output.name, dst_dir=parent)
+                raise UserError(f"{output} changed during the export; nothing was replaced")
+            try:
+                parent.rename(staging, output.name)
+            except OSError:
+                trash.rename("old", output.name, dst_dir=parent)
+                raise
+    finally:
+        parent.remove_tree(trash_name)
 
 
 def session_json(session: StoredSession) -> dict[str, Any]:
@@ -83,9 +153,10 @@ def session_json(session: StoredSession) -> dict[str, Any]:
     return meta
 
 
-def _write_all(session: StoredSession, directory: Path, report: Progress) -> None:
+def _write_all(session: StoredSession, directory: Dir, report: Progress) -> None:
     meta = session_json(session)
-    (directory / "session.json").write_text(json.dumps(meta, indent=2) + "\n")
+    with directory.create("session.json") as f:
+        f.write((json.dumps(meta, indent=2) + "\n").encode())
     names = Namer(session)
     steps: Sequence[tuple[str, Callable[[], pa.Table]]] = (
         ("processes", lambda: processes_table(session)),
@@ -101,8 +172,8 @@ def _write_all(session: StoredSession, directory: Path, report: Progress) -> Non
         table = build()
         table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                                META_KEY: encoded})
-        pq.write_table(table, directory / f"{name}.parquet", compression="zstd",
-                       **_encodings(table))
+        with directory.create(f"{name}.parquet") as f:
+            pq.write_table(table, f, compression="zstd", **_encodings(table))
 
 
 def _encodings(table: pa.Table) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from tracing.model import (
     merge_stats,
 )
 from tracing.samples import SampleKey, StackSample
-from tracing.userfiles import Owner, give_to, invoking_user, make_dirs_for, sessions_dir
+from tracing.userfiles import Dir, Owner, acting_as, ensure_sessions_dir, invoking_user, open_dir
 
 if TYPE_CHECKING:
     from tracing.stored import StoredSession
@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 FORMAT = "sikte-tui-journal"
 SCHEMA_VERSION = 2
 FLUSH_INTERVAL_S = 0.5  # the most a SIGKILL can lose (plus one tick)
+# SQLite's files: the database, the rollback journal of its first transaction, the WAL, its
+# index. SQLite deletes the last three itself when done.
+JOURNAL_SUFFIXES = ("", "-journal", "-wal", "-shm")
 
 # Each entry upgrades the schema from the version before it. Journals are upgraded when
 # opened for writing; readers accept every version up to SCHEMA_VERSION.
@@ -266,7 +269,8 @@ class Journal:
                  owner: Owner | None = None) -> None:
         """path None keeps the journal in memory only (--no-journal)."""
         self.path = path
-        self.owner = owner
+        self.owner = owner or invoking_user()
+        self._dir: Dir | None = None  # the journal's directory, held open (see _create)
         self.status: str | None = None if path else "not kept on disk (--no-journal)"
         self._meta: dict[str, Any] = {"format": FORMAT, "schema_version": SCHEMA_VERSION,
                                       **host_metadata(), **meta}
@@ -293,25 +297,58 @@ class Journal:
 
     def _create(self, path: Path) -> sqlite3.Connection:
         try:
-            make_dirs_for(path, self.owner)
-            if path.exists():
-                raise UserError(f"{path} already exists; choose another --db-path or remove it")
-            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")  # WAL: safe against a killed process
-            db.isolation_level = ""  # transactions around each flush
-            with db:
-                apply_migrations(db, 0)
-                self._write_meta(db, self._meta)
+            with acting_as(self.owner):
+                self._dir = self._precreate(path)
+                db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")  # WAL: safe against a killed process
+                db.isolation_level = ""  # transactions around each flush
+                with db:
+                    apply_migrations(db, 0)
+                    self._write_meta(db, self._meta)
         except sqlite3.Error as err:
+            self._remove_files()
             raise UserError(f"cannot write the journal {path} ({err}); choose another "
                             "--db-path or use --no-journal", exit_code=1) from None
         except OSError as err:
+            self._remove_files()
             raise UserError(f"cannot write the journal {path} ({err.strerror}); choose "
                             "another --db-path or use --no-journal", exit_code=1) from None
-        for suffix in ("", "-wal", "-shm"):
-            give_to(Path(f"{path}{suffix}"), self.owner)
         return db
+
+    def _remove_files(self) -> None:
+        """Delete the journal's files (from the directory handle) and let the handle go."""
+        if self.path is not None and self._dir is not None:
+            for suffix in JOURNAL_SUFFIXES:
+                self._dir.unlink(f"{self.path.name}{suffix}")
+        self._release_dir()
+
+    def _release_dir(self) -> None:
+        if self._dir is not None:
+            self._dir.close()
+            self._dir = None
+
+    def _precreate(self, path: Path) -> Dir:
+        """SQLite opens the journal and its side files by name, some of them later: all are
+        made here first, new (O_EXCL, no link followed), 0600 and the user's, in a directory
+        no other user can change, so SQLite only ever opens files we made."""
+        directory = open_dir(path.parent, self.owner, create=True, trusted=True)
+        made: list[str] = []
+        try:
+            for suffix in JOURNAL_SUFFIXES:
+                name = f"{path.name}{suffix}"
+                try:
+                    directory.create(name).close()
+                except FileExistsError:
+                    raise UserError(f"{path.parent / name} already exists; choose another "
+                                    "--db-path or remove it") from None
+                made.append(name)
+        except BaseException:
+            for name in made:
+                directory.unlink(name)
+            directory.close()
+            raise
+        return directory
 
     # -- the producer's side ---------------------------------------------------------------
 
@@ -332,9 +369,13 @@ class Journal:
     def close(self, timeout: float = 30.0) -> None:
         """Write what is queued and the final metadata, then close the file. What is kept
         in memory (after a disk failure, or --no-journal) stays readable by `stored()`."""
+        self._close(timeout)
+        self._release_dir()
+
+    def _close(self, timeout: float = 30.0) -> None:
         self._queue.put(None)
         self._thread.join(timeout)
-        with self._lock:
+        with self._lock, acting_as(self.owner):  # SQLite removes its side files by name
             if self.path is None or self.status is not None:
                 return
             # On failure the WAL stays beside the file, and SQLite replays it on open.
@@ -345,10 +386,8 @@ class Journal:
 
     def discard(self) -> None:
         """Close and delete a journal of a trace that never started."""
-        self.close()
-        if self.path is not None:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self._close()
+        self._remove_files()
 
     @property
     def failed(self) -> bool:
@@ -390,6 +429,12 @@ class Journal:
     # -- the writer thread -----------------------------------------------------------------
 
     def _run(self) -> None:
+        """The writer thread acts as the user its whole life: SQLite may open the WAL and its
+        index by name at any write."""
+        with acting_as(self.owner):
+            self._drain()
+
+    def _drain(self) -> None:
         pending: list[Snapshot] = []
         waiting: list[threading.Event] = []
         next_flush = time.monotonic() + FLUSH_INTERVAL_S
@@ -467,11 +512,11 @@ def start_journal(options: JournalOptions, targets: Iterable[str],
         return Journal(None, meta, owner)
     path = options.db_path
     if path is None:
-        directory = sessions_dir(owner)
-        name = default_journal_name(tuple(targets), time.time())
-        path = directory / name
-        n = 2
-        while path.exists():
-            path = directory / name.replace(".sikte.db", f"-{n}.sikte.db")
-            n += 1
+        with ensure_sessions_dir(owner) as directory:
+            name = base = default_journal_name(tuple(targets), time.time())
+            n = 2
+            while any(directory.lstat(f"{name}{s}") for s in JOURNAL_SUFFIXES):
+                name = base.replace(".sikte.db", f"-{n}.sikte.db")
+                n += 1
+            path = directory.path / name
     return Journal(path, meta, owner)

@@ -3,6 +3,7 @@ with the timeline bar they share with the live view."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tracing.errors import UserError
 from tracing.stored import StoredSession
 from tracing.stored_window import Window, activity, whole
 from tracing.units import parse_duration_ns
+from tui.text import data, error_line
 
 BARS = " ▁▂▃▄▅▆▇█"
 
@@ -136,7 +138,7 @@ class WindowDialog(ModalScreen[Window | None]):
         self.dismiss(Window(full.start_ns + int(start * 1e9), min(full.end_ns, end_ns)))
 
     def _error(self, message: str) -> None:
-        self.query_one("#window-error", Static).update(f"✗ {message}")
+        self.query_one("#window-error", Static).update(error_line(message))
 
     def action_whole(self) -> None:
         self.dismiss(whole(self.session))
@@ -204,7 +206,7 @@ class ExportDialog(ModalScreen[Path | None]):
             self._status("✗ give a directory to write")
             return
         path = Path(text).expanduser()
-        if path.exists() and not self.query_one("#export-force", Switch).value:
+        if os.path.lexists(path) and not self.query_one("#export-force", Switch).value:
             self._status(f"✗ {path} exists: choose another path or switch on 'replace'")
             return
         self._busy = True
@@ -241,7 +243,8 @@ class ExportDialog(ModalScreen[Path | None]):
         self.dismiss(message.path)
 
     def _status(self, text: str) -> None:
-        self.query_one("#export-status", Static).update(text)
+        # It quotes a typed path or an error: data, never markup (tui.text).
+        self.query_one("#export-status", Static).update(data(text))
 
     def action_cancel(self) -> None:
         if not self._busy:  # an export in flight finishes: a half-written one never lands

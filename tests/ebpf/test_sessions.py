@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,10 +137,16 @@ def test_sigkill_keeps_everything_up_to_a_second_before(workload, tmp_path):
     assert shown.stats  # the final aggregates were written as it went, not only at the end
 
 
-def test_under_sudo_the_files_belong_to_the_user(workload, tmp_path):
-    data = tmp_path / "xdg"
+def test_under_sudo_the_files_belong_to_the_user(workload, request):
+    # Files are made with the user's credentials (issue 12), so they go where the user may
+    # write: a directory of theirs, not root's private pytest one.
+    home = Path(tempfile.mkdtemp(prefix="sikte-nobody-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(home))
+    os.chown(home, 65534, 65534)
+    data = home / "xdg"
     data.mkdir()
-    out = tmp_path / "pq"
+    os.chown(data, 65534, 65534)
+    out = home / "pq"
     # --user root: the workload sits in root's private pytest directory.
     run = sikte("record", "--user", "root", "--output", str(out), "--", workload, "getppid",
                 "10",

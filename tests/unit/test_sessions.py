@@ -138,8 +138,16 @@ def test_export_refuses_an_existing_directory_unless_forced(journal_path, tmp_pa
     with pytest.raises(UserError, match=r"already exists.*--force"):
         export_parquet(session, out)
     assert (out / "keep.txt").exists()
+    # --force replaces only an earlier session (issue 12): this one is not.
+    with pytest.raises(UserError, match="not a sikte-tui session"):
+        export_parquet(session, out, force=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    out.rmdir()
+    export_parquet(session, out)
+    before = (out / "session.json").stat().st_ino
     export_parquet(session, out, force=True)
-    assert not (out / "keep.txt").exists() and (out / "events.parquet").exists()
+    assert (out / "events.parquet").exists() and (out / "session.json").stat().st_ino != before
 
 
 def test_a_failed_export_leaves_nothing_half_written(journal_path, tmp_path):
