@@ -1,13 +1,32 @@
-"""The system's processes for the picker, read with psutil."""
+"""The system's processes for the picker, read with psutil; the name and command line, which
+the process chooses, are read bounded (tracing.processes.read_cmdline), not through psutil,
+which reads a command line whole."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import psutil
 
-_ATTRS = ["pid", "ppid", "username", "name", "cmdline", "cpu_percent", "memory_info",
-          "num_threads", "create_time"]
+from tracing.processes import read_cmdline
+from tracing.untrusted_files import read_proc
+
+_ATTRS = ["pid", "ppid", "username", "cpu_percent", "memory_info", "num_threads",
+          "create_time"]
+COMM_MAX = 64  # the kernel keeps 16 bytes
+
+
+def process_name(pid: int, cmdline: tuple[str, ...]) -> str:
+    """The comm, or, as ps shows it, the program's file name when the comm (cut at 15
+    characters) is its start."""
+    comm = read_proc(pid, "comm", COMM_MAX)
+    name = comm.data.decode(errors="replace").rstrip("\n") if comm else ""
+    if len(name) >= 15 and cmdline:
+        program = os.path.basename(cmdline[0])
+        if program.startswith(name):
+            return program
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +52,12 @@ def list_processes() -> list[ProcessEntry]:
         if info["pid"] == 2 or info["ppid"] == 2 or info["pid"] == 0:
             continue
         memory = info["memory_info"]
+        cmdline = read_cmdline(info["pid"]) or ()
         entries.append(ProcessEntry(
             pid=info["pid"],
             user=info["username"] or "?",
-            name=info["name"] or "?",
-            cmdline=tuple(info["cmdline"] or ()),
+            name=process_name(info["pid"], cmdline) or "?",
+            cmdline=cmdline,
             cpu_pct=info["cpu_percent"] or 0.0,
             rss=memory.rss if memory else 0,
             threads=info["num_threads"] or 0,

@@ -1,15 +1,21 @@
 """The saved sessions in a directory, newest first, described from their metadata only
-(reading a whole journal to list it would be slow)."""
+(reading a whole journal to list it would be slow). Each entry is untrusted: one that cannot
+be read is listed as unreadable, with why, and never stops the list."""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from tracing.errors import UserError
-from tracing.stored import connect_journal, read_meta
+from tracing.journal import FORMAT, SCHEMA_VERSION
+from tracing.session_check import Bad, check_meta, one_line
+from tracing.stored import SESSION_JSON_LIMITS, journal_connection, read_meta
+from tracing.untrusted_files import Refused, kind_of, open_untrusted, read_fd
 
 
 @dataclass(frozen=True)
@@ -25,40 +31,92 @@ class SessionSummary:
 
 
 def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
-    return sum(p.stat().st_size for p in path.parent.glob(f"{path.name}*") if p.is_file())
+    """Bytes on disk: a directory's files, or a journal and its -wal and -shm files."""
+    if path.is_dir() and not path.is_symlink():
+        candidates = list(path.iterdir())
+    else:
+        candidates = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+    total = 0
+    for p in candidates:
+        try:
+            st = p.lstat()
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            total += st.st_size
+    return total
 
 
 def _summary(path: Path, meta: dict) -> SessionSummary:
     start = float(meta.get("start_wall_time") or 0.0)
     end = float(meta.get("end_wall_time") or start)
+    exit_code = meta.get("exit_code")
     return SessionSummary(path, start, max(end - start, 0.0),
                           tuple(meta.get("targets") or ()), str(meta.get("state", "?")),
-                          meta.get("exit_code"), _size(path))
+                          exit_code if isinstance(exit_code, int) else None, _size(path))
+
+
+def _parquet_meta(path: Path) -> dict:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        json_fd = open_untrusted("session.json", dir_fd=fd)
+    finally:
+        os.close(fd)
+    try:
+        meta = json.loads(read_fd(json_fd, SESSION_JSON_LIMITS).data)
+    finally:
+        os.close(json_fd)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise Bad("it has a session.json that is not a sikte-tui session's")
+    return check_meta(meta, SCHEMA_VERSION)
+
+
+def _journal_meta(path: Path) -> dict:
+    with journal_connection(path) as db:
+        return read_meta(db)
 
 
 def describe_session(path: Path) -> SessionSummary:
+    """What the list shows of a session; never raises: an entry that cannot be read is
+    listed with what is wrong (a FIFO or a device is not opened at all)."""
     try:
-        if path.is_dir():
-            meta = json.loads((path / "session.json").read_text())
+        st = path.lstat()
+        if stat.S_ISDIR(st.st_mode):
+            meta = _parquet_meta(path)
+        elif stat.S_ISREG(st.st_mode):
+            meta = _journal_meta(path)
         else:
-            db = connect_journal(path)
-            try:
-                meta = read_meta(db)
-            finally:
-                db.close()
-    except (UserError, OSError, ValueError, sqlite3.Error) as err:
-        return SessionSummary(path, path.stat().st_mtime, 0.0, (), "unreadable", None,
-                              _size(path), str(err))
+            raise Refused(f"is {kind_of(st.st_mode)}, not a session")
+    except (UserError, Bad, Refused, OSError, ValueError, RecursionError,
+            sqlite3.Error) as err:
+        problem = one_line(err.strerror if isinstance(err, OSError) and err.strerror else err)
+        return SessionSummary(path, _mtime(path), 0.0, (), "unreadable", None, _size(path),
+                              problem or type(err).__name__)
     return _summary(path, meta)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _is_session(entry: Path) -> bool:
+    if entry.name.endswith(".sikte.db"):
+        return True
+    try:
+        is_dir = stat.S_ISDIR(entry.lstat().st_mode)
+        return is_dir and (entry / "session.json").exists()
+    except OSError:
+        return False
 
 
 def list_sessions(directory: Path) -> list[SessionSummary]:
     """Journals (*.sikte.db) and Parquet session directories, newest first."""
-    if not directory.is_dir():
+    try:
+        entries = list(directory.iterdir())
+    except OSError:  # none yet, or not ours to read
         return []
-    found = [p for p in directory.iterdir()
-             if p.name.endswith(".sikte.db") or (p.is_dir() and (p / "session.json").exists())]
-    return sorted((describe_session(p) for p in found),
+    return sorted((describe_session(p) for p in entries if _is_session(p)),
                   key=lambda s: (s.start_wall_time, s.path.name), reverse=True)

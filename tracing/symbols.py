@@ -25,10 +25,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tracing.samples import KERNEL_MODULE
+from tracing.untrusted_files import Limits, Refused, fd_lines, open_untrusted, proc_file, read_proc
 
 Frame = tuple[str, str]  # (function, module)
 MAX_PARENTS = 65536  # forks remembered (threads too: the kernel reports both alike)
 Symbol = tuple[int, int, str]  # (start, size, name): an ELF function symbol
+# /proc/PID/maps: 65530 mappings (vm.max_map_count) with 4 KB paths would be 270 MB; real
+# processes, JVMs and browsers included, stay under a few MB.
+MAPS_LIMITS = Limits(32 << 20, truncate=True, max_line=4096 + 128)
+MAX_EXEC_MAPPINGS = 65536
+# A perf map is the traced program's to write: its first 16 MB and 200,000 symbols are read
+# (JITs append, so those are the oldest), lines over 1 KB skipped, and it is read again when
+# it changes, at most once per round.
+PERF_MAP_LIMITS = Limits(16 << 20, truncate=True, max_line=1024, max_lines=200_000)
 
 
 class ElfReader(Protocol):
@@ -61,24 +70,46 @@ class Mapping:
 
 def parse_maps(text: str) -> list[Mapping]:
     """The executable mappings of a /proc/PID/maps text, sorted by address."""
+    return _mappings(text.splitlines())
+
+
+def _mappings(lines: Iterable[str]) -> list[Mapping]:
     result = []
-    for line in text.splitlines():
+    for line in lines:
         parts = line.split(maxsplit=5)
         if len(parts) < 5 or "x" not in parts[1]:
             continue
         start, _, end = parts[0].partition("-")
-        result.append(Mapping(int(start, 16), int(end, 16), int(parts[2], 16), parts[3],
-                              int(parts[4]), parts[5].strip() if len(parts) > 5 else ""))
+        try:
+            result.append(Mapping(int(start, 16), int(end, 16), int(parts[2], 16), parts[3],
+                                  int(parts[4]), parts[5].strip() if len(parts) > 5 else ""))
+        except ValueError:  # not the kernel's format: nothing to name with it
+            continue
+        if len(result) >= MAX_EXEC_MAPPINGS:
+            break
     result.sort(key=lambda m: m.start)
     return result
 
 
+def _executable(line: bytes) -> bool:
+    perms = line.split(maxsplit=2)[1:2]
+    return bool(perms) and b"x" in perms[0]
+
+
 def read_maps(pid: int) -> list[Mapping] | None:
-    try:
-        with open(f"/proc/{pid}/maps") as f:
-            return parse_maps(f.read())
-    except OSError:  # gone, or never existed
-        return None
+    """The process's executable mappings; its maps are read a chunk at a time and only the
+    executable lines kept, within MAPS_LIMITS (a process chooses how many mappings and how
+    long their paths are)."""
+    with proc_file(pid, "maps") as fd:
+        if fd is None:
+            return None  # gone, or never existed
+        try:
+            # Paths are bytes to the kernel: surrogateescape keeps them usable for os.stat.
+            lines = [line.decode(errors="surrogateescape")
+                     for line in fd_lines(fd, MAPS_LIMITS) if _executable(line)]
+        except OSError:  # exited while being read
+            return None
+    return _mappings(lines)
 
 
 @functools.cache
@@ -152,7 +183,8 @@ class _Process:
         self.maps = maps
         self.starts = [m.start for m in maps]
         self.refreshed = generation
-        self.perf_map: tuple[int, SymbolTable] | None = None  # (file size, table)
+        # (the file's inode, size and mtime, the round it was read in, its symbols)
+        self.perf_map: tuple[tuple[int, int, int] | None, int, SymbolTable] | None = None
 
     def mapping(self, addr: int) -> Mapping | None:
         i = bisect.bisect_right(self.starts, addr) - 1
@@ -161,17 +193,44 @@ class _Process:
         return None
 
 
-def _perf_map_symbols(text: str) -> list[Symbol]:
+def _perf_map_symbols(lines: Iterable[bytes]) -> list[Symbol]:
     """A perf map's lines: `START SIZE name` (hex), as JITs write them."""
     symbols = []
-    for line in text.splitlines():
-        start, _, rest = line.partition(" ")
-        size, _, name = rest.partition(" ")
+    for line in lines:
+        start, _, rest = line.partition(b" ")
+        size, _, name = rest.partition(b" ")
         try:
-            symbols.append((int(start, 16), int(size, 16), name.strip()))
+            symbols.append((int(start, 16), int(size, 16), name.strip().decode(errors="replace")))
         except ValueError:
             continue
     return symbols
+
+
+def _euid_of(pid: int) -> int | None:
+    status = read_proc(pid, "status", 64 << 10)
+    for line in status.data.splitlines() if status else ():
+        if line.startswith(b"Uid:"):
+            fields = line.split()
+            return int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else None
+    return None
+
+
+def read_perf_map(pid: int) -> list[Symbol]:
+    """/tmp/perf-PID.map as perf reads it: only a regular file (no symlink) that belongs to
+    the process's effective user and that other users cannot write; else no symbols."""
+    euid = _euid_of(pid)
+    if euid is None:
+        return []
+    try:
+        fd = open_untrusted(f"/tmp/perf-{pid}.map", owner_uid=euid, others_may_write=False)
+    except (OSError, Refused):  # none, or not the process's own: a planted file names nothing
+        return []
+    try:
+        return _perf_map_symbols(fd_lines(fd, PERF_MAP_LIMITS))
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
 
 
 class UserSymbols:
@@ -289,22 +348,18 @@ class UserSymbols:
         return name, "[jit]"
 
     def _perf_map(self, proc: _Process) -> SymbolTable:
-        """The JIT's perf map, read again when it has grown."""
-        path = f"/tmp/perf-{proc.pid}.map"
+        """The JIT's perf map, read again when it has changed, at most once per round (a
+        program rewriting its map all the time cannot make every lookup read it)."""
         try:
-            size = os.stat(path).st_size
+            st = os.lstat(f"/tmp/perf-{proc.pid}.map")
+            version = (st.st_ino, st.st_size, st.st_mtime_ns)
         except OSError:
-            size = -1
-        if proc.perf_map is None or proc.perf_map[0] != size:
-            symbols: list[Symbol] = []
-            if size > 0:
-                try:
-                    with open(path, errors="replace") as f:
-                        symbols = _perf_map_symbols(f.read())
-                except OSError:
-                    pass
-            proc.perf_map = (size, SymbolTable(symbols))
-        return proc.perf_map[1]
+            version = None
+        known = proc.perf_map
+        if known is None or (known[0] != version and known[1] != self._generation):
+            symbols = read_perf_map(proc.pid) if version is not None else []
+            proc.perf_map = (version, self._generation, SymbolTable(symbols))
+        return proc.perf_map[2]
 
 
 class KernelSymbols:

@@ -14,6 +14,7 @@ from tracing.units import format_bytes
 from tui.actions import bindings_for
 from tui.rows import Column, Row
 from tui.table import KeyedTable
+from tui.text import error_line, line
 from tui.widgets import format_elapsed
 
 COLUMNS = (
@@ -41,7 +42,9 @@ def session_rows(sessions: list[SessionSummary]) -> list[Row]:
                   "size": s.size_bytes, "targets": ", ".join(s.targets), "name": s.path.name}
         cells = {"started": time.strftime("%Y-%m-%d %H:%M", time.localtime(s.start_wall_time)),
                  "duration": format_elapsed(s.duration_s), "state": _state(s),
-                 "size": format_bytes(s.size_bytes), "targets": values["targets"] or "?",
+                 "size": format_bytes(s.size_bytes),
+                 # An unreadable session says why where its targets would be.
+                 "targets": f"✗ {s.problem}" if s.problem else values["targets"] or "?",
                  "name": s.path.name}
         rows.append(Row(str(s.path), values, cells))
     return rows
@@ -72,8 +75,9 @@ class SessionsScreen(Screen):
     def action_refresh(self) -> None:
         self.sessions = list_sessions(self.directory)
         self.query_one(KeyedTable).update_rows(session_rows(self.sessions))
-        title = (f"[b]sikte-tui[/b] ▸ saved sessions in {self.directory} · "
-                 f"{len(self.sessions)} (Enter opens, newest first)")
+        # The directory's name is data (never markup): built as Text.
+        title = line(("sikte-tui", "bold"), f" ▸ saved sessions in {self.directory} · "
+                     f"{len(self.sessions)} (Enter opens, newest first)")
         self.query_one("#picker-title", Static).update(title)
         if not self.sessions:
             self._notice(f"no saved sessions in {self.directory}: record one with "
@@ -82,14 +86,16 @@ class SessionsScreen(Screen):
 
     def _notice(self, text: str) -> None:
         notice = self.query_one("#notice", Static)
-        notice.update(f"✗ {text}")
+        notice.update(error_line(text))  # may quote a file's name or an error: data
         notice.add_class("error")
 
     def action_open_session(self) -> None:
         key = self.query_one(KeyedTable).cursor_key
         if key is None:
             return
-        summary = next(s for s in self.sessions if str(s.path) == key)
+        summary = next((s for s in self.sessions if str(s.path) == key), None)
+        if summary is None:  # the list changed under the cursor
+            return
         if summary.problem:
             self._notice(f"{summary.path.name}: {summary.problem}")
             return
