@@ -13,6 +13,7 @@ import sys
 import textwrap
 from dataclasses import asdict
 
+from tracing.display_text import sanitize
 from tracing.doctor import Check, can_trace, run_checks
 
 
@@ -42,16 +43,17 @@ def _emit(text: str) -> None:
 
 
 def format_table(checks: list[Check], width: int | None = None) -> str:
-    """One row per check (STATUS  name  detail), wrapped to the terminal; fixes below."""
+    """One row per check (STATUS  name  detail), wrapped to the terminal; fixes below.
+    Details quote the system (file contents, paths, error messages): shown sanitized."""
     width = width or shutil.get_terminal_size((100, 24)).columns
     name_width = max(len(check.name) for check in checks)
     indent = " " * (4 + 2 + name_width + 2)
     lines = []
     for check in checks:
         head = f"{check.status.upper():<4}  {check.name:<{name_width}}  "
-        lines.extend(_wrap(head + check.detail, width, indent))
+        lines.extend(_wrap(head + sanitize(check.detail), width, indent))
         if check.status != "pass" and check.fix:
-            lines.extend(_wrap(f"{indent}fix: {check.fix}", width, indent + "     "))
+            lines.extend(_wrap(f"{indent}fix: {sanitize(check.fix)}", width, indent + "     "))
     return "\n".join(lines)
 
 

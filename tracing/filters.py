@@ -21,6 +21,7 @@ import functools
 import ipaddress
 import operator
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -37,6 +38,7 @@ from tracing.connections import (
     TCP_STATES,
     Connection,
 )
+from tracing.display_text import sanitize
 from tracing.units import parse_duration_ns
 
 ERRORS_ONLY = "errors>0"  # what the TUI's `e` key applies
@@ -106,6 +108,8 @@ class FilterError(ValueError):
     """A filter that does not parse: a one-line message and where the bad term starts."""
 
     def __init__(self, message: str, position: int) -> None:
+        # The message quotes what was typed (or pasted): shown as data, on one line.
+        message = sanitize(message)
         super().__init__(message)
         self.message = message
         self.position = position  # index in the text of the bad term (its `!`, if negated)
@@ -300,8 +304,9 @@ def _field_term(name: str, op: str, value: str, negated: bool, start: int) -> Te
 
 
 def _shown(text: str) -> str:
-    """The user's text for a one-line message: a pasted megabyte must not become the line."""
-    return text if len(text) <= 24 else text[:23] + "…"
+    """The user's text for a one-line message: a pasted megabyte must not become the line,
+    nor a pasted escape sequence act on the terminal."""
+    return sanitize(text, 24)
 
 
 def _or_list(ops: tuple[str, ...]) -> str:
@@ -335,7 +340,11 @@ def _text_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any
 
 def _compile_regex(value: str, flags: int, name: str, start: int) -> re.Pattern[str]:
     try:
-        return re.compile(value, flags)
+        with warnings.catch_warnings():
+            # re warns (FutureWarning) about some patterns, e.g. "[[": a warning printed on
+            # the terminal under the TUI, at each keystroke. The pattern still compiles.
+            warnings.simplefilter("ignore")
+            return re.compile(value, flags)
     # re raises OverflowError for huge repeats and RecursionError for deep nesting, not only
     # re.error; the user is mid-keystroke, so every one of them is just a bad regex.
     except re.error as exc:

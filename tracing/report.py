@@ -1,5 +1,10 @@
 """Summaries of a snapshot: rows per syscall (named by each process's ABI), the `strace -c`
-style table and the JSON document that `sikte-tui record` prints."""
+style table and the JSON document that `sikte-tui record` prints.
+
+The text forms are printed on the user's terminal and quote what traced processes control
+(their names) or what a saved session holds: every such string goes through
+tracing.display_text.sanitize. The JSON form needs nothing more: json escapes every control
+character, and ensure_ascii every non-ASCII one."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from dataclasses import dataclass
 
 from syscall_tables import syscall_name
 from tracing.connections import Connection, summarize
+from tracing.display_text import sanitize
 from tracing.model import Snapshot, StatKey, SyscallStats, merge_stats
 from tracing.units import format_duration
 
@@ -52,6 +58,7 @@ def process_counts(snapshot: Snapshot) -> dict[int, int]:
     return counts
 
 
+NAME_LIMIT = 200  # characters of a name printed: a comm has 15, a probe a path and a symbol
 HEADER = ("% time", "calls", "errors", "total", "avg", "p50", "p95", "p99", "max", "syscall")
 
 
@@ -71,7 +78,7 @@ def format_table(rows: Iterable[SyscallRow]) -> str:
             format_duration(s.quantile(0.95)),
             format_duration(s.quantile(0.99)),
             format_duration(s.max_ns),
-            r.name,
+            sanitize(r.name, NAME_LIMIT),  # a probe's name: a path and a symbol
         ))
     total = merge_stats([r.stats for r in rows]) if rows else SyscallStats()
     lines.append(("100.00", str(total.count), str(total.errors) if total.errors else "",
@@ -94,7 +101,7 @@ def format_summary(snapshot: Snapshot, per_process: bool = False) -> str:
         counts = process_counts(snapshot)
         for pid in sorted(counts):
             info = snapshot.processes.get(pid)
-            comm = info.comm if info else "?"
+            comm = sanitize(info.comm, NAME_LIMIT) if info else "?"  # set by the process
             ended = f", exit {info.exit}" if info and info.exit is not None else ""
             parts.append(f"pid {pid} ({comm}){ended}\n{format_table(syscall_rows(snapshot, pid))}")
     else:
@@ -120,7 +127,7 @@ def format_connections(connections: Sequence[Connection]) -> str:
     for r in summarize(connections):
         avg = format_duration(r.avg_duration_ns) if r.avg_duration_ns else "-"
         lines.append(f"{r.connections:>11,} {r.failures:>6,} {r.open:>5,} {avg:>9}  "
-                     f"{r.direction:<3} {r.remote}")
+                     f"{sanitize(r.direction, 3):<3} {sanitize(r.remote, NAME_LIMIT)}")
     failed = sum(c.failed for c in connections)
     lines.append(f"TCP: {len(connections):,} connections, {failed:,} failed")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
 from tracing.connections import INBOUND, OUTBOUND, Connection, RemoteSummary, summarize
+from tracing.display_text import sanitize
 from tracing.filters import (
     CONNECTION_HELP,
     FAILURES_ONLY,
@@ -41,6 +42,8 @@ from tui.rows import Column, Row
 from tui.screens import DrillDown, SortKeys, ThrottledRedraw
 from tui.session import SessionView
 from tui.table import GAP, KeyedTable
+from tui.text import data, error_line, line
+from tui.widgets import DataInput
 
 LIST, SUMMARY = "list", "summary"  # one row per connection, or per remote endpoint
 _SYSCALL_DIRECTIONS = {"connect": OUTBOUND, "accept": INBOUND, "accept4": INBOUND}
@@ -173,17 +176,21 @@ _NEWEST_FIRST = frozenset({"time"})  # not numbers, yet they sort like them: new
 NARROWING = (("drop", "local"), ("drop", "container"), ("short", "result"), ("drop", "time"),
              ("short", "dir"))
 _SHORT_LABELS = {"dir": ""}
+CELL_LIMIT = 200  # more than any column's width: the cut with an ellipsis is shorten()'s
 
 
 def connection_cells(c: Connection, now_ns: int, snapshot: Snapshot | None) -> dict[str, str]:
-    """Every column's text, and the narrow variants ("result:short", "dir:short")."""
-    return {
+    """Every column's text, and the narrow variants ("result:short", "dir:short"). The
+    process and container names are outside text, and a saved session may hold anything in
+    any field: every cell is sanitized before the columns are measured."""
+    cells = {
         "time": wall_clock(c.ts_ns, snapshot), "pid": str(c.pid), "comm": c.comm,
         "container": container_label(c), "dir": c.direction,
         "dir:short": _ARROWS.get(c.direction, "-"), "local": c.local, "remote": c.remote,
         "state": c.state, "duration": format_duration(c.duration_ns(now_ns)),
         "result": result_label(c), "result:short": result_label(c, short=True),
     }
+    return {key: sanitize(text, CELL_LIMIT) for key, text in cells.items()}
 
 
 _LIST_SORT: dict[str, Callable[[Connection, int], object]] = {
@@ -210,8 +217,9 @@ def sorted_connections(conns: Iterable[Connection], now_ns: int, sort: str,
 
 
 def summary_cells(s: RemoteSummary) -> dict[str, str]:
-    return {"remote": s.remote, "dir": s.direction, "connections": f"{s.connections:,}",
-            "failures": f"{s.failures:,}", "open": f"{s.open:,}",
+    return {"remote": sanitize(s.remote, CELL_LIMIT), "dir": sanitize(s.direction, CELL_LIMIT),
+            "connections": f"{s.connections:,}", "failures": f"{s.failures:,}",
+            "open": f"{s.open:,}",
             "avg_ns": format_duration(s.avg_duration_ns) if s.avg_duration_ns else "-"}
 
 
@@ -404,8 +412,8 @@ class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
         yield ConnectionTable(id="remotes")
         yield Static(id="connections-empty")
         yield Static(id="connection-selected")
-        yield Input(placeholder="/ filter: curl  port=443  addr=10.0.0.0/8  result=failed  "
-                    "(Esc clears)", id="connections-filter", compact=True)
+        yield DataInput(placeholder="/ filter: curl  port=443  addr=10.0.0.0/8  result=failed  "
+                        "(Esc clears)", id="connections-filter", compact=True)
         yield Static(id="connections-filter-message")
         yield Footer()
 
@@ -509,11 +517,11 @@ class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
         if self.mode == SUMMARY:
             parts.append(f"by remote endpoint ({len(self._summaries):,})")
         if not self.tcp:
-            parts.append("[b]TCP monitoring off[/b]")
-        parts += [self.scope.label(info.comm if info else ""),
+            parts.append(Text("TCP monitoring off", style="bold"))
+        parts += [self.scope.label(info.comm if info else ""),  # the comm: outside text
                   f"sort {self.sort_column} {arrow}"]
         self.query_one("#connections-title", Static).update(
-            "[b]TCP connections[/b]: " + " · ".join(parts))
+            line(("TCP connections", "bold"), ": ", *_joined(parts, " · ")))
 
     def _draw_empty(self, any_shown: bool, any_in_scope: bool) -> None:
         empty = self.query_one("#connections-empty", Static)
@@ -533,10 +541,10 @@ class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
         else:
             text = (f"No TCP connections yet for {self.scope.label()}.  "
                     f"a shows every connection.")
-        empty.update(text)
+        empty.update(data(text))
 
     def _draw_selected(self) -> None:
-        line = self.query_one("#connection-selected", Static)
+        selected = self.query_one("#connection-selected", Static)
         key = self._table().cursor_key
         text = ""
         if key is not None and self.mode == LIST:
@@ -548,8 +556,8 @@ class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
             if summary is not None:
                 text = describe_summary(summary,
                                         summary_members(summary, self._shown.values()))
-        line.update(Text(text))
-        line.display = bool(text)
+        selected.update(data(text))  # names, containers: outside text
+        selected.display = bool(text)
 
     @on(ConnectionTable.CursorMoved)
     def _cursor_moved(self) -> None:
@@ -612,7 +620,7 @@ class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
             self.filter = parse_connection_filter(text)
         except FilterError as err:
             # Keep the last valid filter; say what is wrong, inline.
-            self._show_filter_message(f"✗ {err}")
+            self._show_filter_message(err.message)
             return
         self._show_filter_message("")
         self._redraw()
@@ -628,7 +636,7 @@ class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
 
     def _show_filter_message(self, text: str) -> None:
         message = self.query_one("#connections-filter-message", Static)
-        message.update(Text(text))
+        message.update(error_line(text) if text else "")
         message.display = bool(text)
 
     def _clear_filter(self) -> None:
@@ -691,6 +699,14 @@ class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
 
     def action_help(self) -> None:
         self.app.push_screen(ConnectionsHelp())
+
+
+def _joined(parts: Sequence[str | Text], separator: str) -> list[str | Text]:
+    """`parts` with `separator` between them, for tui.text.line."""
+    out: list[str | Text] = []
+    for i, part in enumerate(parts):
+        out += [separator, part] if i else [part]
+    return out
 
 
 def _shortened(cells: dict[str, str], columns: Sequence[Column]) -> dict[str, str]:

@@ -17,6 +17,7 @@ from tracing.units import format_count, format_duration
 from tui.actions import bindings_for
 from tui.screens import DrillDown
 from tui.session import SessionView
+from tui.text import data, line
 from tui.widgets import HistogramChart
 
 RECENT_SHOWN = 200
@@ -88,16 +89,19 @@ class DetailScreen(DrillDown):
         self._render_events(event_objects(mine[-RECENT_SHOWN:]), len(mine))
 
     def _render_title(self, stats) -> None:
+        # The name may be a function probe's, which names a binary and a function.
         scope = f"pid {self.pid}" if self.pid is not None else "all processes"
+        title = self.query_one("#detail-title", Static)
         if stats is None:
-            self.query_one("#detail-title", Static).update(f"{self.syscall} · {scope} · no calls")
+            title.update(line(self.syscall, f" · {scope} · no calls"))
             return
-        self.query_one("#detail-title", Static).update(
-            f"[b]{self.syscall}[/b] · {scope} · calls {format_count(stats.count)} · errors "
+        title.update(line(
+            (self.syscall, "bold"),
+            f" · {scope} · calls {format_count(stats.count)} · errors "
             f"{format_count(stats.errors)} · total {format_duration(stats.total_ns)} · avg "
             f"{format_duration(stats.avg_ns)} · p50 {format_duration(stats.quantile(0.5))} · "
             f"p95 {format_duration(stats.quantile(0.95))} · p99 "
-            f"{format_duration(stats.quantile(0.99))} · max {format_duration(stats.max_ns)}")
+            f"{format_duration(stats.quantile(0.99))} · max {format_duration(stats.max_ns)}"))
 
     def _render_processes(self, entries) -> None:
         snapshot = self.session.latest
@@ -110,7 +114,8 @@ class DetailScreen(DrillDown):
                       key=lambda item: -item[1].total_ns)
         for pid, s in rows:
             info = snapshot.processes.get(pid) if snapshot else None
-            table.add_row(pid, info.comm if info else "?", format_count(s.count),
+            # A str cell would be parsed as markup: the comm goes in as Text.
+            table.add_row(pid, data(info.comm if info else "?"), format_count(s.count),
                           format_count(s.errors), format_duration(s.total_ns),
                           format_duration(s.avg_ns), format_duration(s.quantile(0.99)),
                           format_duration(s.max_ns))

@@ -16,6 +16,8 @@ from tracing.errors import UserError
 from tracing.filters import HELP_TEXT
 from tracing.targets import resolve_command
 from tui.actions import ACTIONS, bindings_for
+from tui.text import error_line
+from tui.widgets import DataInput
 
 
 def _key_label(keys: str) -> str:
@@ -86,7 +88,7 @@ class RunCommand(ModalScreen[tuple[tuple[str, ...], bool] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label("Command to launch and trace:")
-            yield Input(placeholder="e.g. curl -s https://example.org", id="command")
+            yield DataInput(placeholder="e.g. curl -s https://example.org", id="command")
             with Horizontal(classes="switch-row"):
                 yield Switch(value=True, id="follow")
                 yield Label("follow children")
@@ -118,7 +120,7 @@ class RunCommand(ModalScreen[tuple[tuple[str, ...], bool] | None]):
         self.dismiss((argv, self.query_one("#follow", Switch).value))
 
     def _error(self, message: str) -> None:
-        self.query_one("#command-error", Static).update(f"✗ {message}")
+        self.query_one("#command-error", Static).update(error_line(message))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

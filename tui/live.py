@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
+from tracing.display_text import sanitize
 from tracing.errors import UserError
 from tracing.filters import ERRORS_ONLY, Filter, FilterError, parse_filter
 from tracing.model import Snapshot, TraceState
@@ -30,7 +31,8 @@ from tui.session import SessionView
 from tui.session_dialogs import ExportDialog, TimelineBar, WindowDialog
 from tui.sessions import SessionsScreen
 from tui.table import KeyedTable
-from tui.widgets import OutputPanel, ProcessTreePanel, StatusHeader
+from tui.text import error_line
+from tui.widgets import DataInput, OutputPanel, ProcessTreePanel, StatusHeader
 
 APPLY_INTERVAL_S = 0.25  # at most 4 snapshots rendered per second
 FILTER_DEBOUNCE_S = 0.12
@@ -65,8 +67,8 @@ class LiveScreen(SortKeys, Screen):
             yield KeyedTable(id="syscalls")
             yield ProcessTreePanel("processes", id="tree")
         yield OutputPanel(id="output")
-        yield Input(placeholder="/ filter: read  pid=42  errors>0  p99>1ms  !name~^mmap  "
-                    "(Esc clears)", id="filter", compact=True)
+        yield DataInput(placeholder="/ filter: read  pid=42  errors>0  p99>1ms  !name~^mmap  "
+                        "(Esc clears)", id="filter", compact=True)
         yield Static("", id="filter-message")
         yield Footer()
 
@@ -101,7 +103,7 @@ class LiveScreen(SortKeys, Screen):
 
     def on_source_failed(self, message: SourceFailed) -> None:
         self.state = "failed"
-        self.query_one("#notice", Static).update(f"✗ {message.reason}  (q quits)")
+        self.query_one("#notice", Static).update(error_line(f"{message.reason}  (q quits)"))
         self.query_one("#notice").add_class("error")
         self._render_header()
 
@@ -213,7 +215,7 @@ class LiveScreen(SortKeys, Screen):
             self.filter = parse_filter(event.value)
         except FilterError as err:
             # Keep the last valid filter; say what is wrong, inline.
-            self._show_filter_message(f"✗ {err}")
+            self._show_filter_message(err.message)
             return
         self._show_filter_message("")
         # Rebuilding visits every entry: while the user types, do it once typing pauses.
@@ -236,7 +238,8 @@ class LiveScreen(SortKeys, Screen):
             self.action_clear_filter()
 
     def _show_filter_message(self, text: str) -> None:
-        self.query_one("#filter-message", Static).update(text)
+        """An error about the typed filter (which it quotes), or "" to hide the line."""
+        self.query_one("#filter-message", Static).update(error_line(text) if text else "")
         self.query_one("#filter-message").display = bool(text)
 
     def action_errors_only(self) -> None:
@@ -323,7 +326,7 @@ class LiveScreen(SortKeys, Screen):
 
     def _exported(self, path: Path | None) -> None:
         if path is not None:
-            self.notify(f"exported to {path}")
+            self.notify(f"exported to {sanitize(str(path))}", markup=False)
 
     def action_drill(self) -> None:
         row_key = self.query_one(KeyedTable).cursor_key

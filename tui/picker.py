@@ -12,6 +12,7 @@ from textual.fuzzy import Matcher
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from tracing.display_text import join_command, sanitize
 from tracing.errors import UserError
 from tracing.proclist import ProcessEntry
 from tracing.targets import check_pid
@@ -21,6 +22,8 @@ from tui.dialogs import RunCommand
 from tui.messages import ProcessesListed
 from tui.rows import Column, Row
 from tui.table import KeyedTable
+from tui.text import error_line
+from tui.widgets import DataInput
 
 REFRESH_S = 2.0
 
@@ -34,6 +37,7 @@ COLUMNS = (
     Column("started", "started", False, 7),
     Column("command", "command", False, 200),
 )
+COMMAND_LIMIT = 4096  # characters of a command line kept for the picker (it shows ~200)
 SORTABLE = [c.key for c in COLUMNS if c.key != "selected"]
 
 Lister = Callable[[], list[ProcessEntry]]
@@ -48,18 +52,21 @@ def format_started(ts: float, now: float) -> str:
 
 def process_rows(entries: Sequence[ProcessEntry], query: str, selected: set[int],
                  sort: str, reverse: bool, now: float) -> list[Row]:
-    """The picker's rows: fuzzy-filtered over name, command line, user and pid; sorted."""
+    """The picker's rows: fuzzy-filtered over name, command line, user and pid; sorted.
+    Names, users and command lines are other users' text: shown sanitized, on one line."""
     matcher = Matcher(query) if query else None
     rows = []
     for e in entries:
-        command = " ".join(e.cmdline) or f"[{e.name}]"
-        if matcher is not None and matcher.match(f"{e.name} {command} {e.user} {e.pid}") <= 0:
+        name, user = sanitize(e.name), sanitize(e.user)
+        command = join_command(e.cmdline, COMMAND_LIMIT) or f"[{name}]"
+        # Matched as shown: what the user can type is what they see.
+        if matcher is not None and matcher.match(f"{name} {command} {user} {e.pid}") <= 0:
             continue
         values = {"selected": e.pid in selected, "pid": e.pid, "user": e.user,
                   "cpu": e.cpu_pct, "rss": e.rss, "threads": e.threads,
                   "started": e.create_time, "command": command}
         cells = {"selected": "✓" if e.pid in selected else " ", "pid": str(e.pid),
-                 "user": e.user, "cpu": f"{e.cpu_pct:.1f}",
+                 "user": user, "cpu": f"{e.cpu_pct:.1f}",
                  "rss": format_bytes(e.rss),
                  "threads": str(e.threads), "started": format_started(e.create_time, now),
                  "command": command}
@@ -84,8 +91,8 @@ class PickerScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static("[b]sikte-tui[/b] ▸ pick processes to trace (Space selects, Enter traces, "
                      "n launches a command)", id="picker-title")
-        yield Input(placeholder="/ to filter: name, command line, user or PID (fuzzy)",
-                    id="picker-filter", compact=True)
+        yield DataInput(placeholder="/ to filter: name, command line, user or PID (fuzzy)",
+                        id="picker-filter", compact=True)
         yield KeyedTable(id="processes")
         yield Static("", id="notice")
         yield Footer()
@@ -193,7 +200,7 @@ class PickerScreen(Screen):
                 check_pid(pid)
         except UserError as err:
             notice = self.query_one("#notice", Static)
-            notice.update(f"✗ {err}")
+            notice.update(error_line(err))
             notice.add_class("error")
             self.selected.discard(pid)
             self.refresh_list()

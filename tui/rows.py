@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 
+from tracing.display_text import sanitize
 from tracing.filters import Filter
 from tracing.model import Snapshot, StatKey, SyscallStats, percentile
 from tracing.report import key_name
@@ -125,8 +126,10 @@ def _identity(grouping: str, key: StatKey, name: str, snapshot: Snapshot) -> dic
 
 
 def _comm(snapshot: Snapshot, pid: int) -> str:
+    """The process's name as shown (control characters escaped): `comm=` filters match
+    what the user sees and can type."""
     info = snapshot.processes.get(pid)
-    return info.comm if info else "?"
+    return sanitize(info.comm) if info else "?"
 
 
 def _container(snapshot: Snapshot, pid: int) -> str:

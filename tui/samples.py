@@ -17,6 +17,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Static
 
+from tracing.display_text import sanitize
 from tracing.model import Snapshot
 from tracing.samples import (
     NO_CALLER,
@@ -36,6 +37,7 @@ from tui.rows import Column, Row
 from tui.screens import DrillDown, SortKeys, ThrottledRedraw
 from tui.session import SessionView
 from tui.table import GAP, KeyedTable
+from tui.text import line
 
 SCOPE_LABELS = {"all": "all processes", "process": "per process", "thread": "per thread"}
 _PID, _TID = Column("pid", "pid"), Column("tid", "tid")
@@ -147,9 +149,9 @@ class SamplesScreen(ThrottledRedraw, SortKeys, DrillDown):
                              self.sort_reverse)
         self.query_one(KeyedTable).update_rows(rows)
         arrow = "▼" if self.sort_reverse else "▲"
-        self.query_one("#samples-title", Static).update(
-            f"[b]{samples_line(self.session.latest, total)}[/b] · "
-            f"{SCOPE_LABELS[self.scope]} · sort {self.sort_column} {arrow}")
+        self.query_one("#samples-title", Static).update(line(
+            (samples_line(self.session.latest, total), "bold"),
+            f" · {SCOPE_LABELS[self.scope]} · sort {self.sort_column} {arrow}"))
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -235,10 +237,11 @@ class NeighboursScreen(ThrottledRedraw, DrillDown):
         total = samples.total
         where = ("all processes" if not self.scope else f"pid {self.scope[0]}"
                  + (f" tid {self.scope[1]}" if len(self.scope) > 1 else ""))
-        self.query_one("#callers-title", Static).update(
-            f"[b]{self.function}[/b] · {where} · self {found.self_count:,} "
+        self.query_one("#callers-title", Static).update(line(
+            (self.function, "bold"),  # a frame's name: from the traced program's symbols
+            f" · {where} · self {found.self_count:,} "
             f"({pct(found.self_count, total):.1f}%) · total {found.total_count:,} "
-            f"({pct(found.total_count, total):.1f}%) of {total:,} samples")
+            f"({pct(found.total_count, total):.1f}%) of {total:,} samples"))
         self.query_one("#callers", KeyedTable).update_rows(
             neighbour_rows(found.callers, found.total_count))
         self.query_one("#callees", KeyedTable).update_rows(
@@ -301,7 +304,8 @@ class Icicle(ScrollView, can_focus=True):
             style = Style(bgcolor=frame_color(cell), color="black")
             if cell.path == self.selected:
                 style += Style(reverse=True, bold=True)
-            label = cell.name[: cell.width - 1].ljust(cell.width - 1)
+            # A frame's name comes from the traced program's symbols (or its perf map).
+            label = sanitize(cell.name, cell.width + 1)[: cell.width - 1].ljust(cell.width - 1)
             segments.append(Segment(label, style))
             segments.append(Segment(" " if cell.width > 1 else "", self.rich_style))
             x = cell.x + cell.width
@@ -361,15 +365,15 @@ class FlameScreen(ThrottledRedraw, DrillDown):
     def _describe(self) -> None:
         total = self.flame.count
         trail = " ▸ ".join(("all", *self.zoom))
-        self.query_one("#flame-title", Static).update(
-            f"[b]flame[/b] · {samples_line(self.session.latest, total)} · "
-            f"{SCOPE_LABELS[self.scope]} · zoom: {trail}")
+        self.query_one("#flame-title", Static).update(line(
+            ("flame", "bold"), f" · {samples_line(self.session.latest, total)} · "
+            f"{SCOPE_LABELS[self.scope]} · zoom: {trail}"))  # the trail: frames' names
         node = find_node(self.flame, self.selected)
-        text = "no samples"
+        text = line("no samples")
         if node is not None and total:
-            text = (f"[b]{node.name}[/b] · {node.count:,} samples ({pct(node.count, total):.1f}%"
-                    f" of all) · self {node.self_count:,}"
-                    + (" · kernel" if node.kernel else ""))
+            text = line((node.name, "bold"),
+                        f" · {node.count:,} samples ({pct(node.count, total):.1f}% of all) · "
+                        f"self {node.self_count:,}" + (" · kernel" if node.kernel else ""))
         self.query_one("#flame-selected", Static).update(text)
 
     def _select(self, path: tuple[str, ...] | None) -> None:

@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tracing.display_text import sanitize
 from tui.rows import Column, Row
 
 GAP = 2  # spaces between columns
@@ -113,7 +114,10 @@ class KeyedTable(ScrollView, can_focus=True):
     def _cells(self, texts: Sequence[str]) -> str:
         parts = []
         for text, column, width in zip(texts, self.columns, self.widths, strict=True):
-            text = text[:width]
+            # Cells hold names and command lines from outside: drawn as segments, a control
+            # character in one would reach the terminal. Cut plainly, as before (sanitizing
+            # is idempotent, so cells sanitized earlier are unchanged).
+            text = sanitize(text, width + 1)[:width]
             parts.append(text.rjust(width) if column.numeric else text.ljust(width))
         return (" " * GAP).join(parts)
 

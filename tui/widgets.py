@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import RichLog, Static, Tree
+from textual.widgets import Input, RichLog, Static, Tree
 
+from tracing.display_text import sanitize
 from tracing.model import Hist, ProcessInfo, Snapshot, bucket_bounds
 from tracing.units import format_count, format_duration
+
+TITLE_LIMIT = 500  # the header line is cut to the screen anyway
+COMM_LIMIT = 64  # a comm is 15 bytes from the kernel; more only from a crafted session file
+MAX_OUTPUT_LINE = 8192  # characters of one line of the command's output that are kept
 
 
 def format_elapsed(seconds: float) -> str:
@@ -29,7 +34,7 @@ class StatusHeader(Static):
             if snapshot.sample_hz:
                 line1.append(f"  samples {samples:,} @{snapshot.sample_hz} Hz")
         line1.append("  sikte-tui ▸ ", style="dim")
-        line1.append(title, style="bold cyan")
+        line1.append(sanitize(title, TITLE_LIMIT), style="bold cyan")  # targets, a file name
         line2 = Text()
         line2.append(f"syscalls {calls:,}  " if calls < 10_000_000
                      else f"syscalls {format_count(calls)}  ")
@@ -38,7 +43,7 @@ class StatusHeader(Static):
         line2.append(f"dropped {drops:,}", style="bold red" if drops else "")
         if tracer_cpu_pct is not None:
             line2.append(f"  tracer CPU {tracer_cpu_pct:.1f}%")
-        line2.append(f"   {view}", style="dim")
+        line2.append(f"   {sanitize(view)}", style="dim")  # it quotes the typed filter
         for line in (line1, line2):
             line.no_wrap, line.overflow = True, "ellipsis"
         self.update(Text("\n").join([line1, line2]))
@@ -99,7 +104,7 @@ class ProcessTreePanel(Tree[int]):
     def _add(self, node, pid: int, children: dict[int, list[ProcessInfo]]) -> None:
         for p in sorted(children.get(pid, []), key=lambda p: p.pid):
             label = Text(f"{p.pid} ", style="bold")
-            label.append(p.comm or "?")
+            label.append(sanitize(p.comm, COMM_LIMIT) if p.comm else "?")
             if p.threads:
                 label.append(f" ({len(p.threads) + 1} threads)", style="dim")
             if p.exit is not None:
@@ -108,6 +113,23 @@ class ProcessTreePanel(Tree[int]):
             self._add(child, p.pid, children)
             if not children.get(p.pid):
                 child.allow_expand = False
+
+
+class DataInput(Input):
+    """An input field whose text is shown as typed, except control and format characters
+    (a paste may hold any): they become their visible escapes (tracing.display_text), and a
+    tab a space, so a pasted filter or command line keeps its words apart."""
+
+    def validate_value(self, value: str) -> str:
+        return _typed(value)
+
+    def replace(self, text: str, start: int, end: int) -> None:
+        # Sanitized before Input places the cursor after it (by the inserted length).
+        super().replace(_typed(text), start, end)
+
+
+def _typed(text: str) -> str:
+    return sanitize(text.replace("\t", " "))
 
 
 class OutputPanel(RichLog):
@@ -121,5 +143,10 @@ class OutputPanel(RichLog):
     def feed(self, text: str) -> None:
         text = self._partial + text
         *lines, self._partial = text.split("\n")
+        if len(self._partial) > MAX_OUTPUT_LINE:  # a command that never writes a newline
+            lines.append(self._partial)
+            self._partial = ""
         for line in lines:
-            self.write(Text(line))
+            # The command's own escape sequences are shown, not run: they would draw over
+            # the screen (or retitle the terminal) from inside the panel.
+            self.write(Text(sanitize(line, MAX_OUTPUT_LINE, keep="\t")))
