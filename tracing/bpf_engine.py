@@ -23,7 +23,7 @@ import numpy as np
 from syscall_tables import syscall_number
 from tracing import kheaders, tracefs
 from tracing.connections import Connection
-from tracing.containers import ContainerResolver
+from tracing.containers import ContainerLookup
 from tracing.errors import UserError
 from tracing.model import (
     EVENT_DTYPE,
@@ -545,8 +545,9 @@ class SyscallProgram:
     """The loaded syscall tracer: target map, aggregates and event streams."""
 
     def __init__(self, options: EngineOptions, arch: str,
-                 containers: ContainerResolver | None = None) -> None:
-        """`containers` names the connections' containers (options.tcp)."""
+                 containers: ContainerLookup | None = None) -> None:
+        """`containers` names the connections' containers (options.tcp); the tracer gives
+        a BackgroundResolver, whose look-ups never block this thread."""
         tracefs.ensure_mounted()
         kheaders.prepare_bcc_environment(kheaders.find_kernel_headers())
         import bcc  # the one place bcc is imported

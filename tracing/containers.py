@@ -4,25 +4,41 @@ bpf_get_current_cgroup_id() gives a cgroup v2 id: the inode number of the cgroup
 under the cgroup2 mount. CgroupPaths maps ids back to paths by walking that tree;
 parse_container() reads a container id and runtime out of a path (pure, no I/O); DockerClient
 asks the Docker Engine API for names and images; ContainerResolver puts them together, with
-caches, for the connections and the process views.
+caches; BackgroundResolver runs it on a thread of its own, so that the tracer's engine thread
+only reads a cache (a miss is answered on a later tick).
+
+Everything here that talks to the outside is bounded: a Docker request has a total deadline,
+a size bound, a back-off after failures, and is made only to a socket root owns and serves;
+/proc/PID/cgroup is read size-bounded without following symbolic links; the cgroup walk
+stops at MAX_CGROUPS.
 
 No bcc, no Textual. Nothing is read at import time or construction: the first look-up does.
 """
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import json
 import os
 import re
 import socket
+import stat
+import struct
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from tracing.untrusted_files import Limits, Refused, read_untrusted
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 PROC_MOUNTS = Path("/proc/self/mounts")
+PROC_CGROUP_MAX = 64 << 10  # of /proc/PID/cgroup: a line per hierarchy, paths users may name
+# The cgroup tree walked for id -> path: users with a delegated subtree choose its size.
+MAX_CGROUPS = 200_000
 
 # -- parsing cgroup paths --------------------------------------------------------------------
 
@@ -204,10 +220,27 @@ class CgroupPaths:
                 child = f"{relative}/{entry.name}"
                 paths[ino] = child
                 pending.append((entry.path, child))
+                if len(paths) >= MAX_CGROUPS:  # the rest stays unknown
+                    return paths
         return paths
 
 
 # -- Docker ----------------------------------------------------------------------------------
+
+# A request's whole life (connect, send, the complete answer) fits in DOCKER_DEADLINE_S: a
+# per-read timeout alone would let a socket that sends a byte every 0.3 s keep it forever.
+DOCKER_DEADLINE_S = 1.0
+# The largest answer read: /containers/json of a thousand containers is a few megabytes.
+DOCKER_MAX_RESPONSE = 16 << 20
+_MAX_HEAD = 64 << 10  # the status line and headers
+# After a failed request the next waits this long, doubling up to the maximum: a broken or
+# hostile socket is not asked at every look-up.
+DOCKER_BACKOFF_S = 5.0
+DOCKER_MAX_BACKOFF_S = 120.0
+
+
+class DockerError(Exception):
+    """Why a request to the Docker socket failed or was not made, in a few words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,22 +250,117 @@ class DockerContainer:
     image: str
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    """Plain HTTP over a unix socket, as the Docker Engine API speaks it."""
+def check_docker_socket(path: str) -> None:
+    """DockerError unless `path` is a unix socket owned by root, itself and not through a
+    symbolic link: anyone can make a socket, and its answers name the containers the views
+    show. The peer's credentials are checked again once connected (check_docker_peer)."""
+    st = os.lstat(path)  # FileNotFoundError and the like are the caller's OSError
+    if stat.S_ISLNK(st.st_mode):
+        raise DockerError("is a symbolic link; only root's own socket is trusted")
+    if not stat.S_ISSOCK(st.st_mode):
+        raise DockerError("is not a socket")
+    if st.st_uid != 0:
+        raise DockerError(f"belongs to uid {st.st_uid}, not root; not trusted")
 
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
+def check_docker_peer(sock: socket.socket) -> None:
+    """DockerError unless the process that listens on the connected socket runs as root: the
+    name may have been replaced between check_docker_socket and connect()."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    if uid != 0:
+        raise DockerError(f"is served by uid {uid}, not root; not trusted")
+
+
+class _Reader:
+    """Reads an HTTP answer from a socket within a total deadline and a size bound (of the
+    body; the head may add _MAX_HEAD)."""
+
+    def __init__(self, sock: socket.socket, deadline: float, max_bytes: int) -> None:
+        self._sock = sock
+        self._deadline = deadline
+        self._left = max_bytes + _MAX_HEAD  # bytes that may still be received
+        self._max_bytes = max_bytes
+        self.buf = bytearray()
+        self.eof = False
+
+    def fill(self) -> None:
+        """At least one more byte in buf, or eof; TimeoutError past the deadline."""
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        if self._left <= 0:
+            raise DockerError(f"answer larger than {self._max_bytes:,} bytes")
+        self._sock.settimeout(remaining)
+        chunk = self._sock.recv(min(65536, self._left))
+        if not chunk:
+            self.eof = True
+        self._left -= len(chunk)
+        self.buf += chunk
+
+    def until(self, marker: bytes, limit: int) -> bytes:
+        """Everything up to and without `marker`, taken out of buf."""
+        while (end := self.buf.find(marker)) < 0:
+            if len(self.buf) > limit:
+                raise DockerError("malformed answer (a line too long)")
+            self.fill()
+            if self.eof:
+                raise DockerError("answer cut short")
+        found = bytes(self.buf[:end])
+        del self.buf[: end + len(marker)]
+        return found
+
+    def exactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self.fill()
+            if self.eof:
+                raise DockerError("answer cut short")
+        found = bytes(self.buf[:n])
+        del self.buf[:n]
+        return found
+
+    def to_eof(self) -> bytes:
+        while not self.eof:
+            self.fill()
+        found = bytes(self.buf)
+        self.buf.clear()
+        return found
+
+
+def _read_answer(reader: _Reader, max_bytes: int) -> tuple[int, bytes]:
+    """(status, body) of an HTTP/1.x answer: Content-Length, chunked, or up to the close."""
+    head = reader.until(b"\r\n\r\n", _MAX_HEAD).decode("latin-1").split("\r\n")
+    parts = head[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise DockerError("not an HTTP answer")
+    headers = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return int(parts[1]), _read_chunked(reader)
+    length = headers.get("content-length")
+    if length is None:
+        return int(parts[1]), reader.to_eof()
+    if not length.isdigit():
+        raise DockerError("malformed Content-Length")
+    if int(length) > max_bytes:
+        raise DockerError(f"answer larger than {max_bytes:,} bytes")
+    return int(parts[1]), reader.exactly(int(length))
+
+
+def _read_chunked(reader: _Reader) -> bytes:
+    body = bytearray()
+    while True:
+        size_text = reader.until(b"\r\n", 1024).split(b";")[0].strip()
         try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+            size = int(size_text, 16)
+        except ValueError:
+            raise DockerError("malformed chunk size") from None
+        if size == 0:
+            return bytes(body)  # trailers, if any, are not needed
+        body += reader.exactly(size)
+        reader.exactly(2)  # the CRLF after each chunk
 
 
 def parse_containers_json(body: bytes) -> dict[str, DockerContainer]:
@@ -245,7 +373,7 @@ def parse_containers_json(body: bytes) -> dict[str, DockerContainer]:
         if not isinstance(item, dict) or not isinstance(item.get("Id"), str):
             continue
         names = item.get("Names") or []
-        name = names[0] if names and isinstance(names[0], str) else ""
+        name = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else ""
         image = item.get("Image")
         found[item["Id"]] = DockerContainer(item["Id"], name.lstrip("/"),
                                             image if isinstance(image, str) else "")
@@ -257,25 +385,38 @@ class DockerClient:
 
     Silently absent when there is no socket. The list is cached: asked for an id it does not
     hold, it fetches again, but at most once per `min_interval` seconds, and it never uses a
-    list older than `max_age` seconds while it could fetch. A failed request leaves the last
-    list and the reason in `error`."""
+    list older than `max_age` seconds while it could fetch. Each request has a total
+    `deadline` and a size bound; a failed one leaves the last list, the reason in `error`,
+    and no new request before a back-off (DOCKER_BACKOFF_S, doubling) has passed. The socket
+    must be root's (check_docker_socket, check_docker_peer).
 
-    def __init__(self, socket_path: str = DOCKER_SOCKET, timeout: float = 0.5,
+    Blocking: call it from a worker thread (BackgroundResolver), never the engine's."""
+
+    def __init__(self, socket_path: str | None = None, deadline: float = DOCKER_DEADLINE_S,
                  min_interval: float = 2.0, max_age: float = 30.0,
+                 max_response: int = DOCKER_MAX_RESPONSE,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.socket_path = socket_path
-        self.timeout = timeout
+        # Read here, not as a default argument: tests point the module's DOCKER_SOCKET at
+        # a fake daemon.
+        self.socket_path = socket_path if socket_path is not None else DOCKER_SOCKET
+        self.deadline = deadline
+        self.max_response = max_response
         self._min_interval = min_interval
         self._max_age = max_age
         self._clock = clock
         self._containers: dict[str, DockerContainer] = {}
         self._fetched_at: float | None = None
+        self._retry_at: float | None = None  # set after a failure
+        self._backoff = 0.0
+        self._lock = threading.Lock()  # the socket of the request in flight, for abort()
+        self._sock: socket.socket | None = None
+        self._aborted = False
         self.fetches = 0  # requests made
         self.error = ""  # why the last request failed, "" when it did not
 
     @property
     def available(self) -> bool:
-        return os.path.exists(self.socket_path)
+        return os.path.lexists(self.socket_path)
 
     def get(self, container_id: str) -> DockerContainer | None:
         found = self._containers.get(container_id)
@@ -285,34 +426,67 @@ class DockerClient:
         return found
 
     def _due(self, stale_only: bool) -> bool:
+        now = self._clock()
+        if self._retry_at is not None and now < self._retry_at:
+            return False
         if self._fetched_at is None:
             return True
-        age = self._clock() - self._fetched_at
+        age = now - self._fetched_at
         return age >= self._max_age if stale_only else age >= self._min_interval
 
     def refresh(self) -> None:
         self._fetched_at = self._clock()
-        if not self.available:
+        if not self.available or self._aborted:
             self._containers, self.error = {}, ""
             return
         self.fetches += 1
         try:
             self._containers = parse_containers_json(self._request("/containers/json?all=1"))
-            self.error = ""
-        except (OSError, http.client.HTTPException, ValueError) as err:
-            self.error = f"{self.socket_path}: {err}"
+        except (OSError, DockerError, ValueError) as err:
+            self._failed(f"{self.socket_path}: {err or type(err).__name__}")
+        else:
+            self.error, self._retry_at, self._backoff = "", None, 0.0
+
+    def _failed(self, reason: str) -> None:
+        self.error = reason
+        self._backoff = min(DOCKER_MAX_BACKOFF_S, max(DOCKER_BACKOFF_S, 2 * self._backoff))
+        self._retry_at = self._clock() + self._backoff
 
     def _request(self, path: str) -> bytes:
-        conn = _UnixHTTPConnection(self.socket_path, self.timeout)
+        deadline = time.monotonic() + self.deadline
+        check_docker_socket(self.socket_path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with self._lock:
+            self._sock = sock
+            aborted = self._aborted  # abort() came before this socket was there to shut
         try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            body = response.read()
-            if response.status != 200:
-                raise ValueError(f"HTTP {response.status} for {path}")
-            return body
+            if aborted:
+                raise DockerError("stopped")
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            sock.connect(self.socket_path)
+            check_docker_peer(sock)
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n"
+                         "Accept: application/json\r\n\r\n".encode())
+            status, body = _read_answer(_Reader(sock, deadline, self.max_response),
+                                        self.max_response)
+        except TimeoutError:  # the socket's timeout is what was left of the deadline
+            raise DockerError(f"no complete answer within {self.deadline:g} s") from None
         finally:
-            conn.close()
+            with self._lock:
+                self._sock = None
+            sock.close()
+        if status != 200:
+            raise DockerError(f"HTTP {status} for {path}")
+        return body
+
+    def abort(self) -> None:
+        """End the request in flight now (from another thread) and make no more."""
+        with self._lock:
+            self._aborted = True
+            if self._sock is not None:
+                with contextlib.suppress(OSError):  # already closed: nothing to end
+                    self._sock.shutdown(socket.SHUT_RDWR)
 
 
 # -- putting it together ---------------------------------------------------------------------
@@ -338,12 +512,22 @@ def label(info: ContainerInfo) -> str:
     return info.container_id[:12]
 
 
+class ContainerLookup(Protocol):
+    """What the connections need: cgroup id -> ContainerInfo, ContainerInfo() when unknown
+    (yet). BackgroundResolver answers at once from its cache; ContainerResolver blocks."""
+
+    def lookup(self, cgroup_id: int) -> ContainerInfo: ...
+
+
 class ContainerResolver:
     """cgroup id (or pid) -> ContainerInfo, cached per cgroup.
 
     With `docker` (--disable-docker-mon turns it off), Docker containers get their names and
     images from the Docker Engine API; a container Docker does not know yet is asked about
-    again on later look-ups (the client limits how often it asks)."""
+    again on later look-ups (the client limits how often it asks).
+
+    Blocking (it walks the cgroup tree, reads /proc and asks Docker): the tracer uses it
+    through a BackgroundResolver."""
 
     MAX_CACHED = 4096
 
@@ -373,23 +557,30 @@ class ContainerResolver:
         if path is None:
             return ContainerInfo()
         info = self.for_path(path)
-        if self._complete(info):
+        if self.complete(info):
             self._remember(self._by_id, cgroup_id, info)
         return info
 
     def for_pid(self, pid: int) -> ContainerInfo:
         """The process's cgroup (its /proc/PID/cgroup); ContainerInfo() when it is gone."""
+        return self.placed(pid)[0]
+
+    def placed(self, pid: int) -> tuple[ContainerInfo, str]:
+        """for_pid, and the cgroup v2 path that info is of ("" when it comes from a v1
+        hierarchy or is unknown): the id of that path may be looked up the same."""
         try:
-            text = (self._proc / str(pid) / "cgroup").read_text()
-        except OSError:
-            return ContainerInfo()
+            text = read_untrusted(self._proc / str(pid) / "cgroup",
+                                  Limits(PROC_CGROUP_MAX, truncate=True)).data.decode(
+                                      errors="replace")
+        except (OSError, Refused):
+            return ContainerInfo(), ""
         path = cgroup_of_pid(text)
         info = self.for_path(path) if path else ContainerInfo()
         if not info.container_id or info.runtime == "systemd":
             cid, runtime = container_in_proc_cgroup(text)  # a container in v1 hierarchies
             if cid and runtime != "systemd":
-                info = self._named(ContainerInfo(path, cid, "", runtime))
-        return info
+                return self._named(ContainerInfo(path, cid, "", runtime)), ""
+        return info, path
 
     def for_path(self, path: str) -> ContainerInfo:
         cached = self._by_path.get(path)
@@ -397,7 +588,7 @@ class ContainerResolver:
             return cached
         cid, runtime = parse_container(path)
         info = self._named(ContainerInfo(path, cid, "", runtime))
-        if self._complete(info):
+        if self.complete(info):
             self._remember(self._by_path, path, info)
         return info
 
@@ -410,7 +601,7 @@ class ContainerResolver:
         return ContainerInfo(info.path, info.container_id, found.name, info.runtime,
                              found.image)
 
-    def _complete(self, info: ContainerInfo) -> bool:
+    def complete(self, info: ContainerInfo) -> bool:
         """Nothing more to learn: not a Docker container, or named, or Docker is off."""
         return (info.runtime != "docker" or bool(info.name) or self._docker is None
                 or not self._docker.available)
@@ -419,3 +610,146 @@ class ContainerResolver:
         if len(cache) >= self.MAX_CACHED:
             del cache[next(iter(cache))]
         cache[key] = info
+
+
+_Key = tuple[str, int]  # ("cgroup", cgroup id) or ("pid", pid)
+
+
+class BackgroundResolver:
+    """A ContainerResolver on a thread of its own, for the engine thread, which must never
+    wait on a cgroup walk, a /proc read or the Docker socket.
+
+    `lookup(cgroup_id)` and `for_pid(pid)` answer at once from a cache; a miss asks the
+    worker, and the answer is there on a later call (a later tick). The queue of questions is
+    bounded: past `max_pending` the oldest are dropped (asked again at their next miss), and
+    the newest are answered first. `close()` returns at once; a Docker request in flight is
+    cut short."""
+
+    MAX_PENDING = 1024
+    MAX_CACHED = 4096
+    # A question whose answer was incomplete (a cgroup not found yet, a Docker container not
+    # named yet) is asked again at most this often.
+    RETRY_S = 1.0
+
+    def __init__(self, resolver: ContainerResolver, max_pending: int = MAX_PENDING,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.resolver = resolver
+        self._max_pending = max_pending
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._pending: OrderedDict[_Key, None] = OrderedDict()
+        self._answers: dict[_Key, ContainerInfo] = {}
+        self._retry_at: dict[_Key, float] = {}  # incomplete answers: when to ask again
+        self._in_flight: _Key | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.dropped = 0  # questions pushed out of the queue by newer ones
+        self.error = ""  # the last unexpected failure of the worker, "" when none
+
+    def lookup(self, cgroup_id: int) -> ContainerInfo:
+        """The cgroup's info if known, else ContainerInfo() (asked; known on a later call)."""
+        return self._answer(("cgroup", cgroup_id)) or ContainerInfo()
+
+    def for_pid(self, pid: int) -> ContainerInfo | None:
+        """The process's info if known, else None (asked; known on a later call)."""
+        return self._answer(("pid", pid))
+
+    def label_of_pid(self, pid: int) -> str | None:
+        """label() of the process's info, None while it is not known (ProcessTracker)."""
+        info = self.for_pid(pid)
+        return None if info is None else label(info)
+
+    def pending(self) -> list[_Key]:
+        """The questions waiting, oldest first (for tests and diagnostics)."""
+        with self._lock:
+            return list(self._pending)
+
+    def close(self) -> None:
+        """Stop the worker without waiting for it; a request in flight ends at once."""
+        with self._lock:
+            self._closed = True
+            self._pending.clear()
+            self._wake.notify()
+        if self.resolver.docker is not None:
+            self.resolver.docker.abort()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to end (tests); True when it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._thread is None or not self._thread.is_alive()
+
+    # -- the engine's side: a dict look-up and maybe a question ----------------------------
+
+    def _answer(self, key: _Key) -> ContainerInfo | None:
+        with self._lock:
+            found = self._answers.get(key)
+            retry_at = self._retry_at.get(key)
+            never_asked = found is None and retry_at is None
+            if never_asked or (retry_at is not None and self._clock() >= retry_at):
+                self._ask(key)
+            return found
+
+    def _ask(self, key: _Key) -> None:
+        """Queue a question (the lock is held)."""
+        if self._closed or key in self._pending or key == self._in_flight:
+            return
+        self._pending[key] = None
+        while len(self._pending) > self._max_pending:
+            self._pending.popitem(last=False)
+            self.dropped += 1
+        if self._thread is None:  # started by the first question, not at construction
+            self._thread = threading.Thread(target=self._run, name="sikte-containers",
+                                            daemon=True)
+            self._thread.start()
+        self._wake.notify()
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                key, _ = self._pending.popitem(last=True)  # the newest first
+                self._in_flight = key
+            answers = self._resolve(key)
+            with self._lock:
+                self._in_flight = None
+                for k, (info, complete) in answers.items():
+                    self._publish(k, info, complete)
+
+    def _resolve(self, key: _Key) -> dict[_Key, tuple[ContainerInfo | None, bool]]:
+        """Answers to publish: key -> (info or None when not found, complete)."""
+        r = self.resolver
+        try:
+            if key[0] == "cgroup":
+                info = r.lookup(key[1])
+                return {key: (info if info.path else None, r.complete(info))}
+            info, v2_path = r.placed(key[1])
+            answers = {key: (info, r.complete(info))}
+            cgroup_id = r.paths.id_of(v2_path) if v2_path else None
+            if cgroup_id is not None:  # its connections will ask for its cgroup's id
+                answers[("cgroup", cgroup_id)] = (info, r.complete(info))
+            return answers
+        except Exception as err:  # a bug must not end the look-ups for good
+            # Kept for diagnostics and answered as unknown (asked again after RETRY_S); a
+            # traceback from this thread would land on the TUI's screen.
+            self.error = f"container look-up of {key[0]} {key[1]} failed: {err!r}"
+            return {key: (None, False)}
+
+    def _publish(self, key: _Key, info: ContainerInfo | None, complete: bool) -> None:
+        """Store an answer (the lock is held)."""
+        if info is not None:
+            if key not in self._answers and len(self._answers) >= self.MAX_CACHED:
+                del self._answers[next(iter(self._answers))]
+            self._answers[key] = info
+        if complete and info is not None:
+            self._retry_at.pop(key, None)
+        else:
+            if key not in self._retry_at and len(self._retry_at) >= self.MAX_CACHED:
+                del self._retry_at[next(iter(self._retry_at))]
+            self._retry_at[key] = self._clock() + self.RETRY_S

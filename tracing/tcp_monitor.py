@@ -34,7 +34,7 @@ from tracing.connections import (
     Connection,
     with_container,
 )
-from tracing.containers import ContainerResolver
+from tracing.containers import ContainerLookup
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 
@@ -174,10 +174,11 @@ class TcpMonitor:
     """Follows the traced processes' TCP connections from bpf/tcp.bpf.c's events.
 
     `bpf` is the loaded bcc BPF object with tcp.bpf.c compiled in (SyscallProgram._bpf);
-    `resolver` (a tracing.containers.ContainerResolver), when given, fills the cgroup path
-    and container fields, once per cgroup id (it caches)."""
+    `resolver` (the tracer's tracing.containers.BackgroundResolver), when given, fills the
+    cgroup path and container fields: a connection whose cgroup it does not know yet comes
+    again once it does."""
 
-    def __init__(self, bpf: object, resolver: ContainerResolver | None = None,
+    def __init__(self, bpf: object, resolver: ContainerLookup | None = None,
                  btf: Path = VMLINUX_BTF,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.resolver = resolver
@@ -262,7 +263,8 @@ class TcpMonitor:
 
     def _with_container(self, c: Connection) -> Connection:
         """c with its container fields, or c itself (then kept to be tried again)."""
-        # The resolver caches per cgroup id: this is a dict look-up but for a new cgroup.
+        # The tracer's resolver answers from its cache and looks a miss up on its own thread:
+        # this runs on the engine thread, which must not wait on cgroup walks or Docker.
         if self.resolver is None or not c.cgroup_id:
             return c
         info = self.resolver.lookup(c.cgroup_id)
