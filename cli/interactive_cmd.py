@@ -9,6 +9,13 @@ import sys
 from tracing.errors import UserError
 
 
+def require_terminal() -> None:
+    """The explorer draws on a terminal and reads its keys: without one it would run blind."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UserError("the interactive explorer needs a terminal; use sikte-tui record to "
+                        "trace without one", exit_code=2)
+
+
 def run(args: argparse.Namespace) -> int:
     from cli.record_cmd import (
         command_of,
@@ -27,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         from cli.record_cmd import print_program
 
         return print_program(args)
+    require_terminal()
     defaults = TraceConfig(events=event_selection(args), user=args.user,
                            follow=not args.no_follow,
                            **trace_options(args))  # type: ignore[arg-type]

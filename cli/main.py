@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 
+from tracing.display_text import sanitize
 from tracing.errors import UserError
 
 # name -> (module, one-line help)
@@ -56,15 +59,29 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module("cli.interactive_cmd")
         return module.run(args)
     except UserError as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
+        print(f"{PROG}: {sanitize(str(err))}", file=sys.stderr)  # it may quote names, paths
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Whoever read our stdout went away (`| head -1`): end quietly, as a shell tool
+        # killed by SIGPIPE would. What was recorded is already in the journal.
+        drop_stdout()
+        return 128 + signal.SIGPIPE
     except Exception as err:  # a bug: one line for the user, the details in a file
         path = _save_traceback()
-        print(f"{PROG}: internal error ({type(err).__name__}: {err}); details in {path}; "
+        print(f"{PROG}: internal error ({type(err).__name__}: {sanitize(str(err), 300)}); "
+              f"details in {path}; "
               "please report it", file=sys.stderr)
         return 70  # EX_SOFTWARE
+
+
+def drop_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered for it goes nowhere, so the
+    interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _save_traceback() -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from cli.folded import add_folded_argument, check_folded, write_folded
+from tracing.display_text import sanitize
 from tracing.errors import UserError
 from tracing.units import parse_duration_ns
 
@@ -48,7 +50,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_arguments(parser)
-    parser.add_argument("--duration", type=float, metavar="S",
+    parser.add_argument("--duration", type=str, metavar="S",
                         help="stop after S seconds (default: when the targets exit, or Ctrl+C)")
     parser.add_argument("--json", action="store_true",
                         help="print JSON on stdout (the command's stdout then goes to stderr)")
@@ -144,7 +146,7 @@ def announce(tracer) -> None:
     if tracer.command is not None:
         what = what.replace(" ".join(tracer.config.command),
                             f"{' '.join(tracer.config.command)} (pid {tracer.command.pid})")
-    print(f"sikte-tui: tracing {what}; Ctrl+C stops", file=sys.stderr, flush=True)
+    print(f"sikte-tui: tracing {sanitize(what)}; Ctrl+C stops", file=sys.stderr, flush=True)
 
 
 def print_program(args: argparse.Namespace) -> int:
@@ -162,9 +164,10 @@ def print_program(args: argparse.Namespace) -> int:
 
 def check_output(args: argparse.Namespace) -> None:
     """A bad --output fails before tracing, not after."""
-    if args.output is not None and args.output.exists() and not args.force:
-        raise UserError(f"{args.output} already exists; choose another --output or add "
-                        "--force")
+    from tracing.export import check_output as check_export_output
+
+    if args.output is not None:
+        check_export_output(args.output, args.force)
 
 
 def save_session(journal, args: argparse.Namespace) -> None:
@@ -173,13 +176,43 @@ def save_session(journal, args: argparse.Namespace) -> None:
     from tracing.export import export_parquet
 
     if journal.on_disk:
-        print(f"sikte-tui: session saved in {journal.path}", file=sys.stderr)
+        print(f"sikte-tui: session saved in {sanitize(str(journal.path))}", file=sys.stderr)
     elif journal.status and not args.no_journal:
-        print(f"sikte-tui: {journal.status}", file=sys.stderr)
+        print(f"sikte-tui: {sanitize(journal.status)}", file=sys.stderr)
     if args.output is not None:
         out = export_parquet(journal.stored(), args.output, force=args.force,
                              owner=journal.owner)
-        print(f"sikte-tui: Parquet written to {out}", file=sys.stderr)
+        print(f"sikte-tui: Parquet written to {sanitize(str(out))}", file=sys.stderr)
+
+
+def parse_duration_s(text: str | None) -> float | None:
+    """--duration: a finite positive number of seconds (nan, inf and 0 are refused)."""
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UserError(f"--duration takes a positive number of seconds, like 5 or 0.5 "
+                        f"(not {text!r})")
+    return seconds
+
+
+def print_summary(text: str, journal) -> None:
+    """The summary on stdout; a stdout that cannot take it (a full disk) is one line."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader went away (| head): cli.main ends quietly
+    except OSError as err:
+        from cli.main import drop_stdout
+
+        drop_stdout()
+        where = f"kept in {journal.path}" if journal.on_disk else "not kept (--no-journal)"
+        raise UserError(f"could not write the summary to stdout ({err.strerror}); the "
+                        f"session is {where}", exit_code=1) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -193,8 +226,7 @@ def run(args: argparse.Namespace) -> int:
     from tracing.samples import SampleSet
     from tracing.tracer import TraceConfig
 
-    if args.duration is not None and args.duration <= 0:
-        raise UserError("--duration takes a positive number of seconds")
+    duration_s = parse_duration_s(args.duration)
     config = TraceConfig(
         pids=tuple(args.pid),
         command=command_of(args),
@@ -218,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         connections.update(snapshot.connections)
 
     try:
-        tracer, snapshot = record(config, args.duration, on_started=announce,
+        tracer, snapshot = record(config, duration_s, on_started=announce,
                                   on_snapshot=on_snapshot)
     finally:
         journal.close()
@@ -237,13 +269,12 @@ def run(args: argparse.Namespace) -> int:
         "state": snapshot.state,
     }
     if args.json:
-        json.dump(summary_json(snapshot, target, args.per_process, list(connections)),
-                  sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_summary(json.dumps(summary_json(snapshot, target, args.per_process,
+                                              list(connections)), indent=2) + "\n", journal)
     else:
-        print(format_summary(snapshot, args.per_process))
-        if tcp := format_connections(list(connections)):
-            print(f"\n{tcp}")
+        tcp = format_connections(list(connections))
+        print_summary(format_summary(snapshot, args.per_process) + "\n"
+                      + (f"\n{tcp}\n" if tcp else ""), journal)
     # Like strace: the launched command's own exit status becomes ours.
     if exit_status is None:
         return 0

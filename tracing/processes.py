@@ -3,37 +3,70 @@ read from /proc while the process lives (comm, exe, command line, ABI)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from syscall_tables.abi import abi_of_pid
 from tracing.model import ExitStatus, ProcessInfo, ProcEvent, ProcKind
+from tracing.untrusted_files import read_proc
+
+# What is read of a process's /proc files: the process chooses how long its command line is
+# (megabytes, with execve or prctl); the kernel bounds stat and status.
+CMDLINE_MAX = 8192
+STAT_MAX = 4096
+STATUS_MAX = 64 << 10
+CUT = "…"  # ends a command line that was longer than CMDLINE_MAX
+# How long a process's container label is waited for (it is looked up off the engine thread).
+LABEL_RETRY_S = 10.0
 
 
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text()
-    except OSError:
+def _read(pid: int, name: str, max_bytes: int) -> tuple[str, bool] | None:
+    """(text, truncated) of /proc/PID/NAME, at most max_bytes of it; None when gone."""
+    content = read_proc(pid, name, max_bytes)
+    if content is None:
         return None
+    return content.data.decode(errors="replace"), content.truncated
 
 
 def _tgid_of(tid: int) -> int | None:
-    status = _read(f"/proc/{tid}/status")
-    if status is None:
-        return None
-    for line in status.splitlines():
+    status = _read(tid, "status", STATUS_MAX)
+    for line in status[0].splitlines() if status else ():
         if line.startswith("Tgid:"):
-            return int(line.split()[1])
+            fields = line.split()
+            return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
     return None
+
+
+def _comm_and_ppid(stat: str) -> tuple[str, int] | None:
+    """From /proc/PID/stat: the comm is between the first "(" and the last ")" (it may hold
+    either), the ppid the second field after it."""
+    try:
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        return comm, int(stat[stat.rindex(")") + 2 :].split()[1])
+    except (ValueError, IndexError):  # an exited process's empty file
+        return None
+
+
+def read_cmdline(pid: int) -> tuple[str, ...] | None:
+    """The command line, at most CMDLINE_MAX bytes of it (the last argument then ends in
+    CUT); None when the process is gone."""
+    read = _read(pid, "cmdline", CMDLINE_MAX)
+    if read is None:
+        return None
+    text, truncated = read
+    args = tuple(a for a in text.split("\0") if a)
+    if truncated and args:
+        args = (*args[:-1], args[-1] + CUT)
+    return args
 
 
 def describe(pid: int, ppid: int = 0, comm: str = "", start_ts_ns: int = 0) -> ProcessInfo:
     """What /proc says of a process now; what it cannot say stays as given."""
-    stat = _read(f"/proc/{pid}/stat")
-    if stat is not None:
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-    cmdline = _read(f"/proc/{pid}/cmdline") or ""
+    stat = _read(pid, "stat", STAT_MAX)
+    parsed = _comm_and_ppid(stat[0]) if stat else None
+    if parsed is not None:
+        comm, ppid = parsed
     try:
         exe = str(Path(f"/proc/{pid}/exe").readlink())
     except OSError:
@@ -43,7 +76,7 @@ def describe(pid: int, ppid: int = 0, comm: str = "", start_ts_ns: int = 0) -> P
         ppid=ppid,
         comm=comm,
         exe=exe,
-        cmdline=tuple(a for a in cmdline.split("\0") if a),
+        cmdline=read_cmdline(pid) or (),
         abi=abi_of_pid(pid),
         start_ts_ns=start_ts_ns,
     )
@@ -52,9 +85,16 @@ def describe(pid: int, ppid: int = 0, comm: str = "", start_ts_ns: int = 0) -> P
 class ProcessTracker:
     """Processes seen in this trace, keyed by pid; knows which are still alive."""
 
-    def __init__(self, container_of: Callable[[int], str] = lambda _pid: "") -> None:
-        """`container_of(pid)`: the label of a live process's container (or unit)."""
+    def __init__(self, container_of: Callable[[int], str | None] = lambda _pid: "",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`container_of(pid)`: the label of a live process's container (or unit), None
+        while it is not known yet (it is looked up elsewhere: asked again each snapshot,
+        for up to LABEL_RETRY_S)."""
         self._container_of = container_of
+        self._clock = clock
+        # pid -> (since when, whose label it takes: its own pid, or the parent it was forked
+        # from while the parent's was not known yet).
+        self._unlabelled: dict[int, tuple[float, int]] = {}
         self.processes: dict[int, ProcessInfo] = {}
         self.alive: set[int] = set()
         self._threads: dict[int, set[int]] = {}
@@ -66,7 +106,7 @@ class ProcessTracker:
     def add_root(self, pid: int, start_ts_ns: int) -> None:
         self._dirty.add(pid)
         self.processes[pid] = describe(pid, start_ts_ns=start_ts_ns).replace(
-            container=self._container_of(pid))
+            container=self._label(pid, pid))
         self.alive.add(pid)
 
     def apply(self, events: Sequence[ProcEvent], follow: bool) -> None:
@@ -91,8 +131,14 @@ class ProcessTracker:
         if tgid is None:  # gone already: its exit event follows
             info = info.replace(ppid=e.ppid, comm=e.comm, abi=self._abi_of(e.ppid))
         parent = self.processes.get(e.ppid)
-        # A child starts in its parent's cgroup: ask only when the parent is unknown.
-        container = parent.container if parent else self._container_of(e.tid)
+        # A child starts in its parent's cgroup: ask only when the parent is unknown. A
+        # parent whose label is still being looked up passes it on once it is known.
+        if parent is None:
+            container = self._label(e.tid, e.tid)
+        elif e.ppid in self._unlabelled:
+            container = self._label(e.tid, e.ppid)
+        else:
+            container = parent.container
         self.processes[e.tid] = info.replace(container=container)
         self.alive.add(e.tid)
 
@@ -148,9 +194,39 @@ class ProcessTracker:
                 if info is not None and info.exit is None:
                     self.processes[pid] = info.replace(exit=ExitStatus())
 
+    def _label(self, pid: int, source: int) -> str:
+        """pid's label, from `source` (itself or its parent); "" for now when it is not
+        known yet, and pid is labelled by a later snapshot()."""
+        found = self._container_of(pid) if source == pid else None
+        if found is None:
+            self._unlabelled[pid] = (self._clock(), source)
+            return ""
+        return found
+
+    def _label_late(self) -> None:
+        """Labels that became known since the last snapshot; those still unknown after
+        LABEL_RETRY_S stay "" (the look-up failed, or its answer was pushed out)."""
+        now = self._clock()
+        for pid, (since, source) in list(self._unlabelled.items()):
+            if source == pid:
+                found = self._container_of(pid)
+            else:  # forked from a parent whose label was not known then
+                parent = self.processes.get(source)
+                found = None if source in self._unlabelled else (
+                    parent.container if parent else "")
+            if found is None and now - since < LABEL_RETRY_S:
+                continue
+            del self._unlabelled[pid]
+            info = self.processes.get(pid)
+            if found and info is not None and info.container != found:
+                self.processes[pid] = info.replace(container=found)
+                self._dirty.add(pid)
+
     def snapshot(self) -> dict[int, ProcessInfo]:
         """The processes with their threads: the same dict while nothing changed, else a copy
         with the changed processes replaced (a handed-out dict is never mutated)."""
+        if self._unlabelled:
+            self._label_late()
         if not self._dirty:
             return self._shown
         shown = dict(self._shown)

@@ -7,7 +7,6 @@ Callbacks run on the source's own threads; the receiver must only post messages 
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +17,7 @@ from tracing.model import Snapshot
 from tracing.snapshots import rebase
 from tracing.stored import StoredSession
 from tracing.stored_window import Window, whole, window_snapshot
+from tracing.terminal_relay import CommandTerminal
 from tracing.tracer import TraceConfig, Tracer
 
 SnapshotCallback = Callable[[Snapshot], None]
@@ -36,6 +36,7 @@ class SnapshotSource(Protocol):
     def reset(self) -> None: ...
     def command_running(self) -> bool: ...
     def stop_command(self) -> None: ...
+    def leave_command(self) -> None: ...
 
 
 class LiveSource:
@@ -52,7 +53,6 @@ class LiveSource:
         self.journal: Journal | None = None
         self._journal_options = journal_options or JournalOptions()
         self._meta = dict(meta or {"targets": list(config.describe_targets())})
-        self._pty_master: int | None = None
 
     def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback) -> None:
         # The journal first: it must see the first snapshot. A trace that cannot start
@@ -73,34 +73,22 @@ class LiveSource:
             on_snapshot(snapshot)
 
         config = self.config
-        slave = None
         if config.command:
             # The command gets a terminal of its own, never ours: its output is captured
             # for the output panel and it cannot read the keys meant for the TUI.
-            self._pty_master, slave = os.openpty()
+            terminal = CommandTerminal()
+            terminal.relay_output(
+                lambda data: on_output(data.decode(errors="replace").replace("\r\n", "\n")))
+            slave = terminal.slave
             config = dataclasses.replace(config, command_stdin=slave, command_stdout=slave,
-                                         command_stderr=slave)
+                                         command_stderr=slave, terminal=terminal)
         self.tracer = Tracer(config, deliver)
         try:
             self.tracer.start()
-        finally:
-            if slave is not None:
-                os.close(slave)
-        if self._pty_master is not None:
-            threading.Thread(target=self._read_output, args=(on_output,), daemon=True,
-                             name="sikte-output").start()
-
-    def _read_output(self, on_output: OutputCallback) -> None:
-        assert self._pty_master is not None
-        while True:
-            try:
-                data = os.read(self._pty_master, 65536)
-            except OSError:  # EIO: the command and all its children closed the terminal
-                break
-            if not data:
-                break
-            on_output(data.decode(errors="replace").replace("\r\n", "\n"))
-        os.close(self._pty_master)
+        except BaseException:
+            if config.terminal is not None:
+                config.terminal.close()  # its relay then ends
+            raise
 
     def stop(self) -> None:
         if self.tracer is not None:
@@ -127,8 +115,14 @@ class LiveSource:
         return command is not None and command.poll() is None
 
     def stop_command(self) -> None:
+        """Stop the launched command's whole tree: SIGTERM, SIGKILL shortly after."""
         if self.tracer is not None and self.tracer.command is not None:
-            self.tracer.command.kill(signal.SIGTERM)
+            self.tracer.command.stop_tree(signal.SIGTERM)
+
+    def leave_command(self) -> None:
+        """We quit and the command runs on (else it is stopped when we exit)."""
+        if self.tracer is not None and self.tracer.command is not None:
+            self.tracer.command.leave_running()
 
 
 class _Unjournaled:
@@ -192,6 +186,9 @@ class ReplaySource(_Unjournaled):
     def stop_command(self) -> None:
         pass
 
+    def leave_command(self) -> None:
+        pass
+
 
 
 class StoredSource(_Unjournaled):
@@ -236,4 +233,7 @@ class StoredSource(_Unjournaled):
         return False
 
     def stop_command(self) -> None:
+        pass
+
+    def leave_command(self) -> None:
         pass

@@ -1,22 +1,30 @@
 """What to trace: running PIDs, and commands launched stopped before exec.
 
-A launched command is forked, then waits on a pipe until the tracer has put its pid in the
-target map, so its own execve is traced. Under sudo it runs as the invoking user.
+A launched command is forked by its launcher (tracing/reaper.py), then waits on a pipe until
+the tracer has put its pid in the target map, so its own execve is traced. Under sudo it
+runs as the invoking user. A PID is bound to the process that was checked (BoundPid).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
+import json
 import os
 import pwd
 import shutil
 import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tracing.errors import UserError
+from tracing.terminal_relay import CommandTerminal
+from tracing.userfiles import invoking_user
+
+REAPER = str(Path(__file__).with_name("reaper.py"))
 
 PF_KTHREAD = 0x00200000  # from include/linux/sched.h; stable since 2.6
 
@@ -32,14 +40,57 @@ def _stat_fields(pid: int) -> list[str] | None:
 
 def check_pid(pid: int) -> None:
     """Raise UserError unless pid is a live user-space process."""
-    fields = _stat_fields(pid)
-    if pid <= 0 or fields is None:
+    fields = _stat_fields(pid) if pid > 0 else None
+    if fields is None:
         raise UserError(f"no process with PID {pid}; pick a running one (ps -e lists them)")
     state, flags = fields[0], int(fields[6])
     if flags & PF_KTHREAD:
         raise UserError(f"PID {pid} is a kernel thread, which makes no syscalls; pick a process")
     if state in ("Z", "X"):
         raise UserError(f"PID {pid} has already exited; pick a running process")
+
+
+class BoundPid:
+    """A PID checked once and pinned to that process: a pidfd and the start time (field 22
+    of /proc/PID/stat), so a number reused by another process is never taken for it."""
+
+    def __init__(self, pid: int) -> None:
+        check_pid(pid)
+        self.pid = pid
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:
+            raise self._gone() from None
+        self.start_time = _start_time(pid)
+        if self.start_time is None:
+            raise self._gone()
+
+    def verify(self) -> None:
+        """Raise UserError unless the process checked is still the one with this number."""
+        if self._pidfd is None or self.start_time is None:
+            raise self._gone()
+        try:
+            signal.pidfd_send_signal(self._pidfd, 0)  # fails once that process has exited
+        except ProcessLookupError:
+            raise self._gone() from None
+        fields = _stat_fields(self.pid)
+        if _start_time(self.pid) != self.start_time or fields is None or fields[0] in "ZX":
+            raise self._gone()
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    def _gone(self) -> UserError:
+        return UserError(f"PID {self.pid} exited before tracing started; pick a running "
+                         "process (ps -e lists them)")
+
+
+def _start_time(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    # Field 22 of the whole line is the 20th after comm (fields[0] is field 3).
+    return int(fields[19]) if fields is not None and len(fields) > 19 else None
 
 
 @dataclass(frozen=True)
@@ -49,24 +100,27 @@ class RunAs:
     name: str
     home: str
 
+    def groups(self) -> list[int]:
+        """Supplementary groups: the user's own, or only its gid for a uid without a name."""
+        if self.name == str(self.uid):
+            return [self.gid]
+        return os.getgrouplist(self.name, self.gid)
+
 
 def run_as(user: str | None) -> RunAs:
-    """Who a launched command runs as: --user, else the sudo caller, else ourselves."""
+    """Who a launched command runs as: --user, else the invoking user (the sudo caller)."""
     if user is not None:
         try:
             entry = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
         except KeyError:
             raise UserError(f"no user named {user!r}; give a login name or a uid") from None
         return RunAs(entry.pw_uid, entry.pw_gid, entry.pw_name, entry.pw_dir)
-    uid, gid = os.getuid(), os.getgid()
-    if uid == 0 and os.environ.get("SUDO_UID", "").isdigit():
-        uid = int(os.environ["SUDO_UID"])
-        gid = int(os.environ.get("SUDO_GID", uid))
+    owner = invoking_user()
     try:
-        entry = pwd.getpwuid(uid)
-        return RunAs(uid, gid, entry.pw_name, entry.pw_dir)
+        name = pwd.getpwuid(owner.uid).pw_name
     except KeyError:  # a uid with no passwd entry (nobody-like test users)
-        return RunAs(uid, gid, str(uid), "/")
+        name = str(owner.uid)
+    return RunAs(owner.uid, owner.gid, name, str(owner.home))
 
 
 def resolve_command(argv: Sequence[str]) -> str:
@@ -83,61 +137,86 @@ def resolve_command(argv: Sequence[str]) -> str:
 
 
 class LaunchedCommand:
-    """A child process created stopped before exec; `release()` lets it exec."""
+    """A command started stopped before exec by its launcher (tracing/reaper.py), in a
+    session and on a terminal of its own; `release()` lets it exec. The launcher ends the
+    command's whole tree when we stop it, and when we go away, even on kill -9."""
 
-    def __init__(
-        self,
-        argv: Sequence[str],
-        user: RunAs,
-        stdin: int | None = None,
-        stdout: int | None = None,
-        stderr: int | None = None,
-    ) -> None:
+    def __init__(self, argv: Sequence[str], user: RunAs, terminal: CommandTerminal,
+                 stdio: tuple[int | None, int | None, int | None] = (None, None, None)
+                 ) -> None:
         self.argv = list(argv)
         self.path = resolve_command(argv)
         self.user = user
+        self.terminal = terminal
         self.returncode: int | None = None  # wait(2)-style status once reaped
-        gate_r, self._gate_w = os.pipe()
+        self._ended = threading.Event()
+        gate_r, self._gate_w = os.pipe2(os.O_CLOEXEC)
         self._err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        self.pid = os.fork()
-        if self.pid == 0:  # child: never returns
-            os.close(self._gate_w)
-            os.close(self._err_r)
-            self._child(gate_r, err_w, stdin, stdout, stderr)
-        os.close(gate_r)
-        os.close(err_w)
-
-    def _child(self, gate_r: int, err_w: int, stdin: int | None, stdout: int | None,
-               stderr: int | None) -> None:
-        code = 127
         try:
-            # Wait until the tracer watches our pid; an empty read means it gave up.
-            if not os.read(gate_r, 1):
-                code = 1
-                return
-            os.close(gate_r)
-            for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
-                if fd is not None and fd != target:
-                    os.dup2(fd, target)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            env = dict(os.environ)
-            if self.user.uid != os.getuid():
-                os.setgroups(os.getgrouplist(self.user.name, self.user.gid)
-                             if self.user.name != str(self.user.uid) else [self.user.gid])
-                os.setgid(self.user.gid)
-                os.setuid(self.user.uid)
-                env.update(HOME=self.user.home, USER=self.user.name, LOGNAME=self.user.name)
-            os.execve(self.path, self.argv, env)
-        except OSError as err:
-            code = 126 if err.errno in (errno.EACCES, errno.ENOEXEC, errno.EPERM) else 127
-            os.write(err_w, f"{code} {err.strerror}".encode())
+            self._launcher = self._spawn(gate_r, err_w, terminal.command_fds(stdio))
         finally:
-            os._exit(code)
+            os.close(gate_r)
+            os.close(err_w)
+        self.pid = self._read_pid()
+        threading.Thread(target=self._read_status, daemon=True, name="sikte-reaper").start()
+
+    def _spawn(self, gate_r: int, err_w: int, stdio: tuple[int, int, int]
+               ) -> subprocess.Popen[bytes]:
+        # Our own 0, 1, 2 are the launcher's pipes there: pass copies under other numbers.
+        copies = [os.dup(fd) for fd in stdio if fd < 3]
+        moved = iter(copies)
+        stdio_fds = [fd if fd >= 3 else next(moved) for fd in stdio]
+        spec = {
+            "path": self.path, "argv": self.argv, "env": self._environment(),
+            "uid": self.user.uid, "gid": self.user.gid, "groups": self.user.groups(),
+            "gate_r": gate_r, "err_w": err_w, "tty": self.terminal.slave,
+            "stdio": stdio_fds, "master": self.terminal.master,
+        }
+        fds = {gate_r, err_w, self.terminal.slave, self.terminal.master, *stdio_fds}
+        try:
+            # Its own session: the signals of our terminal (Ctrl+C, hangup) never reach it.
+            # Its stdout is a pipe and its stderr /dev/null: it holds none of our streams.
+            launcher = subprocess.Popen(
+                [sys.executable, "-I", "-S", REAPER], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, pass_fds=tuple(fds),
+                start_new_session=True,
+            )
+        finally:
+            for fd in copies:
+                os.close(fd)
+        assert launcher.stdin is not None
+        launcher.stdin.write(json.dumps(spec).encode() + b"\n")
+        launcher.stdin.flush()
+        return launcher
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.user.uid != os.getuid():
+            env.update(HOME=self.user.home, USER=self.user.name, LOGNAME=self.user.name)
+        return env
+
+    def _read_pid(self) -> int:
+        assert self._launcher.stdout is not None
+        words = self._launcher.stdout.readline().decode().split(maxsplit=1)
+        if words[:1] != ["pid"]:
+            reason = words[1].strip() if words[:1] == ["error"] else "it ended at once"
+            raise UserError(f"{self.argv[0]}: could not start ({reason})", exit_code=1)
+        return int(words[1])
+
+    def _read_status(self) -> None:
+        assert self._launcher.stdout is not None
+        for line in self._launcher.stdout:
+            words = line.decode().split()
+            if words[:1] == ["exit"]:
+                self.returncode = int(words[1])
+                break
+        self._ended.set()
+        self._launcher.wait()  # it ends once the tree is gone: no zombie left
 
     def release(self) -> None:
         """Let the child exec; raises UserError if the exec failed."""
-        os.write(self._gate_w, b"g")
+        with contextlib.suppress(BrokenPipeError):  # it died preparing: its error says why
+            os.write(self._gate_w, b"g")
         os.close(self._gate_w)
         message = os.read(self._err_r, 512).decode()
         os.close(self._err_r)
@@ -148,29 +227,41 @@ class LaunchedCommand:
                             "program for this machine", exit_code=int(code))
 
     def poll(self) -> int | None:
-        """The wait status once the child has ended, else None (never blocks)."""
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                return self.returncode
-            if pid:
-                self.returncode = status
+        """The wait status once the command has ended, else None (never blocks)."""
         return self.returncode
 
-    def wait(self) -> int:
-        if self.returncode is None:
-            _, self.returncode = os.waitpid(self.pid, 0)
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._ended.wait(timeout)
         return self.returncode
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
-        if self.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
+        """Signal the command itself (its launcher knows whether it was reaped)."""
+        self._tell(f"kill {int(sig)}")
+
+    def stop_tree(self, sig: int = signal.SIGTERM) -> None:
+        """Signal every process of the command's session; SIGKILL follows after a short
+        grace (tracing/reaper.py GRACE_S) for those still there."""
+        self._tell(f"stop {int(sig)}")
+
+    def leave_running(self) -> None:
+        """We are quitting and the person chose to leave the command running."""
+        self._tell("leave")
+
+    def finish(self) -> None:
+        """We are done with the command: whatever is left of its tree is stopped."""
+        with contextlib.suppress(OSError):
+            assert self._launcher.stdin is not None
+            self._launcher.stdin.close()
+
+    def _tell(self, line: str) -> None:
+        assert self._launcher.stdin is not None
+        with contextlib.suppress(OSError, ValueError):  # the launcher already ended
+            self._launcher.stdin.write(line.encode() + b"\n")
+            self._launcher.stdin.flush()
 
     def abandon(self) -> None:
         """Called when tracing could not start: end the stopped child."""
         with contextlib.suppress(OSError):
-            os.close(self._gate_w)
-        self.kill(signal.SIGKILL)
-        self.wait()
+            os.close(self._gate_w)  # it reads EOF at the gate and exits
+        self.wait(5)
+        self.finish()

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from syscall_tables import canonical_arch
 from tracing import tracefs
 from tracing.bpf_engine import EngineOptions, EventSelection, SyscallProgram
-from tracing.containers import ContainerResolver, label
+from tracing.containers import BackgroundResolver, ContainerResolver
 from tracing.errors import UserError
 from tracing.model import ExitStatus, ProcKind, Snapshot, TraceState
 from tracing.probes import probe_names
 from tracing.processes import ProcessTracker
 from tracing.snapshots import SnapshotBuilder
-from tracing.targets import LaunchedCommand, check_pid, run_as
+from tracing.targets import BoundPid, LaunchedCommand, RunAs, run_as
+from tracing.terminal_relay import CommandTerminal
 
 SnapshotCallback = Callable[[Snapshot], None]
 MAX_PERIOD_S = 2.0
@@ -41,10 +42,13 @@ class TraceConfig:
     uprobes: tuple[str, ...] = ()  # "BINARY_OR_LIB:FUNCTION" probes counted like syscalls
     tcp: bool = True  # follow the targets' TCP connections (--disable-tcp-mon: off)
     docker: bool = True  # name containers from the Docker Engine API (--disable-docker-mon)
-    # Where the launched command's output goes (file descriptors; None: inherit ours).
+    # The launched command's standard fds; None: ours if it is not a terminal, else its own
+    # terminal (never ours: see tracing/terminal_relay.py).
     command_stdin: int | None = None
     command_stdout: int | None = None
     command_stderr: int | None = None
+    # That terminal; None: a new one whose output is dropped. Not compared or hashed.
+    terminal: CommandTerminal | None = field(default=None, compare=False)
 
     def describe_targets(self) -> tuple[str, ...]:
         described = tuple(f"pid {p}" for p in self.pids)
@@ -70,16 +74,19 @@ class Tracer:
         self._thread: threading.Thread | None = None
         self._program: SyscallProgram | None = None
         # One resolver for the process views and the connections: they share its caches.
-        self._containers = ContainerResolver(docker=config.docker)
-        self._tracker = ProcessTracker(lambda pid: label(self._containers.for_pid(pid)))
+        # On a thread of its own: the engine thread only reads its cache (a miss is answered
+        # on a later tick), and stopping never waits for it (a slow Docker socket).
+        self._containers = BackgroundResolver(ContainerResolver(docker=config.docker))
+        self._tracker = ProcessTracker(self._containers.label_of_pid)
         self.last_snapshot: Snapshot | None = None
         self.error: BaseException | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        for pid in self.config.pids:
-            check_pid(pid)
+        # Each PID is pinned to the process checked here: a number reused while the program
+        # loads is caught after it is in the target map (BoundPid.verify).
+        self._bound = [BoundPid(pid) for pid in self.config.pids]
         user = run_as(self.config.user) if self.config.command else None
         options = EngineOptions(
             follow=self.config.follow,
@@ -96,7 +103,11 @@ class Tracer:
             self._add_targets(start_ns, user)
         except BaseException:
             self._program.close()
+            self._containers.close()
             raise
+        finally:
+            for bound in self._bound:
+                bound.close()
         self._builder = SnapshotBuilder(
             start_ns, start_wall, self.arch, self.config.describe_targets(),
             sample_hz=self.config.sample_hz, probes=probe_names(self.config.uprobes),
@@ -106,24 +117,35 @@ class Tracer:
         self._thread = threading.Thread(target=self._run, name="sikte-tracer", daemon=True)
         self._thread.start()
 
-    def _add_targets(self, start_ns: int, user: object) -> None:
+    def _add_targets(self, start_ns: int, user: RunAs | None) -> None:
         assert self._program is not None
-        for pid in self.config.pids:
-            self._program.set_target(pid)
-            check_pid(pid)  # it may have exited while the program loaded
-            self._tracker.add_root(pid, start_ns)
+        for bound in self._bound:
+            self._program.set_target(bound.pid)
+            bound.verify()  # it may have exited while the program loaded
+            self._tracker.add_root(bound.pid, start_ns)
         if self.config.command:
-            c = self.config
+            assert user is not None
+            self._launch(start_ns, user)
+
+    def _launch(self, start_ns: int, user: RunAs) -> None:
+        assert self._program is not None
+        c = self.config
+        terminal = c.terminal
+        if terminal is None:
+            terminal = CommandTerminal()
+            terminal.relay_output(None)
+        try:
             self.command = LaunchedCommand(
-                c.command, user, c.command_stdin, c.command_stdout, c.command_stderr
-            )
-            try:
-                self._program.set_target(self.command.pid)
-                self._tracker.add_root(self.command.pid, start_ns)
-                self.command.release()
-            except BaseException:
-                self.command.abandon()
-                raise
+                c.command, user, terminal, (c.command_stdin, c.command_stdout, c.command_stderr))
+        finally:
+            terminal.close_slave()  # the launcher holds it now (or nobody: EIO ends the relay)
+        try:
+            self._program.set_target(self.command.pid)
+            self._tracker.add_root(self.command.pid, start_ns)
+            self.command.release()
+        except BaseException:
+            self.command.abandon()
+            raise
 
     def stop(self) -> None:
         """Ask the worker to take a last snapshot and finish; returns at once."""
@@ -170,6 +192,7 @@ class Tracer:
             self.error = err
         finally:
             program.close()
+            self._containers.close()  # returns at once; a Docker request in flight ends
 
     def _tick(self, final: bool) -> bool:
         program = self._program

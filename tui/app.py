@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 from textual.app import App
 from textual.events import Resize
 
+from tracing.display_text import sanitize
 from tracing.errors import UserError
 from tracing.journal import JournalOptions
 from tracing.privileges import missing_privileges
@@ -27,6 +30,7 @@ from tui.session import SessionView
 from tui.sessions import SessionsScreen
 
 MIN_SIZE = (80, 24)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 class SikteApp(App[int]):
@@ -53,6 +57,7 @@ class SikteApp(App[int]):
         self._too_small = False
 
     def on_mount(self) -> None:
+        self._catch_stop_signals()
         if self.source is not None:
             self.push_screen(LiveScreen(self.source, self.session))
         elif self.browse_sessions:
@@ -78,7 +83,7 @@ class SikteApp(App[int]):
         try:
             self.source = StoredSource(open_session(path))
         except UserError as err:
-            self.notify(str(err), severity="error")
+            self.notify(sanitize(str(err)), severity="error", markup=False)  # quotes a file
             return
         self.session = SessionView()
         self.push_screen(LiveScreen(self.source, self.session))
@@ -101,12 +106,32 @@ class SikteApp(App[int]):
             return
         if choice == "stop" and self.source is not None:
             self.source.stop_command()
+        elif choice == "leave" and self.source is not None:
+            self.source.leave_command()
         self._stop_and_exit()
 
-    def _stop_and_exit(self) -> None:
+    def _stop_and_exit(self, code: int = 0) -> None:
         if self.source is not None:
             self.source.stop()
-        self.exit(0)
+        self.exit(code)
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def _catch_stop_signals(self) -> None:
+        """SIGTERM, SIGHUP and a SIGINT sent from outside end the app as `q` does (the
+        journal kept, the terminal restored), stopping the launched command's tree. The
+        handler runs on the event loop, never inside a signal handler."""
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self._stop_signal, sig)
+            except (ValueError, RuntimeError):  # not the main thread (an embedding host):
+                return  # its signals stay its own
+
+    def _stop_signal(self, sig: signal.Signals) -> None:
+        if self.source is not None:
+            self.source.stop_command()
+        self._stop_and_exit(128 + sig)
 
     # -- terminal size ----------------------------------------------------------------------
 
