@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from tracing.display_text import sanitize
 from tracing.errors import UserError
 
 
@@ -46,5 +47,6 @@ def write_folded(path: Path, samples: Iterable, sample_hz: int) -> None:
         raise UserError(f"--folded {path}: cannot write it ({err.strerror or err}); choose "
                         "another file", exit_code=1) from None
     note = "" if sample_hz else " (none: sampling was off, --sample-hz 0)"
-    print(f"sikte-tui: {total_samples(samples):,} CPU samples{note} written to {path} as "
+    shown = sanitize(str(path))
+    print(f"sikte-tui: {total_samples(samples):,} CPU samples{note} written to {shown} as "
           "folded stacks", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 
+from tracing.display_text import sanitize
 from tracing.errors import UserError
 
 
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     result = app.run()
     journal = getattr(app.source, "journal", None)
     if journal is not None and journal.on_disk:
-        print(f"sikte-tui: session saved in {journal.path} (sikte-tui open to browse it)",
+        shown = sanitize(str(journal.path))
+        print(f"sikte-tui: session saved in {shown} (sikte-tui open to browse it)",
               file=sys.stderr)
     if isinstance(result, int):
         return result

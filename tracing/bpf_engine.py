@@ -363,7 +363,9 @@ class BccElfReader:
                                                   ctypes.POINTER(ctypes.c_uint64),
                                                   ctypes.POINTER(ctypes.c_uint64)]
         lib.bcc_elf_get_text_scn_info.restype = ctypes.c_int
-        self._option = bcc_symbol_option(use_debug_file=1, check_debug_file_crc=1,
+        # No .gnu_debuglink files: bcc would open a name the traced binary chooses, by path,
+        # as root and blocking (a FIFO there hung the tracer; docs/security.md).
+        self._option = bcc_symbol_option(use_debug_file=0, check_debug_file_crc=0,
                                          lazy_symbolize=0,
                                          use_symbol_type=(1 << _STT_FUNC) | (1 << _STT_GNU_IFUNC))
 
