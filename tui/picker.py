@@ -1,17 +1,40 @@
 """The process picker: a live process list to choose what to trace, with fuzzy filtering,
-sorting, multi-select, and a dialog to launch a command instead."""
+sorting, multi-select, and a dialog to launch a command instead.
+
+It must stay responsive on a busy server (thousands of processes, command lines of several
+KB), so nothing per process runs on the UI thread more than once:
+
+- the list is read and each process prepared (sanitized, one line, cut to COMMAND_MATCH
+  characters, folded for matching) on a worker thread, and a prepared process is reused
+  while its (pid, start time) and command line stay the same;
+- the fuzzy matching (tracing.fuzzy: bounded, no recursion) runs on another worker thread,
+  one at a time, the latest query winning: a result is applied only if its query is still
+  the one typed and its process list still the one shown. Typing a longer query only
+  re-checks the processes that matched the shorter one; a refresh only matches the
+  processes that are new;
+- what is kept is bounded by the processes listed now (no per-query or per-key caches).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
+from rich.segment import Segment
+from rich.style import Style
 from textual import on, work
 from textual.app import ComposeResult
-from textual.fuzzy import Matcher
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.strip import Strip
+from textual.widgets import Input, Static
+from textual.worker import get_current_worker
 
+from tracing import fuzzy
 from tracing.display_text import join_command, sanitize
 from tracing.errors import UserError
 from tracing.proclist import ProcessEntry
@@ -19,26 +42,35 @@ from tracing.targets import check_pid
 from tracing.units import format_bytes
 from tui.actions import bindings_for
 from tui.dialogs import RunCommand
+from tui.footer import KeyFooter
 from tui.messages import ProcessesListed
 from tui.rows import Column, Row
-from tui.table import KeyedTable
-from tui.text import error_line
+from tui.table import KeyedTable, column_width, span
+from tui.text import error_line, line
 from tui.widgets import DataInput
 
 REFRESH_S = 2.0
+COMMAND_MATCH = 512  # characters of a command line kept, shown and matched
+QUERY_MAX = 256  # characters the filter takes
+COMMAND_MIN = 40  # the command column's width before the optional columns get room
+CHECK_CANCEL_EVERY = 128  # processes matched between checks that the query is still current
 
+# Narrow terminals drop columns from the highest priority down (KeyedTable): PID, the
+# selection mark and the command always stay, then user, CPU%, RSS, threads, start time.
 COLUMNS = (
     Column("selected", "✓", False, 1),
     Column("pid", "PID"),
-    Column("user", "user", False, 10),
-    Column("cpu", "CPU%", True, 6),
-    Column("rss", "RSS", True, 7),
-    Column("threads", "thr", True, 5),
-    Column("started", "started", False, 7),
-    Column("command", "command", False, 200),
+    Column("user", "user", False, 10, priority=1),
+    Column("cpu", "CPU%", True, 6, priority=2),
+    Column("rss", "RSS", True, 7, priority=3),
+    Column("threads", "thr", True, 5, priority=4),
+    Column("started", "started", False, 7, priority=5),
+    Column("command", "command", False, COMMAND_MIN),
 )
-COMMAND_LIMIT = 4096  # characters of a command line kept for the picker (it shows ~200)
 SORTABLE = [c.key for c in COLUMNS if c.key != "selected"]
+# Which field of a Candidate each highlighted column shows (see Candidate.fields).
+MARKED_COLUMNS = {"command": 0, "user": 1, "pid": 2}
+SHOWN_FIELDS = 3  # the name (the fourth) is matched, not shown
 
 Lister = Callable[[], list[ProcessEntry]]
 
@@ -50,29 +82,244 @@ def format_started(ts: float, now: float) -> str:
     return time.strftime("%b%d", local)
 
 
-def process_rows(entries: Sequence[ProcessEntry], query: str, selected: set[int],
-                 sort: str, reverse: bool, now: float) -> list[Row]:
-    """The picker's rows: fuzzy-filtered over name, command line, user and pid; sorted.
-    Names, users and command lines are other users' text: shown sanitized, on one line."""
-    matcher = Matcher(query) if query else None
-    rows = []
-    for e in entries:
-        name, user = sanitize(e.name), sanitize(e.user)
-        command = join_command(e.cmdline, COMMAND_LIMIT) or f"[{name}]"
-        # Matched as shown: what the user can type is what they see.
-        if matcher is not None and matcher.match(f"{name} {command} {user} {e.pid}") <= 0:
-            continue
-        values = {"selected": e.pid in selected, "pid": e.pid, "user": e.user,
-                  "cpu": e.cpu_pct, "rss": e.rss, "threads": e.threads,
-                  "started": e.create_time, "command": command}
-        cells = {"selected": "✓" if e.pid in selected else " ", "pid": str(e.pid),
-                 "user": user, "cpu": f"{e.cpu_pct:.1f}",
-                 "rss": format_bytes(e.rss),
-                 "threads": str(e.threads), "started": format_started(e.create_time, now),
-                 "command": command}
-        rows.append(Row(str(e.pid), values, cells))
+# -- prepared processes (worker thread) -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What the picker shows and matches of one process, made once per process: other
+    users' text, sanitized and on one line, and folded for matching."""
+
+    key: tuple[int, float]  # (pid, start time): a pid reused later is another process
+    name: str
+    cmdline: tuple[str, ...]  # as listed, to notice an exec (same pid and start time)
+    user: str
+    command: str
+    fields: tuple[fuzzy.Field, ...]  # command, user, pid, name: matched in this order
+
+    @classmethod
+    def of(cls, entry: ProcessEntry) -> Candidate:
+        name, user = sanitize(entry.name, 64), sanitize(entry.user, 64)
+        command = join_command(entry.cmdline, COMMAND_MATCH) or f"[{name}]"
+        fields = tuple(fuzzy.Field.of(t) for t in (command, user, str(entry.pid), name))
+        return cls((entry.pid, entry.create_time), entry.name, entry.cmdline, entry.user,
+                   command, fields)
+
+    def describes(self, entry: ProcessEntry) -> bool:
+        return self.name == entry.name and self.cmdline == entry.cmdline \
+            and self.user == entry.user
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One listed process: as listed, as prepared, and its table row."""
+
+    entry: ProcessEntry
+    candidate: Candidate
+    row: Row
+
+
+class Catalog:
+    """The prepared processes of the last listing, reused by the next one: a process listed
+    again as it was keeps its row, one whose figures changed keeps its prepared text. Kept
+    only for processes still listed, so it is as large as the process list and no larger.
+    Reusing rows matters beyond the work saved: thousands of new objects every refresh made
+    the garbage collector's full collections (tens of ms on the UI thread) frequent."""
+
+    def __init__(self, selected: set[int], clock: Callable[[], float]) -> None:
+        self.selected, self.clock = selected, clock
+        self._known: dict[tuple[int, float], Listed] = {}
+        self._lock = threading.Lock()  # two listings may overlap when one is slow
+
+    def prepare(self, entries: Sequence[ProcessEntry]) -> list[Listed]:
+        with self._lock:
+            known, current = self._known, {}
+            listed = []
+            for entry in entries:
+                key = (entry.pid, entry.create_time)
+                item = known.get(key)
+                if item is None or item.entry != entry:
+                    candidate = item.candidate if item is not None \
+                        and item.candidate.describes(entry) else Candidate.of(entry)
+                    item = Listed(entry, candidate,
+                                  _row(entry, candidate, self.selected, self.clock))
+                current[key] = item
+                listed.append(item)
+            self._known = current
+            return listed
+
+
+def _row(entry: ProcessEntry, candidate: Candidate, selected: set[int],
+         clock: Callable[[], float]) -> Row:
+    """A process's row; its cells are made when it is drawn, with the selection then."""
+    def cells() -> dict[str, str]:
+        return {"selected": "✓" if entry.pid in selected else " ", "pid": str(entry.pid),
+                "user": candidate.fields[1].text, "cpu": f"{entry.cpu_pct:.1f}",
+                "rss": format_bytes(entry.rss), "threads": str(entry.threads),
+                "started": format_started(entry.create_time, clock()),
+                "command": candidate.command}
+    values = {"pid": entry.pid, "user": entry.user, "cpu": entry.cpu_pct, "rss": entry.rss,
+              "threads": entry.threads, "started": entry.create_time,
+              "command": candidate.command}
+    return Row(str(entry.pid), values, cells)
+
+
+# -- matching (worker thread) ---------------------------------------------------------------
+
+
+# A match as kept: (tier, score, spans), plain tuples of numbers, which the garbage collector
+# stops tracking; thousands of Match objects kept from key to key made its full collections
+# (tens of ms each) frequent.
+Hit = tuple[int, int, fuzzy.Spans]
+
+
+@dataclass(frozen=True, slots=True)
+class Matches:
+    """One query's matches over one listing: candidate key -> hit or None (no match), and
+    the hits by row key."""
+
+    query: str
+    listed: list[Listed]
+    found: Mapping[tuple[int, float], Hit | None]
+    hits: Mapping[str, Hit]
+
+
+def match_all(query: str, listed: list[Listed], basis: Matches | None,
+              cancelled: Callable[[], bool] = lambda: False) -> Matches | None:
+    """Every listed process matched against `query`, reusing `basis` (an earlier result):
+    the same query on the same prepared process is not matched again, and a process that
+    did not match a prefix of the query cannot match the query. None when cancelled."""
+    terms = fuzzy.terms(query)
+    same = basis is not None and basis.query == query
+    narrower = basis is not None and query.startswith(basis.query)
+    old = basis.found if basis is not None else {}
+    prepared = {item.candidate.key: item.candidate for item in basis.listed} \
+        if basis is not None else {}
+    found: dict[tuple[int, float], Hit | None] = {}
+    hits: dict[str, Hit] = {}
+    for n, item in enumerate(listed):
+        if n % CHECK_CANCEL_EVERY == 0 and cancelled():
+            return None
+        candidate = item.candidate
+        key = candidate.key
+        if prepared.get(key) is candidate and key in old and (
+                same or (narrower and old[key] is None)):
+            hit = old[key]
+        else:
+            m = fuzzy.match(terms, candidate.fields, SHOWN_FIELDS)
+            hit = None if m is None else (m.tier, m.score, m.spans)
+        found[key] = hit
+        if hit is not None:
+            hits[item.row.key] = hit
+    return Matches(query, listed, found, hits)
+
+
+class Matched(Message):
+    """A worker's matches for a query (applied only if the query is still current)."""
+
+    def __init__(self, matches: Matches) -> None:
+        super().__init__()
+        self.matches = matches
+
+
+def sorted_rows(listed: Sequence[Listed], sort: str, reverse: bool) -> list[Row]:
+    """Every row in the sort column's order, ties by pid."""
+    rows = [item.row for item in listed]
     rows.sort(key=lambda r: (r.values[sort], r.values["pid"]), reverse=reverse)
     return rows
+
+
+def filtered_rows(ordered: Sequence[Row], hits: Mapping[str, Hit]) -> list[Row]:
+    """The rows that matched, best match first; equal matches keep the sort order."""
+    rows = [r for r in ordered if r.key in hits]
+    rows.sort(key=lambda r: hits[r.key][:2], reverse=True)
+    return rows
+
+
+# -- the table: the command column takes the room left, matched letters marked --------------
+
+
+class ProcessTable(KeyedTable):
+    """KeyedTable whose command column widens to the room the other columns leave, and
+    whose cells show the letters a query matched in the `table--match` style."""
+
+    COMPONENT_CLASSES = KeyedTable.COMPONENT_CLASSES | {"table--match"}
+    DEFAULT_CSS = """
+    ProcessTable > .table--match { text-style: bold underline; color: $warning; }
+    """
+
+    def _relayout(self) -> None:
+        super()._relayout()
+        fit = self.fit
+        spare = self._available() - span(fit.columns, fit.gap) - fit.gap
+        if spare > 0:
+            self.fit = dataclasses.replace(fit, columns=tuple(
+                dataclasses.replace(c, width=column_width(c) + spare) if c.key == "command"
+                else c for c in fit.columns))
+            self._resize()
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.matches: Mapping[str, Hit] = {}  # by row key, for the marks
+
+    def _row_strip(self, index: int) -> Strip:
+        row = self.rows[index]
+        hit = self.matches.get(row.key)
+        if hit is None or not hit[2]:
+            return super()._row_strip(index)
+        style = self.rich_style
+        if index == self.cursor:
+            style = style + self.get_component_rich_style("table--cursor")
+        elif index % 2:
+            style = style + self.get_component_rich_style("table--stripe")
+        # The match style's colour and emphasis over the row's (cursor, stripe) background.
+        match_style = self.get_component_rich_style("table--match")
+        marked = style + Style(color=match_style.color, bold=match_style.bold,
+                               underline=match_style.underline)
+        cells, gap = row.cells, " " * self.fit.gap
+        segments: list[Segment] = []
+        for column in self.visible:
+            width = column_width(column)
+            text = sanitize(cells[column.key], width + 1)[:width]
+            shift = width - len(text) if column.numeric else 0
+            text = text.rjust(width) if column.numeric else text.ljust(width)
+            field = MARKED_COLUMNS.get(column.key)
+            positions = fuzzy.positions_in(hit[2], field) if field is not None else ()
+            segments += _marked(text, {p + shift for p in positions}, style, marked)
+            segments.append(Segment(gap, style))
+        return Strip(segments)
+
+
+def _marked(text: str, positions: set[int], style: Style, marked: Style) -> list[Segment]:
+    """`text` as segments, the characters at `positions` in the `marked` style."""
+    if not positions:
+        return [Segment(text, style)]
+    segments, start = [], 0
+    for i in sorted(p for p in positions if 0 <= p < len(text)):
+        if i > start:
+            segments.append(Segment(text[start:i], style))
+        segments.append(Segment(text[i], marked))
+        start = i + 1
+    if start < len(text):
+        segments.append(Segment(text[start:], style))
+    return segments
+
+
+# -- the screen -----------------------------------------------------------------------------
+
+_frozen = threading.Event()
+
+
+def _freeze_long_lived() -> None:
+    """Once per process, when the first list is shown: move the objects alive then (the
+    app's, the list's) out of the collector's reach. Its full collections walk every
+    tracked object; with thousands of processes listed each took 70-90 ms on the UI thread,
+    every few keys (gc.freeze; the objects are still freed when no longer referenced, only
+    a reference cycle among them would outlive its use)."""
+    if not _frozen.is_set():
+        _frozen.set()
+        gc.freeze()
+
 
 
 class PickerScreen(Screen):
@@ -83,19 +330,24 @@ class PickerScreen(Screen):
         super().__init__()
         self.lister = lister
         self.clock = clock
-        self.entries: list[ProcessEntry] = []
-        self.selected: set[int] = set()
+        self.listed: list[Listed] = []
+        self.matches: Matches | None = None  # the last applied (for the query or a prefix)
+        self.query_text = ""  # the query the rows should show
+        self._matching = ""  # the query a worker is matching now ("" for none)
+        self.selected: set[int] = set()  # changed in place: the rows' cells read it
+        self.catalog = Catalog(self.selected, clock)
         self.sort_column = "cpu"
         self.sort_reverse = True
+        self._ordered: tuple[list[Listed], str, bool, list[Row]] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("[b]sikte-tui[/b] ▸ pick processes to trace (Space selects, Enter traces, "
                      "n launches a command)", id="picker-title")
         yield DataInput(placeholder="/ to filter: name, command line, user or PID (fuzzy)",
-                        id="picker-filter", compact=True)
-        yield KeyedTable(id="processes")
+                        id="picker-filter", compact=True, max_length=QUERY_MAX)
+        yield ProcessTable(id="processes")
         yield Static("", id="notice")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(KeyedTable)
@@ -107,25 +359,17 @@ class PickerScreen(Screen):
 
     @work(thread=True, exclusive=True, group="proclist")
     def refresh_list(self) -> None:
-        self.post_message(ProcessesListed(self.lister()))
+        self.post_message(ProcessesListed(self.catalog.prepare(self.lister())))
 
     def on_processes_listed(self, message: ProcessesListed) -> None:
-        self.entries = message.processes
-        alive = {e.pid for e in self.entries}
-        self.selected &= alive
-        self._render_rows()
-
-    def _render_rows(self) -> None:
-        query = self.query_one("#picker-filter", Input).value.strip()
-        rows = process_rows(self.entries, query, self.selected, self.sort_column,
-                            self.sort_reverse, self.clock())
-        with self.app.batch_update():
-            self.query_one(KeyedTable).update_rows(rows)
-            title = f"{len(rows)} of {len(self.entries)} processes"
-            if self.selected:
-                title += f" · selected: {', '.join(map(str, sorted(self.selected)))}"
-            self.query_one("#picker-title", Static).update(
-                f"[b]sikte-tui[/b] ▸ pick processes to trace · {title}")
+        self.listed = message.processes
+        _freeze_long_lived()
+        self.selected &= {item.entry.pid for item in self.listed}
+        if not self.query_text:
+            self._render_rows()
+        elif self._matching != self.query_text:
+            self._start_matching(self.query_text)  # only new processes are matched
+        # else: the worker's result is matched again on this list when it arrives.
 
     # -- filter -----------------------------------------------------------------------------
 
@@ -133,8 +377,69 @@ class PickerScreen(Screen):
         self.set_focus(self.query_one("#picker-filter", Input))  # at once: see LiveScreen
 
     @on(Input.Changed, "#picker-filter")
-    def _filter_changed(self, _event: Input.Changed) -> None:
+    def _filter_changed(self, event: Input.Changed) -> None:
+        notice = self.query_one("#notice", Static)
+        if len(event.value) >= QUERY_MAX:
+            notice.update(line(f"the filter takes at most {QUERY_MAX} characters"))
+        elif not notice.has_class("error"):
+            notice.update("")
+        query = event.value.strip()
+        if query == self.query_text:
+            return
+        self.query_text = query
+        if query:
+            self._start_matching(query)
+        else:
+            self._render_rows()
+
+    def _start_matching(self, query: str, basis: Matches | None = None) -> None:
+        self._matching = query
+        self._match(query, self.listed, basis or self.matches)
+
+    # A description of its own: Textual would otherwise repr the arguments (every process).
+    @work(thread=True, exclusive=True, group="picker-match", description="picker: match")
+    def _match(self, query: str, listed: list[Listed], basis: Matches | None) -> None:
+        worker = get_current_worker()
+        matches = match_all(query, listed, basis, lambda: worker.is_cancelled)
+        if matches is not None:
+            self.post_message(Matched(matches))
+
+    def on_matched(self, message: Matched) -> None:
+        matches = message.matches
+        # Latest query wins: a slower, older result never replaces a newer one.
+        if matches.query != self.query_text:
+            return
+        self._matching = ""
+        self.matches = matches
         self._render_rows()
+        if matches.listed is not self.listed:  # the list was refreshed meanwhile
+            self._start_matching(matches.query, matches)
+
+    def _ordered_rows(self) -> list[Row]:
+        """The rows in the sort order, sorted again only when the list or the order changes."""
+        cached = self._ordered
+        if cached is None or cached[0] is not self.listed \
+                or cached[1:3] != (self.sort_column, self.sort_reverse):
+            rows = sorted_rows(self.listed, self.sort_column, self.sort_reverse)
+            cached = self._ordered = (self.listed, self.sort_column, self.sort_reverse, rows)
+        return cached[3]
+
+    def _render_rows(self) -> None:
+        table = self.query_one(ProcessTable)
+        matches = self.matches
+        # While a new query is matched, the last result stays on screen.
+        if self.query_text and matches is not None:
+            rows = filtered_rows(self._ordered_rows(), matches.hits)
+            table.matches = matches.hits
+        else:
+            rows, table.matches = self._ordered_rows(), {}
+        with self.app.batch_update():
+            table.update_rows(rows)
+            title = f"{len(rows)} of {len(self.listed)} processes"
+            if self.selected:
+                title += f" · selected: {', '.join(map(str, sorted(self.selected)))}"
+            self.query_one("#picker-title", Static).update(
+                f"[b]sikte-tui[/b] ▸ pick processes to trace · {title}")
 
     @on(Input.Submitted, "#picker-filter")
     def _filter_done(self, _event: Input.Submitted) -> None:
