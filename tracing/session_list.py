@@ -1,6 +1,10 @@
 """The saved sessions in a directory, newest first, described from their metadata only
 (reading a whole journal to list it would be slow). Each entry is untrusted: one that cannot
-be read is listed as unreadable, with why, and never stops the list."""
+be read is listed as unreadable, with why, and never stops the list.
+
+A journal whose trace was killed has no closing mark: it is listed as "aborted" (or
+"recording" while another sikte-tui still writes it), with the start time its metadata
+knows (the trace's first tick, else when the journal was made, else the file's time)."""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ import json
 import os
 import sqlite3
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tracing.errors import UserError
 from tracing.journal import FORMAT, SCHEMA_VERSION
+from tracing.retention import journal_path_in_use
 from tracing.session_check import Bad, check_meta, one_line
 from tracing.stored import SESSION_JSON_LIMITS, journal_connection, read_meta
 from tracing.untrusted_files import Refused, kind_of, open_untrusted, read_fd
@@ -28,6 +34,9 @@ class SessionSummary:
     exit_code: int | None
     size_bytes: int
     problem: str = ""  # why it cannot be opened, if it cannot
+    # A journal cut short (killed trace): what it holds ends at its last write.
+    aborted: bool = False
+    has_data: bool = True  # it recorded at least one tick (else only its targets are known)
 
 
 def _size(path: Path) -> int:
@@ -47,13 +56,33 @@ def _size(path: Path) -> int:
     return total
 
 
-def _summary(path: Path, meta: dict) -> SessionSummary:
-    start = float(meta.get("start_wall_time") or 0.0)
-    end = float(meta.get("end_wall_time") or start)
+def _time(meta: dict, key: str) -> float | None:
+    value = meta.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
+# The states a trace has while it runs: a journal left in one of them without its closing
+# mark was cut short.
+RUNNING_STATES = ("tracing", "starting", "?")
+
+
+def _summary(path: Path, meta: dict, journal: bool) -> SessionSummary:
+    has_data = _time(meta, "start_wall_time") is not None
+    start = (_time(meta, "start_wall_time") or _time(meta, "created_wall_time")
+             or _mtime(path))
+    end = _time(meta, "end_wall_time") or start
     exit_code = meta.get("exit_code")
+    state = str(meta.get("state", "?"))
+    aborted = False
+    if journal and _time(meta, "closed_wall_time") is None and state in RUNNING_STATES:
+        aborted = not journal_path_in_use(path)
+        state = "aborted" if aborted else "recording"
     return SessionSummary(path, start, max(end - start, 0.0),
-                          tuple(meta.get("targets") or ()), str(meta.get("state", "?")),
-                          exit_code if isinstance(exit_code, int) else None, _size(path))
+                          tuple(meta.get("targets") or ()), state,
+                          exit_code if isinstance(exit_code, int) else None, _size(path),
+                          aborted=aborted, has_data=has_data)
 
 
 def _parquet_meta(path: Path) -> dict:
@@ -71,6 +100,20 @@ def _parquet_meta(path: Path) -> dict:
     return check_meta(meta, SCHEMA_VERSION)
 
 
+def _ended(s: SessionSummary) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(s.start_wall_time + s.duration_s))
+
+
+def cut_short_notice(path: Path, meta: dict) -> str | None:
+    """What to tell a person opening a journal whose trace was killed, or None."""
+    summary = _summary(path, meta, journal=not path.is_dir())  # Parquet: never cut short
+    if not summary.aborted:
+        return None
+    held = (f"what it recorded until {_ended(summary)}" if summary.has_data
+            else "no snapshot: it was killed before the first tick, only its targets are known")
+    return f"{path.name}: the trace was cut short (killed); it holds {held}"
+
+
 def _journal_meta(path: Path) -> dict:
     with journal_connection(path) as db:
         return read_meta(db)
@@ -81,9 +124,10 @@ def describe_session(path: Path) -> SessionSummary:
     listed with what is wrong (a FIFO or a device is not opened at all)."""
     try:
         st = path.lstat()
+        journal = stat.S_ISREG(st.st_mode)
         if stat.S_ISDIR(st.st_mode):
             meta = _parquet_meta(path)
-        elif stat.S_ISREG(st.st_mode):
+        elif journal:
             meta = _journal_meta(path)
         else:
             raise Refused(f"is {kind_of(st.st_mode)}, not a session")
@@ -92,7 +136,7 @@ def describe_session(path: Path) -> SessionSummary:
         problem = one_line(err.strerror if isinstance(err, OSError) and err.strerror else err)
         return SessionSummary(path, _mtime(path), 0.0, (), "unreadable", None, _size(path),
                               problem or type(err).__name__)
-    return _summary(path, meta)
+    return _summary(path, meta, journal)
 
 
 def _mtime(path: Path) -> float:

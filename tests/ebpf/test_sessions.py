@@ -3,7 +3,6 @@ with pandas, pyarrow and DuckDB and in the TUI, kill a recording, fill the disk 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -15,13 +14,12 @@ import time
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers import with_extra_events
 from tracing.journal import Journal
-from tracing.model import EVENT_DTYPE, Snapshot
 from tracing.replay import load_snapshots
 from tracing.sources import StoredSource
 from tracing.stored import open_session
@@ -159,16 +157,6 @@ def test_under_sudo_the_files_belong_to_the_user(workload, request):
         assert (st.st_uid, st.st_gid) == (65534, 65534), path
 
 
-def _heavy(snapshot: Snapshot, n: int) -> Snapshot:
-    """The snapshot with n events more (to fill a small disk quickly)."""
-    extra = np.zeros(n, dtype=EVENT_DTYPE)
-    extra["ts"] = snapshot.ts_ns - 1
-    extra["pid"] = extra["tid"] = 1
-    events = np.concatenate([snapshot.events, extra])
-    events.setflags(write=False)
-    return dataclasses.replace(snapshot, events=events)
-
-
 @pytest.fixture
 def small_disk(tmp_path):
     mount = tmp_path / "small"
@@ -184,11 +172,11 @@ def test_a_full_disk_keeps_the_session_in_memory(small_disk):
     journal.put(snapshots[0])
     assert journal.sync()
     assert journal.on_disk
-    rest = [_heavy(s, 2000) for s in snapshots[1:]]  # ~180 kB each: the disk fills
+    rest = [with_extra_events(s, 2000) for s in snapshots[1:]]  # ~180 kB each: the disk fills
     for s in rest:
         journal.put(s)
         journal.sync()
-    assert journal.failed and "journal stopped" in journal.describe()
+    assert journal.failed and "could not be written" in journal.describe()
     assert "full" in journal.describe()
     journal.close()
     session = journal.stored()

@@ -1,0 +1,39 @@
+"""Helpers shared by the test folders: waiting on a condition with a deadline, and making
+snapshots heavier."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from tracing.model import EVENT_DTYPE, Snapshot
+
+
+def wait_until(condition: Callable[[], object], what: str = "the condition",
+               timeout: float = 30.0, interval: float = 0.05,
+               seen: Callable[[], object] | None = None) -> object:
+    """The first true value of `condition()` before the deadline; past it, the test fails
+    saying what it waited for and the last value seen (of `seen()` when given)."""
+    end = time.monotonic() + timeout
+    value = condition()
+    while not value:
+        if time.monotonic() >= end:
+            last = seen() if seen is not None else value
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+        value = condition()
+    return value
+
+
+def with_extra_events(snapshot: Snapshot, n: int) -> Snapshot:
+    """The snapshot with n individual events more (88 bytes each), to fill a cap or a disk."""
+    extra = np.zeros(n, dtype=EVENT_DTYPE)
+    extra["ts"] = snapshot.ts_ns - 1
+    extra["pid"] = extra["tid"] = 1
+    events = np.concatenate([snapshot.events, extra])
+    events.setflags(write=False)
+    return dataclasses.replace(snapshot, events=events)
