@@ -55,11 +55,25 @@ def run(args: argparse.Namespace) -> int:
     sys.setswitchinterval(0.001)
     app = SikteApp(source=source, trace_defaults=defaults, journal_options=journal_options(args))
     result = app.run()
-    journal = getattr(app.source, "journal", None)
-    if journal is not None and journal.on_disk:
-        shown = sanitize(str(journal.path))
-        print(f"sikte-tui: session saved in {shown} (sikte-tui open to browse it)",
-              file=sys.stderr)
+    app.stop_source()  # after a crash: the trace still stops and its journal is kept
+    for line in exit_lines(app):
+        print(f"sikte-tui: {sanitize(line)}", file=sys.stderr)  # paths, command lines
+    if app.crash is not None:
+        return 70  # EX_SOFTWARE, as cli.main for a bug
     if isinstance(result, int):
-        return result
+        return result if result or not app.stop_errors else 1
     raise UserError("the interface ended unexpectedly", exit_code=1)
+
+
+def exit_lines(app) -> list[str]:
+    """What the person reads once the terminal is back: a crash or a failure while stopping
+    (one line each), where each trace's session is, and what was left running."""
+    lines = [app.crash] if app.crash is not None else []
+    lines += app.stop_errors
+    lines += [saved for trace in app.traces if (saved := trace.saved_line()) is not None]
+    if app.left_running:
+        pids = " ".join(str(pid) for pid in app.left_running)
+        label = "PID" if len(app.left_running) == 1 else "PIDs"
+        lines.append(f"left running: {label} {pids} (the launched command and its children; "
+                     f"kill {pids} ends them)")
+    return lines

@@ -45,6 +45,9 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
                         "~/.local/share/sikte-tui/sessions of the invoking user)")
     parser.add_argument("--no-journal", action="store_true",
                         help="keep the session in memory only (it can still be exported)")
+    parser.add_argument("--sessions-cap", metavar="SIZE",
+                        help="keep the sessions folder within SIZE, deleting the oldest "
+                        "sessions first (default: $SIKTE_SESSIONS_CAP, else 2G; 0: no cap)")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
 
 
@@ -64,8 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def journal_options(args: argparse.Namespace):  # -> JournalOptions
     from tracing.journal import JournalOptions
+    from tracing.retention import sessions_cap
 
-    return JournalOptions(db_path=args.db_path, enabled=not args.no_journal)
+    return JournalOptions(db_path=args.db_path, enabled=not args.no_journal,
+                          sessions_cap=sessions_cap(args.sessions_cap))
 
 
 def session_meta(config, argv: list[str] | None = None) -> dict[str, object]:
@@ -177,12 +182,25 @@ def save_session(journal, args: argparse.Namespace) -> None:
 
     if journal.on_disk:
         print(f"sikte-tui: session saved in {sanitize(str(journal.path))}", file=sys.stderr)
+        if journal.status:  # at its cap: the individual events it did not keep
+            print(f"sikte-tui: {sanitize(journal.status)}", file=sys.stderr)
+    elif journal.failed:  # in record's words: it has --output, not x
+        print(f"sikte-tui: {sanitize(disk_failure_line(journal, args.output))}",
+              file=sys.stderr)
     elif journal.status and not args.no_journal:
         print(f"sikte-tui: {sanitize(journal.status)}", file=sys.stderr)
     if args.output is not None:
         out = export_parquet(journal.stored(), args.output, force=args.force,
                              owner=journal.owner)
         print(f"sikte-tui: Parquet written to {sanitize(str(out))}", file=sys.stderr)
+
+
+def disk_failure_line(journal, output: Path | None) -> str:
+    """The journal fell back to memory: what record keeps of the session."""
+    if output is not None:
+        return f"{journal.status}; --output saves all of it as Parquet"
+    return (f"{journal.status} until record ends; {journal.path} holds it up to the failure; "
+            "use --output DIR to save it as Parquet")
 
 
 def parse_duration_s(text: str | None) -> float | None:

@@ -251,8 +251,8 @@ class Launcher:
     def _finished(self) -> bool:
         if self.status is None:
             return False
-        if self.leaving:
-            return True
+        if self.leaving and self.spec["master"] is None:
+            return True  # nobody holds the terminal any more: nothing left to keep open
         if time.monotonic() < self.next_scan:
             return False
         self.next_scan = time.monotonic() + SCAN_S

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
+from tracing.errors import UserError
 from tracing.journal import Journal, JournalOptions, start_journal
 from tracing.model import Snapshot
+from tracing.reaper import GRACE_S, session_members
 from tracing.snapshots import rebase
 from tracing.stored import StoredSession
 from tracing.stored_window import Window, whole, window_snapshot
@@ -22,13 +26,26 @@ from tracing.tracer import TraceConfig, Tracer
 
 SnapshotCallback = Callable[[Snapshot], None]
 OutputCallback = Callable[[str], None]
+FailureCallback = Callable[[str], None]  # one line: what failed (what was kept is said apart)
+STOP_TIMEOUT_S = 10.0
+
+
+def describe_failure(err: BaseException) -> str:
+    """One line for an error that ended a trace: a UserError says it all; anything else is
+    named with its type, so a report can be made of it."""
+    if isinstance(err, UserError):
+        return str(err)
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.strerror}" + (f": {err.filename}" if err.filename else "")
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
 class SnapshotSource(Protocol):
     live: bool
     title: str
 
-    def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback) -> None: ...
+    def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback,
+              on_failure: FailureCallback | None = None) -> None: ...
     def stop(self) -> None: ...
     def journal_line(self) -> str | None: ...
     def journal_failed(self) -> bool: ...
@@ -37,6 +54,7 @@ class SnapshotSource(Protocol):
     def command_running(self) -> bool: ...
     def stop_command(self) -> None: ...
     def leave_command(self) -> None: ...
+    def launched(self) -> bool: ...
 
 
 class LiveSource:
@@ -53,18 +71,44 @@ class LiveSource:
         self.journal: Journal | None = None
         self._journal_options = journal_options or JournalOptions()
         self._meta = dict(meta or {"targets": list(config.describe_targets())})
+        self.failure: str | None = None  # why tracing ended early, once it has
+        self._on_failure: FailureCallback | None = None
+        self._left: tuple[int, ...] = ()
+        self._tree_gone_by: float | None = None  # after stop_command: when all must be gone
+        # Set once start() has returned or raised: a stop asked while the program loads
+        # waits for it, else the trace would start after we were gone.
+        self._start_done = threading.Event()
+        self._phase_lock = threading.Lock()
+        self._starting = self._stopping = False
 
-    def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback) -> None:
+    def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback,
+              on_failure: FailureCallback | None = None) -> None:
         # The journal first: it must see the first snapshot. A trace that cannot start
         # leaves no journal behind.
-        journal = start_journal(self._journal_options, self.config.describe_targets(),
-                                self._meta)
+        self._on_failure = on_failure
+        with self._phase_lock:
+            if self._stopping:  # quit before the trace began: it never will
+                raise UserError("stopped before tracing started", exit_code=1)
+            self._starting = True
         try:
-            self._start_tracer(journal, on_snapshot, on_output)
-        except BaseException:
-            journal.discard()
-            raise
-        self.journal = journal
+            journal = start_journal(self._journal_options, self.config.describe_targets(),
+                                    self._meta)
+            try:
+                self._start_tracer(journal, on_snapshot, on_output)
+            except BaseException:
+                journal.discard()
+                raise
+            self.journal = journal
+        finally:
+            self._start_done.set()
+
+    def _tracer_failed(self, err: BaseException) -> None:
+        """From the tracer's thread, as it ends: record why in the journal, tell the UI."""
+        self.failure = f"the tracer stopped ({describe_failure(err)})"
+        if self.journal is not None:
+            self.journal.set_meta(error=self.failure)
+        if self._on_failure is not None:
+            self._on_failure(self.failure)
 
     def _start_tracer(self, journal: Journal, on_snapshot: SnapshotCallback,
                       on_output: OutputCallback) -> None:
@@ -82,7 +126,7 @@ class LiveSource:
             slave = terminal.slave
             config = dataclasses.replace(config, command_stdin=slave, command_stdout=slave,
                                          command_stderr=slave, terminal=terminal)
-        self.tracer = Tracer(config, deliver)
+        self.tracer = Tracer(config, deliver, on_error=self._tracer_failed)
         try:
             self.tracer.start()
         except BaseException:
@@ -91,11 +135,49 @@ class LiveSource:
             raise
 
     def stop(self) -> None:
+        """Take the last snapshot and close the journal. Raises UserError (one line) when
+        either fails; what was written until then is kept (saved_line says where)."""
+        stuck = False
+        with self._phase_lock:
+            self._stopping = True
+            starting = self._starting
+        if starting and not self._start_done.wait(STOP_TIMEOUT_S * 3):
+            raise UserError("the trace was still starting after 30 s; nothing was recorded",
+                            exit_code=1)
         if self.tracer is not None:
+            self._await_tree()
             self.tracer.stop()
-            self.tracer.join(10)
+            stuck = not self.tracer.join(STOP_TIMEOUT_S)
         if self.journal is not None:
-            self.journal.close()
+            try:
+                self.journal.close()
+            except (OSError, sqlite3.Error) as err:
+                raise UserError(f"could not close the journal ({describe_failure(err)}): its "
+                                "last half second may be missing", exit_code=1) from None
+        if stuck:
+            raise UserError(f"the tracer did not stop within {STOP_TIMEOUT_S:.0f} s: the "
+                            "session misses its last moments", exit_code=1)
+
+    def _await_tree(self) -> None:
+        """After stop_command: let the tracer see the tree end (it stops by itself once
+        every target is gone), so the session records their exits."""
+        tracer, end = self.tracer, self._tree_gone_by
+        while tracer is not None and end is not None and tracer.running \
+                and time.monotonic() < end:
+            tracer.join(0.02)
+
+    def saved_line(self) -> str | None:
+        """Where the session is, in words for the person quitting (None: never started)."""
+        journal = self.journal
+        if journal is None:
+            return None
+        if journal.on_disk:
+            return f"session saved in {journal.path} (sikte-tui open to browse it)"
+        if journal.path is None:
+            return "the session was kept in memory only (--no-journal): x exports it next time"
+        # The file keeps what was committed before the disk failed.
+        return (f"session saved in {journal.path} up to when writing it failed; the rest "
+                "was kept in memory only")
 
     def reset(self) -> None:
         if self.tracer is not None:
@@ -118,11 +200,23 @@ class LiveSource:
         """Stop the launched command's whole tree: SIGTERM, SIGKILL shortly after."""
         if self.tracer is not None and self.tracer.command is not None:
             self.tracer.command.stop_tree(signal.SIGTERM)
+            # The launcher sends SIGKILL after GRACE_S to what is left.
+            self._tree_gone_by = time.monotonic() + GRACE_S + 0.5
 
     def leave_command(self) -> None:
-        """We quit and the command runs on (else it is stopped when we exit)."""
-        if self.tracer is not None and self.tracer.command is not None:
-            self.tracer.command.leave_running()
+        """We quit and the command runs on (else it is stopped when we exit): its whole
+        session, on its terminal, which its launcher keeps open after we are gone."""
+        command = self.tracer.command if self.tracer is not None else None
+        if command is not None:
+            command.leave_running()
+            self._left = tuple(sorted(session_members(command.pid)))
+
+    def left_running(self) -> tuple[int, ...]:
+        """The PIDs left running by leave_command (its command's session, as it was)."""
+        return self._left
+
+    def launched(self) -> bool:
+        return bool(self.config.command)
 
 
 class _Unjournaled:
@@ -136,6 +230,9 @@ class _Unjournaled:
 
     def stored(self) -> StoredSession | None:
         return None
+
+    def launched(self) -> bool:
+        return False
 
 
 class ReplaySource(_Unjournaled):
@@ -153,7 +250,8 @@ class ReplaySource(_Unjournaled):
         self._latest: Snapshot | None = None
         self._stop = threading.Event()
 
-    def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback) -> None:
+    def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback,
+              on_failure: FailureCallback | None = None) -> None:
         self._on_snapshot = on_snapshot
         if self.interval_s is None:
             for snapshot in self.snapshots:
@@ -204,7 +302,8 @@ class StoredSource(_Unjournaled):
         self._on_snapshot: SnapshotCallback | None = None
         self._seq = 0
 
-    def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback) -> None:
+    def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback,
+              on_failure: FailureCallback | None = None) -> None:
         self._on_snapshot = on_snapshot
         self._emit()
 

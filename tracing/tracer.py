@@ -26,6 +26,7 @@ from tracing.targets import BoundPid, LaunchedCommand, RunAs, run_as
 from tracing.terminal_relay import CommandTerminal
 
 SnapshotCallback = Callable[[Snapshot], None]
+ErrorCallback = Callable[[BaseException], None]
 MAX_PERIOD_S = 2.0
 
 
@@ -59,13 +60,17 @@ class TraceConfig:
 
 class Tracer:
     """One trace session. `start()` raises UserError for bad targets or a failed load;
-    afterwards snapshots arrive through `on_snapshot` from the worker thread."""
+    afterwards snapshots arrive through `on_snapshot` from the worker thread. Should the
+    worker fail later, it ends, keeps the error in `.error` and calls `on_error` (from the
+    worker thread, after the program is closed)."""
 
-    def __init__(self, config: TraceConfig, on_snapshot: SnapshotCallback) -> None:
+    def __init__(self, config: TraceConfig, on_snapshot: SnapshotCallback,
+                 on_error: ErrorCallback | None = None) -> None:
         if not config.pids and not config.command:
             raise UserError("nothing to trace: give --pid PID or -- COMMAND")
         self.config = config
         self.on_snapshot = on_snapshot
+        self.on_error = on_error
         self.arch = canonical_arch(platform.machine())
         self.command: LaunchedCommand | None = None
         self.state = TraceState.STARTING
@@ -188,11 +193,16 @@ class Tracer:
                 next_tick = max(next_tick + period, time.monotonic() + period / 2)
                 if finished:
                     break
-        except BaseException as err:  # surfaced to the caller through .error
+        except BaseException as err:  # surfaced to the caller through .error and on_error
             self.error = err
         finally:
-            program.close()
+            try:
+                program.close()
+            except Exception as err:
+                self.error = self.error or err
             self._containers.close()  # returns at once; a Docker request in flight ends
+        if self.error is not None and self.on_error is not None:
+            self.on_error(self.error)
 
     def _tick(self, final: bool) -> bool:
         program = self._program

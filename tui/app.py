@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
+import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from textual import work
 from textual.app import App
 from textual.events import Resize
 
@@ -17,16 +20,18 @@ from tracing.errors import UserError
 from tracing.journal import JournalOptions
 from tracing.privileges import missing_privileges
 from tracing.proclist import ProcessEntry, list_processes
-from tracing.sources import LiveSource, SnapshotSource, StoredSource
+from tracing.session_list import cut_short_notice
+from tracing.sources import LiveSource, SnapshotSource, StoredSource, describe_failure
 from tracing.stored import open_session
 from tracing.tracer import TraceConfig
 from tracing.userfiles import sessions_dir
 from tui.actions import ActionsProvider
 from tui.detail import DetailScreen
 from tui.dialogs import ConfirmQuit, HelpScreen
-from tui.live import LiveScreen
+from tui.live import LiveScreen, default_export_path
 from tui.picker import PickerScreen
 from tui.session import SessionView
+from tui.session_dialogs import ConfirmNewTrace, ExportBeforeLeaving, ExportDialog
 from tui.sessions import SessionsScreen
 
 MIN_SIZE = (80, 24)
@@ -55,11 +60,19 @@ class SikteApp(App[int]):
         self.clock = clock
         self.session = SessionView()
         self._too_small = False
+        # For the lines printed once the terminal is back (cli/interactive_cmd.py): every
+        # trace of this run (a new trace from the picker adds one), what was left running,
+        # what failed while stopping, and a crash.
+        self.traces: list[LiveSource] = [source] if isinstance(source, LiveSource) else []
+        self.left_running: tuple[int, ...] = ()
+        self.stop_errors: list[str] = []
+        self.crash: str | None = None
+        self._exiting = False
 
     def on_mount(self) -> None:
         self._catch_stop_signals()
         if self.source is not None:
-            self.push_screen(LiveScreen(self.source, self.session))
+            self._show_source()
         elif self.browse_sessions:
             self.push_screen(SessionsScreen(self.sessions_directory or sessions_dir()))
         else:
@@ -76,6 +89,8 @@ class SikteApp(App[int]):
         config = dataclasses.replace(self.trace_defaults, pids=pids, command=command,
                                      follow=follow)
         self.source = LiveSource(config, self.journal_options)
+        self.traces.append(self.source)
+        self.session = SessionView()
         self.switch_screen(LiveScreen(self.source, self.session))
 
     def open_stored(self, path: Path) -> None:
@@ -86,7 +101,16 @@ class SikteApp(App[int]):
             self.notify(sanitize(str(err)), severity="error", markup=False)  # quotes a file
             return
         self.session = SessionView()
-        self.push_screen(LiveScreen(self.source, self.session))
+        self._show_source()
+
+    def _show_source(self) -> None:
+        source = self.source
+        assert source is not None
+        self.push_screen(LiveScreen(source, self.session))
+        if isinstance(source, StoredSource):
+            notice = cut_short_notice(source.session.path, source.session.meta)
+            if notice:
+                self.notify(sanitize(notice), markup=False, timeout=8)
 
     def open_detail(self, syscall: str, pid: int | None) -> None:
         self.push_screen(DetailScreen(self.session, syscall, pid))
@@ -94,26 +118,114 @@ class SikteApp(App[int]):
     def action_show_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    # -- leaving a trace: quit, or a new trace from the picker --------------------------------
+
     def request_quit(self) -> None:
         source = self.source
         if source is not None and source.command_running():
-            self.push_screen(ConfirmQuit(), self._quit_choice)
+            self.push_screen(ConfirmQuit(), lambda choice: self._then_export(choice, "quitting"))
         else:
-            self._stop_and_exit()
+            self._then_export("stop", "quitting")
 
-    def _quit_choice(self, choice: str | None) -> None:
-        if choice == "cancel" or choice is None:
+    def request_new_trace(self) -> None:
+        """Back to the picker: the current trace stops (asked first), its session is kept."""
+        source = self.source
+        if source is None or not source.live:
+            self.switch_screen(PickerScreen(self.lister, self.clock))
             return
-        if choice == "stop" and self.source is not None:
-            self.source.stop_command()
-        elif choice == "leave" and self.source is not None:
-            self.source.leave_command()
-        self._stop_and_exit()
+        self.push_screen(ConfirmNewTrace(source.command_running()),
+                         lambda choice: self._then_export(choice, "starting a new trace"))
 
-    def _stop_and_exit(self, code: int = 0) -> None:
-        if self.source is not None:
-            self.source.stop()
-        self.exit(code)
+    def _then_export(self, choice: str | None, leaving: str) -> None:
+        """A session only in memory (the disk failed) is offered for export before it goes."""
+        source = self.source
+        if choice in (None, "cancel"):
+            return
+        if source is None or not source.journal_failed():
+            self._leave(choice, leaving)
+            return
+        reason = source.journal_line() or "the session is kept in memory only"
+
+        def chosen(answer: str | None) -> None:
+            if answer == "discard":
+                self._leave(choice, leaving)
+            elif answer == "export":
+                assert source is not None
+                self.push_screen(ExportDialog(source.stored, default_export_path(source)),
+                                 lambda path: path is not None and self._leave(choice, leaving))
+
+        self.push_screen(ExportBeforeLeaving(reason, leaving), chosen)
+
+    def _leave(self, choice: str, leaving: str) -> None:
+        if leaving == "quitting":
+            self._stop_and_exit(command=choice)
+        else:
+            self._stop_trace(choice, then_exit=None)
+
+    def _stop_and_exit(self, code: int = 0, command: str = "stop") -> None:
+        if self._exiting:
+            return
+        self._exiting = True
+        self._stop_trace(command, then_exit=code)
+
+    def _stop_trace(self, command: str, then_exit: int | None) -> None:
+        """Apply the choice for a launched command ("stop": its whole tree; "leave": all of
+        it runs on), then stop tracing off the UI thread (the last snapshot and the journal
+        take up to a few seconds)."""
+        source = self.source
+        if source is not None and source.live:
+            if command == "leave":
+                source.leave_command()
+                self.left_running += source.left_running()
+            else:
+                source.stop_command()
+            self.notify("stopping the trace…", timeout=30)
+        self._stop_worker(source, then_exit)
+
+    @work(thread=True, exclusive=True, group="stop", exit_on_error=False)
+    def _stop_worker(self, source: SnapshotSource | None, then_exit: int | None) -> None:
+        try:
+            if source is not None:
+                source.stop()
+        except UserError as err:  # one line; what was recorded is kept
+            self.stop_errors.append(str(err))
+        except Exception as err:  # a bug while stopping: still quit cleanly, say it once
+            self.stop_errors.append(f"stopping failed ({describe_failure(err)}); details in "
+                                    f"{save_details(err)}")
+        self.call_from_thread(self._stopped, then_exit)
+
+    def _stopped(self, then_exit: int | None) -> None:
+        if then_exit is not None:
+            self.exit(then_exit)
+            return
+        for error in self.stop_errors:
+            self.notify(sanitize(error), severity="error", markup=False, timeout=10)
+        self.source = None
+        self.session = SessionView()
+        self.switch_screen(PickerScreen(self.lister, self.clock))
+
+    def stop_source(self) -> None:
+        """After the app ended some other way (a crash): the trace still stops and its
+        journal is closed, so the session is kept."""
+        source = self.source
+        if source is None or not source.live or self._exiting:
+            return
+        self._exiting = True
+        try:
+            source.stop()
+        except UserError as err:
+            self.stop_errors.append(str(err))
+
+    # -- a bug: one line, the details in a file --------------------------------------------
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An exception nobody handled: Textual would print a long traceback over the
+        person's terminal. Keep the details in a file and say it in one line instead
+        (tests still see the exception: Textual keeps it)."""
+        self.crash = (f"internal error ({type(error).__name__}: {error}); details in "
+                      f"{save_details(error)}; please report it")
+        super()._handle_exception(error)
+        self._exit_renderables.clear()  # the traceback Textual would print at the end
 
     # -- signals ----------------------------------------------------------------------------
 
@@ -129,9 +241,7 @@ class SikteApp(App[int]):
                 return  # its signals stay its own
 
     def _stop_signal(self, sig: signal.Signals) -> None:
-        if self.source is not None:
-            self.source.stop_command()
-        self._stop_and_exit(128 + sig)
+        self._stop_and_exit(128 + sig, command="stop")
 
     # -- terminal size ----------------------------------------------------------------------
 
@@ -142,3 +252,11 @@ class SikteApp(App[int]):
                         f"needs {MIN_SIZE[0]}x{MIN_SIZE[1]}: enlarge the window",
                         severity="warning", timeout=8)
         self._too_small = small
+
+
+def save_details(error: BaseException) -> str:
+    """The traceback of a bug, in a new private file (for a report); its path."""
+    with tempfile.NamedTemporaryFile("w", prefix="sikte-tui-error-", suffix=".txt",
+                                     delete=False) as f:
+        f.writelines(traceback.format_exception(error))
+        return f.name

@@ -15,31 +15,37 @@ from textual.widgets import Button, Input, Label, Static, Switch
 from tracing.errors import UserError
 from tracing.filters import HELP_TEXT
 from tracing.targets import resolve_command
-from tui.actions import ACTIONS, bindings_for
+from tui.actions import (
+    PALETTE_HELP,
+    PALETTE_KEY,
+    SCREEN_TITLES,
+    bindings_for,
+    help_sections,
+    key_display,
+)
 from tui.text import error_line
 from tui.widgets import DataInput
 
 
-def _key_label(keys: str) -> str:
-    names = {"slash": "/", "question_mark": "?", "greater_than_sign": ">", "full_stop": ".",
-             "less_than_sign": "<", "comma": ",", "escape": "Esc", "enter": "Enter",
-             "space": "Space", "f5": "F5", "up": "↑", "down": "↓", "left": "←",
-             "right": "→"}
-    return " ".join(names.get(k, k) for k in keys.split(","))
+def help_tables(screen: str) -> tuple[Table, Table]:
+    """The keys of `screen` (and the palette's), then every other screen's with where it
+    applies: what `?` shows, first what can be pressed now."""
+    here, others = help_sections(screen)
+    first = _keys_table()
+    for a in here:
+        first.add_row(key_display(a.keys), a.description)
+    first.add_row(key_display(PALETTE_KEY), PALETTE_HELP)
+    rest = _keys_table()
+    rest.add_column(style="dim")
+    for a in others:
+        rest.add_row(key_display(a.keys), a.description, ", ".join(a.screens))
+    return first, rest
 
 
-def help_table() -> Table:
+def _keys_table() -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", justify="right")
     table.add_column()
-    table.add_column(style="dim")
-    seen = set()
-    for a in ACTIONS:
-        if (a.keys, a.description) in seen:
-            continue
-        seen.add((a.keys, a.description))
-        table.add_row(_key_label(a.keys), a.description, ", ".join(a.screens))
-    table.add_row("Ctrl+P", "Command palette: every action, searchable", "all")
     return table
 
 
@@ -48,11 +54,22 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [*bindings_for("help"), ("q", "back", "close")]
 
     def compose(self) -> ComposeResult:
+        screen = self.described_screen
+        here, others = help_tables(screen)
         with VerticalScroll(id="help"):
-            yield Static(Text("Keys", style="bold"))
-            yield Static(help_table())
+            yield Static(Text(f"Keys of {SCREEN_TITLES.get(screen, 'this screen')}",
+                              style="bold"), id="help-here-title")
+            yield Static(here, id="help-here")
+            yield Static(Text("\nKeys of the other screens", style="bold"))
+            yield Static(others, id="help-others")
             yield Static(Text("\nFilter language (/)", style="bold"))
             yield Static(Text(HELP_TEXT))
+
+    @property
+    def described_screen(self) -> str:
+        """The screen `?` was pressed on: the top one under this."""
+        below = [s for s in self.app.screen_stack if s is not self]
+        return getattr(below[-1], "ACTION_SCREEN", "") if below else ""
 
     def action_back(self) -> None:
         self.dismiss()

@@ -24,11 +24,13 @@ class CommandOutput(Message):
 
 
 class SourceFailed(Message):
-    """The source could not start (bad target, no privileges, load failure)."""
+    """The source could not start (bad target, no privileges, load failure), or, `started`,
+    it failed later (the tracer's thread died): what it showed until then stays."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, started: bool = False) -> None:
         super().__init__()
         self.reason = reason
+        self.started = started
 
 
 class SourceStarted(Message):

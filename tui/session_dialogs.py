@@ -147,6 +147,20 @@ class WindowDialog(ModalScreen[Window | None]):
         self.dismiss(None)
 
 
+# The export's errors are worded for the command line; here the path and 'replace' are fields.
+CLI_WORDS = (("choose another --output or add --force",
+              "choose another path or switch on 'replace'"),
+             ("refusing to replace it with --force", "refusing to replace it"),
+             ("choose another --output", "choose another path"),
+             ("--output", "the path"), ("--force", "'replace'"))
+
+
+def dialog_wording(message: str) -> str:
+    for cli, dialog in CLI_WORDS:
+        message = message.replace(cli, dialog)
+    return message
+
+
 class ExportProgress(Message):
     def __init__(self, fraction: float, what: str) -> None:
         super().__init__()
@@ -225,7 +239,7 @@ class ExportDialog(ModalScreen[Path | None]):
             export_parquet(session, path, force=force,
                            progress=lambda f, what: self.post_message(ExportProgress(f, what)))
         except UserError as err:
-            self.post_message(ExportDone(None, str(err)))
+            self.post_message(ExportDone(None, dialog_wording(str(err))))
             return
         self.post_message(ExportDone(path, None))
 
@@ -249,3 +263,66 @@ class ExportDialog(ModalScreen[Path | None]):
     def action_cancel(self) -> None:
         if not self._busy:  # an export in flight finishes: a half-written one never lands
             self.dismiss(None)
+
+
+class ExportBeforeLeaving(ModalScreen[str]):
+    """The journal could not be written: the session is only in memory, and quitting (or a
+    new trace) would lose it. Returns "export", "discard" or "cancel"."""
+
+    BINDINGS = [("x", "choose('export')", "export"), ("d", "choose('discard')", "discard"),
+                ("escape", "choose('cancel')", "cancel")]
+
+    def __init__(self, reason: str, leaving: str = "quitting") -> None:
+        super().__init__()
+        self.reason = reason
+        self.leaving = leaving
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(data(f"{self.reason}. It is lost when sikte-tui ends: export it "
+                             f"before {self.leaving}?"))
+            with Horizontal(classes="buttons"):
+                yield Button("Export it (x)", id="export", variant="primary")
+                yield Button("Lose it (d)", id="discard", variant="error")
+                yield Button("Cancel (Esc)", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id or "cancel")
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)
+
+
+class ConfirmNewTrace(ModalScreen[str]):
+    """Before going back to the picker: the current trace stops (its session is kept).
+    Returns "stop", "leave" (stop tracing, the launched command runs on) or "cancel"."""
+
+    BINDINGS = [("y", "choose('stop')", "stop"), ("n", "choose('leave')", "leave it"),
+                ("escape", "choose('cancel')", "cancel")]
+
+    def __init__(self, command_running: bool) -> None:
+        super().__init__()
+        self.command_running = command_running
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            if self.command_running:
+                yield Label("Stop this trace and pick what to trace next? The launched "
+                            "command is still running: stop it too, or leave it running?")
+            else:
+                yield Label("Stop this trace and pick what to trace next? Its session is "
+                            "kept.")
+            with Horizontal(classes="buttons"):
+                yield Button("Stop it all (y)" if self.command_running else "Stop it (y)",
+                             id="stop", variant="error")
+                if self.command_running:
+                    yield Button("Leave the command running (n)", id="leave")
+                yield Button("Cancel (Esc)", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id or "cancel")
+
+    def action_choose(self, choice: str) -> None:
+        if choice == "leave" and not self.command_running:
+            choice = "cancel"  # nothing to leave running: n is a no
+        self.dismiss(choice)

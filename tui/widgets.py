@@ -9,24 +9,33 @@ from textual.widgets import Input, RichLog, Static, Tree
 
 from tracing.display_text import sanitize
 from tracing.model import Hist, ProcessInfo, Snapshot, bucket_bounds
-from tracing.units import format_count, format_duration
+from tracing.report import drop_parts
+from tracing.sources import SnapshotSource
+from tracing.units import (
+    format_count,
+    format_duration,
+    format_elapsed,
+    format_exact_count,
+    format_rate,
+)
+from tui.messages import SourceFailed
+from tui.text import error_line
+from tui.text import line as text_line
 
 TITLE_LIMIT = 500  # the header line is cut to the screen anyway
 COMM_LIMIT = 64  # a comm is 15 bytes from the kernel; more only from a crafted session file
 MAX_OUTPUT_LINE = 8192  # characters of one line of the command's output that are kept
 
 
-def format_elapsed(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60:02d}:{rest % 60:02d}"
-
-
 class StatusHeader(Static):
     """Targets, state, elapsed time, rates, drops and the tracer's own CPU cost."""
 
-    def show(self, title: str, snapshot: Snapshot | None, state: str, calls: int, rate: float,
-             tracer_cpu_pct: float | None, view: str, samples: int = 0) -> None:
+    def show(self, title: str, snapshot: Snapshot | None, state: str, calls: int,
+             rate: float | None,
+             tracer_cpu_pct: float | None, view: str, samples: int = 0,
+             alert: Text | None = None) -> None:
+        """`alert`: what went wrong and what to do (a failed tracer, a journal kept in
+        memory), a third line the person cannot miss; the header grows to hold it."""
         # State and time first: a long command line is what gets cut, never the state.
         line1 = self._state_text(state)
         if snapshot is not None:
@@ -36,23 +45,41 @@ class StatusHeader(Static):
         line1.append("  sikte-tui ▸ ", style="dim")
         line1.append(sanitize(title, TITLE_LIMIT), style="bold cyan")  # targets, a file name
         line2 = Text()
-        line2.append(f"syscalls {calls:,}  " if calls < 10_000_000
-                     else f"syscalls {format_count(calls)}  ")
-        line2.append(f"{format_count(rate)}/s  ")
-        drops = snapshot.drops.total if snapshot else 0
-        line2.append(f"dropped {drops:,}", style="bold red" if drops else "")
+        line2.append(f"syscalls {format_exact_count(calls)}  ")
+        if rate is not None:  # None: the targets are gone, nothing is called any more
+            line2.append(f"{format_rate(rate)}/s  ")
+        lost = drop_parts(snapshot.drops) if snapshot else []
+        # Each cause on its own: lost stacks are not lost syscall events.
+        line2.append(f"dropped {', '.join(lost)}" if lost else "dropped 0",
+                     style="bold red" if lost else "")
         if tracer_cpu_pct is not None:
             line2.append(f"  tracer CPU {tracer_cpu_pct:.1f}%")
         line2.append(f"   {sanitize(view)}", style="dim")  # it quotes the typed filter
-        for line in (line1, line2):
+        lines = [line1, line2] if alert is None else [line1, line2, alert]
+        for line in lines:
             line.no_wrap, line.overflow = True, "ellipsis"
-        self.update(Text("\n").join([line1, line2]))
+        self.styles.height = len(lines)
+        self.update(Text("\n").join(lines))
 
     @staticmethod
     def _state_text(state: str) -> Text:
-        style = {"tracing": "bold green", "paused": "bold yellow", "starting": "yellow"}.get(
-            state.split(" ")[0], "bold magenta")
+        style = {"tracing": "bold green", "paused": "bold yellow", "starting": "yellow",
+                 "failed": "bold red"}.get(state.split(" ")[0], "bold magenta")
         return Text(f"● {state}", style=style)
+
+
+def alert_line(failure: SourceFailed | None, source: SnapshotSource) -> Text | None:
+    """The header's third line: why tracing failed, or that the journal is only in memory,
+    each with what to do; None when all is well."""
+    if failure is not None:
+        hint = ("the counts until then stay on screen and in the session: x exports it, "
+                "q quits") if failure.started else "q quits"
+        return error_line(f"{failure.reason} · {hint}")  # it may quote a path or a name
+    journal = source.journal_line()
+    if journal and source.journal_failed():
+        return text_line(("⚠ ", "bold yellow"),
+                         (f"{journal}: x exports it (quitting offers to)", "bold yellow"))
+    return None
 
 
 def _coarse(hist: Hist) -> list[tuple[int, int, int]]:
@@ -139,8 +166,23 @@ class OutputPanel(RichLog):
         super().__init__(max_lines=5000, wrap=True, markup=False, highlight=False,
                          **kwargs)  # type: ignore[arg-type]
         self._partial = ""
+        self._explained = False  # the panel shows why it is empty (until output comes)
+
+    def explain_empty(self, source: SnapshotSource) -> None:
+        """Say why the panel stays empty: only a command sikte-tui launches has its output
+        here (it owns that terminal); a traced PID writes where it always did."""
+        if source.launched():
+            return
+        why = ("no output: sikte-tui did not launch this process (its output goes where it "
+               "always did; sikte-tui -- COMMAND shows a command's output here)" if source.live
+               else "no output: a saved session keeps no command output")
+        self.write(Text(why, style="dim italic"))
+        self._explained = True
 
     def feed(self, text: str) -> None:
+        if self._explained:
+            self.clear()
+            self._explained = False
         text = self._partial + text
         *lines, self._partial = text.split("\n")
         if len(self._partial) > MAX_OUTPUT_LINE:  # a command that never writes a newline

@@ -12,10 +12,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.ebpf
 
@@ -40,17 +42,6 @@ try:
 except OSError as err:
     print("no /dev/tty:", err.strerror, flush=True)
 """
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = DEADLINE_S,
-               what: str = "the condition") -> object:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def processes_with(marker: str) -> list[int]:
@@ -126,8 +117,8 @@ class Pane:
                               capture_output=True, text=True).stdout.strip()
 
     def wait_for(self, text: str, timeout: float = 60) -> str:
-        wait_until(lambda: text in self.screen(), timeout, f"{text!r} on the screen:\n"
-                   f"{self.screen()}")
+        wait_until(lambda: text in self.screen(), f"{text!r} on the screen", timeout,
+                   seen=self.screen)
         return self.screen()
 
     def close(self) -> None:
@@ -246,7 +237,7 @@ def test_tui_stops_cleanly_on_a_signal(pane, sig):
     sleeps = [f"sleep {n} ", f"sleep 1{n} "]
     pane.type(f"{SIKTE} --no-journal -- /bin/sh -c 'sleep {n} & sleep 1{n}; : {marker}'; "
               "echo EXIT$((6*7))=$?")
-    wait_until(lambda: all(running(s) for s in sleeps), 60, "the traced command")
+    wait_until(lambda: all(running(s) for s in sleeps), "the traced command", 60)
     wait_until(lambda: pane.alternate_on() == "1", what="the TUI on the alternate screen")
     (tui,) = [p for p in processes_with(marker) if b"cli.main" in
               Path(f"/proc/{p}/cmdline").read_bytes()]

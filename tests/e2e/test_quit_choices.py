@@ -1,0 +1,99 @@
+"""Quitting as the dialog promises, in a real terminal: a launched `sh` script with a
+background and a foreground child; "stop" ends all three, "leave" leaves all three running
+after sikte-tui exits 0 and says which PIDs it left."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_terminal import SIKTE, Tmux
+from tests.helpers import wait_until
+
+pytestmark = [pytest.mark.ebpf, pytest.mark.e2e]
+
+SCRIPT = "sleep 1001 & sleep 1002; wait"
+
+
+def sleepers() -> dict[int, str]:
+    """Our script's processes still alive: pid -> command line."""
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and (cmdline.strip() in ("sleep 1001", "sleep 1002")
+                             or (SCRIPT in cmdline and cmdline.startswith("sh "))):
+            found[int(name)] = cmdline.strip()
+    return found
+
+
+@pytest.fixture
+def clean() -> Iterator[None]:
+    """None of ours before; whatever is left is killed after (leave keeps them running)."""
+    for pid in sleepers():
+        os.kill(pid, signal.SIGKILL)
+    yield
+    for pid in sleepers():
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def term(tmp_path: Path) -> Iterator[Callable[[], tuple[Tmux, Path]]]:
+    sessions: list[Tmux] = []
+
+    def start() -> tuple[Tmux, Path]:
+        out = tmp_path / "exit.txt"
+        # The lines printed on exit go to a file too (tee), the status after them.
+        command = (f"{SIKTE} --db-path {tmp_path / 's.sikte.db'} -- sh -c '{SCRIPT}' "
+                   f"2> >(tee {out} >&2); echo SIKTE-EXIT=$? >> {out}; sleep 60")
+        sessions.append(Tmux(f"bash -c \"{command}\"", width=100, height=30))
+        return sessions[-1], out
+
+    yield start
+    for session in sessions:
+        session.close()
+
+
+def quit_with(term: Tmux, key: str) -> None:
+    term.wait_for(lambda s: "tracing" in s and "execve" in s)
+    wait_until(lambda: len(sleepers()) == 3, "sh and both sleeps")
+    term.keys("q")
+    term.wait_for(lambda s: "Stop it and quit" in s)
+    term.keys(key)
+
+
+def exit_text(out: Path) -> str:
+    wait_until(lambda: out.exists() and "SIKTE-EXIT=" in out.read_text(), "sikte-tui's exit")
+    return out.read_text()
+
+
+def test_stop_ends_the_whole_tree(clean, term):
+    session, out = term()
+    quit_with(session, "y")
+    text = exit_text(out)
+    assert "SIKTE-EXIT=0" in text
+    assert "session saved in" in text and "Traceback" not in text
+    wait_until(lambda: not sleepers(), "no sleep 1001/1002 or sh left")
+
+
+def test_leave_keeps_the_whole_tree_running(clean, term):
+    session, out = term()
+    quit_with(session, "n")
+    text = exit_text(out)
+    assert "SIKTE-EXIT=0" in text and "Traceback" not in text
+    assert "session saved in" in text
+    alive = sleepers()
+    assert sorted(alive.values()) == ["sh -c " + SCRIPT, "sleep 1001", "sleep 1002"]
+    left = next(line for line in text.splitlines() if "left running" in line)
+    assert all(str(pid) in left.split() for pid in alive)
+    # They keep their terminal: nothing in the launched session got a hangup.
+    assert all(Path(f"/proc/{pid}/fd/1").exists() for pid in alive)
