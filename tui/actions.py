@@ -18,15 +18,19 @@ class Action:
     description: str  # for the help screen and the palette
     screens: tuple[str, ...]  # screen ids where it applies
     footer: bool = True
+    essential: bool = False  # kept in the footer at any width (tui/footer.py)
 
 
 ACTIONS: tuple[Action, ...] = (
     # the live view
     Action("filter", "slash", "filter", "Filter the table (/): see the filter language in help",
-           ("live", "connections")),
-    Action("errors_only", "e", "errors", "Show only rows with errors (toggle)", ("live",)),
+           ("live", "connections"), essential=True),
+    Action("errors_only", "e", "errors", "Show only rows with errors (toggle)", ("live",),
+           essential=True),
     Action("cycle_grouping", "g", "group", "Group by syscall, process, thread, process×syscall",
-           ("live",)),
+           ("live",), essential=True),
+    Action("drill", "enter", "details", "Details of the selected row", ("live",),
+           essential=True),
     Action("sort_next", "greater_than_sign,full_stop", "sort→", "Sort by the next column",
            ("live", "picker", "samples", "connections"), footer=False),
     Action("sort_prev", "less_than_sign,comma", "←sort", "Sort by the previous column",
@@ -42,12 +46,16 @@ ACTIONS: tuple[Action, ...] = (
     Action("choose_window", "w", "window", "Saved session: choose the stretch of time shown",
            ("live",), footer=False),
     Action("clear_filter", "escape", "clear", "Clear the filter", ("live",), footer=False),
-    Action("drill", "enter", "details", "Details of the selected row", ("live",), footer=False),
+    Action("new_trace", "P", "new trace", "Stop this trace (its session is kept) and pick "
+           "something else to trace", ("live",), footer=False),
     Action("samples", "s", "samples", "CPU stack samples: top functions, callers, flame view",
-           ("live",)),
+           ("live",), essential=True),
     Action("connections", "c", "connections", "TCP connections: the selected process's, "
            "outbound ones from a connect row, inbound from accept/accept4; else all",
-           ("live",)),
+           ("live",), essential=True),
+    # a syscall's details
+    Action("pause_events", "p", "pause", "Pause the recent events list (new ones wait)",
+           ("detail",)),
     # the CPU samples views
     Action("neighbours", "enter", "callers", "Callers and callees of the selected function",
            ("samples",)),
@@ -89,16 +97,65 @@ ACTIONS: tuple[Action, ...] = (
     # the saved sessions list
     Action("open_session", "enter", "open", "Open the selected session", ("sessions",)),
     Action("refresh", "f5", "refresh", "List the saved sessions again", ("sessions",)),
+    Action("delete_session", "d", "delete", "Delete the selected session (asks first)",
+           ("sessions",)),
     # everywhere
     Action("back", "escape", "back", "Go back, or clear the filter",
            ("detail", "help", "samples", "callers", "connections"), footer=True),
     Action("help", "question_mark", "help", "Keys and the filter language",
            ("live", "picker", "detail", "sessions", "samples", "callers", "flame",
-            "connections")),
+            "connections"), essential=True),
     Action("quit", "q", "quit", "Quit (asks before stopping a running command)",
            ("live", "picker", "detail", "sessions", "samples", "callers", "flame",
-            "connections")),
+            "connections"), essential=True),
 )
+
+
+# Textual's key names, as a person types them (the palette showed `greater_than_sign`).
+_KEY_NAMES = {
+    "slash": "/", "question_mark": "?", "greater_than_sign": ">", "full_stop": ".",
+    "less_than_sign": "<", "comma": ",", "escape": "Esc", "enter": "Enter", "space": "Space",
+    "tab": "Tab", "backspace": "Backspace", "delete": "Delete", "home": "Home", "end": "End",
+    "pageup": "PgUp", "pagedown": "PgDn", "up": "↑", "down": "↓", "left": "←", "right": "→",
+}  # fmt: skip
+_MODIFIERS = {"ctrl": "Ctrl", "shift": "Shift", "alt": "Alt", "meta": "Meta"}
+
+# Keys that are no action of a screen's, shown after each screen's own in help.
+PALETTE_KEY = "ctrl+p"
+PALETTE_HELP = "Command palette: every action, searchable"
+
+# What the help screen calls each screen.
+SCREEN_TITLES = {
+    "live": "the live view", "picker": "the process picker", "detail": "a syscall's details",
+    "sessions": "saved sessions", "samples": "CPU samples", "callers": "callers and callees",
+    "flame": "the flame view", "connections": "TCP connections", "help": "help",
+}  # fmt: skip
+
+
+def key_display(keys: str) -> str:
+    """A binding's keys as typed: "greater_than_sign,full_stop" is "> or .", "escape" is
+    "Esc", "ctrl+p" is "Ctrl+P". The help screen and the command palette both use it."""
+    return " or ".join(_one_key(k.strip()) for k in keys.split(","))
+
+
+def _one_key(key: str) -> str:
+    *mods, name = key.split("+")
+    function_key = name[:1] == "f" and name[1:].isdigit()  # f5 is F5
+    shown = _KEY_NAMES.get(name) or (name.upper() if mods or function_key else name)
+    return "+".join([*(_MODIFIERS.get(m, m.title()) for m in mods), shown])
+
+
+def help_sections(screen: str) -> tuple[list[Action], list[Action]]:
+    """What `?` lists: the actions of `screen` first, then every other action once (an
+    action several screens share, with the same keys and words, is one line)."""
+    here = actions_for(screen)
+    seen = {(a.keys, a.description) for a in here}
+    others = []
+    for action in ACTIONS:
+        if (action.keys, action.description) not in seen:
+            seen.add((action.keys, action.description))
+            others.append(action)
+    return here, others
 
 
 def bindings_for(screen: str) -> list[Binding]:
@@ -125,10 +182,12 @@ class ActionsProvider(Provider):
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score, matcher.highlight(text),
-                          partial(screen.run_action, action.name), help=f"key: {action.keys}")
+                          partial(screen.run_action, action.name),
+                          help=f"key: {key_display(action.keys)}")
 
     async def discover(self) -> Hits:
         screen = self.screen
         for action in actions_for(getattr(screen, "ACTION_SCREEN", "")):
             yield Hit(1.0, f"{action.label}: {action.description}",
-                      partial(screen.run_action, action.name), help=f"key: {action.keys}")
+                      partial(screen.run_action, action.name),
+                      help=f"key: {key_display(action.keys)}")

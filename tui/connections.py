@@ -20,10 +20,10 @@ from rich.table import Table
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Input, Static
+from textual.timer import Timer
+from textual.widgets import Input, Static
 
 from tracing.connections import INBOUND, OUTBOUND, Connection, RemoteSummary, summarize
 from tracing.display_text import sanitize
@@ -36,14 +36,15 @@ from tracing.filters import (
 )
 from tracing.model import Snapshot
 from tracing.units import format_duration
-from tui.actions import actions_for, bindings_for
+from tui.actions import PALETTE_HELP, PALETTE_KEY, actions_for, bindings_for, key_display
 from tui.dialogs import HelpScreen
+from tui.filter_input import FILTER_DEBOUNCE_S, FilterInput
+from tui.footer import KeyFooter
 from tui.rows import Column, Row
 from tui.screens import DrillDown, SortKeys, ThrottledRedraw
 from tui.session import SessionView
 from tui.table import GAP, KeyedTable
 from tui.text import data, error_line, line
-from tui.widgets import DataInput
 
 LIST, SUMMARY = "list", "summary"  # one row per connection, or per remote endpoint
 _SYSCALL_DIRECTIONS = {"connect": OUTBOUND, "accept": INBOUND, "accept4": INBOUND}
@@ -349,10 +350,8 @@ class ConnectionsHelp(HelpScreen):
         table.add_column(style="bold cyan", justify="right")
         table.add_column()
         for action in actions_for("connections"):
-            shown = " ".join(self.app.get_key_display(Binding(key, action.name))
-                             for key in action.keys.split(","))
-            table.add_row(shown, action.description)
-        table.add_row("Ctrl+P", "Command palette: every action, searchable")
+            table.add_row(key_display(action.keys), action.description)
+        table.add_row(key_display(PALETTE_KEY), PALETTE_HELP)
         return table
 
 
@@ -412,10 +411,10 @@ class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
         yield ConnectionTable(id="remotes")
         yield Static(id="connections-empty")
         yield Static(id="connection-selected")
-        yield DataInput(placeholder="/ filter: curl  port=443  addr=10.0.0.0/8  result=failed  "
-                        "(Esc clears)", id="connections-filter", compact=True)
+        yield FilterInput(placeholder="/ filter: curl  port=443  addr=10.0.0.0/8  "
+                          "result=failed  (Esc clears)", id="connections-filter", compact=True)
         yield Static(id="connections-filter-message")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#remotes").display = False
@@ -611,9 +610,26 @@ class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
 
     @on(Input.Changed, "#connections-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self._apply_filter_text(event.value)
+        # Parsed at each key (bounded: tracing.filters), drawn once typing pauses: a redraw
+        # visits every connection of the session.
+        self._apply_filter_text(event.value, redraw=self._redraw_when_typing_pauses)
 
-    def _apply_filter_text(self, text: str) -> None:
+    _typing_timer: Timer | None = None
+
+    def _redraw_when_typing_pauses(self) -> None:
+        if self._typing_timer is not None:
+            self._typing_timer.stop()
+        self._typing_timer = self.set_timer(FILTER_DEBOUNCE_S, self._redraw_typed)
+
+    def _redraw_typed(self) -> None:
+        self._typing_timer = None
+        self._redraw()
+
+    @on(FilterInput.TooLong, "#connections-filter")
+    def _filter_too_long(self, event: FilterInput.TooLong) -> None:
+        self._show_filter_message(event.line)  # the text is kept, the last filter too
+
+    def _apply_filter_text(self, text: str, redraw: Callable[[], None] | None = None) -> None:
         if self.filter is not None and self.filter.text == text:
             return
         try:
@@ -623,10 +639,13 @@ class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
             self._show_filter_message(err.message)
             return
         self._show_filter_message("")
-        self._redraw()
+        (redraw or self._redraw)()
 
     @on(Input.Submitted, "#connections-filter")
     def _filter_submitted(self, _event: Input.Submitted) -> None:
+        if self._typing_timer is not None:  # Enter draws now: the next key acts on the rows
+            self._typing_timer.stop()
+            self._redraw_typed()
         self._table().focus()
 
     def on_key(self, event: events.Key) -> None:

@@ -1,5 +1,9 @@
 """The drill-down of one syscall: latency histogram, per-process and per-errno breakdowns,
-and its recent individual events with arguments and return values."""
+and its recent individual events with arguments and return values.
+
+The tables keep their selected row by key. New events join the events list without moving
+its cursor: on the newest event (the top) the list follows the stream; on an older one, that
+event stays where it is on screen. `p` pauses the list."""
 
 from __future__ import annotations
 
@@ -8,19 +12,33 @@ from collections import Counter
 import numpy as np
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Static
 
 from syscall_tables import errno_name
 from tracing.model import StatKey, SyscallEvent, event_objects, merge_stats
 from tracing.report import key_name
-from tracing.units import format_count, format_duration
+from tracing.units import format_count, format_duration, format_exact_count
 from tui.actions import bindings_for
+from tui.footer import KeyFooter
+from tui.rows import Column, Row
 from tui.screens import DrillDown
 from tui.session import SessionView
-from tui.text import data, line
+from tui.table import KeyedTable
+from tui.text import line
 from tui.widgets import HistogramChart
 
-RECENT_SHOWN = 200
+RECENT_SHOWN = 1000  # the table draws only the lines on screen
+
+PROCESS_COLUMNS = (
+    Column("pid", "pid"), Column("comm", "comm", False, 15), Column("count", "calls"),
+    Column("errors", "errors", priority=1), Column("total_ns", "total"),
+    Column("avg_ns", "avg", priority=3), Column("p99_ns", "p99"),
+    Column("max_ns", "max", priority=2))
+ERRNO_COLUMNS = (Column("errno", "errno", False, 12), Column("events", "events"))
+EVENT_COLUMNS = (
+    Column("time", "time", True, 10), Column("pid", "pid"), Column("tid", "tid"),
+    Column("duration", "duration", True, 8), Column("return", "return", False, 14),
+    Column("arguments", "arguments", False, 100))
 
 
 def format_ret(event: SyscallEvent) -> str:
@@ -42,6 +60,8 @@ class DetailScreen(DrillDown):
         self.session = session
         self.syscall = name
         self.pid = pid
+        self.events_paused = False
+        self._events_shown: tuple[int, str | None] = (0, None)  # (matched, newest key)
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
@@ -49,18 +69,18 @@ class DetailScreen(DrillDown):
             yield Static("latency", classes="section")
             yield HistogramChart(id="histogram")
             with Horizontal(id="breakdowns"):
-                yield DataTable(id="by-process", cursor_type="row", zebra_stripes=True)
-                yield DataTable(id="by-errno", cursor_type="row", zebra_stripes=True)
+                yield KeyedTable(id="by-process")
+                yield KeyedTable(id="by-errno")
             yield Static("recent events", classes="section", id="events-title")
-            yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+            yield KeyedTable(id="events")
+        yield KeyFooter()
 
     def on_mount(self) -> None:
-        self.query_one("#by-process", DataTable).add_columns(
-            "pid", "comm", "calls", "errors", "total", "avg", "p99", "max")
-        self.query_one("#by-errno", DataTable).add_columns("errno", "events")
-        self.query_one("#events", DataTable).add_columns(
-            "time", "pid", "tid", "duration", "return", "arguments")
+        for name, columns in (("by-process", PROCESS_COLUMNS), ("by-errno", ERRNO_COLUMNS),
+                              ("events", EVENT_COLUMNS)):
+            self.query_one(f"#{name}", KeyedTable).set_columns(columns)
+        self.query_one("#by-process", KeyedTable).set_sort("total_ns", True)
+        self.query_one("#events", KeyedTable).focus(scroll_visible=False)
         self.session_updated()
 
     def _matches(self, key: StatKey) -> bool:
@@ -86,7 +106,8 @@ class DetailScreen(DrillDown):
         mask = np.isin((batch["pid"].astype(np.uint64) << 32) | batch["nr"], wanted)
         mine = batch[mask]
         self._render_errnos(mine)
-        self._render_events(event_objects(mine[-RECENT_SHOWN:]), len(mine))
+        if not self.events_paused:
+            self._render_events(mine, len(mine))
 
     def _render_title(self, stats) -> None:
         # The name may be a function probe's, which names a binary and a function.
@@ -97,8 +118,8 @@ class DetailScreen(DrillDown):
             return
         title.update(line(
             (self.syscall, "bold"),
-            f" · {scope} · calls {format_count(stats.count)} · errors "
-            f"{format_count(stats.errors)} · total {format_duration(stats.total_ns)} · avg "
+            f" · {scope} · calls {format_exact_count(stats.count)} · errors "
+            f"{format_exact_count(stats.errors)} · total {format_duration(stats.total_ns)} · avg "
             f"{format_duration(stats.avg_ns)} · p50 {format_duration(stats.quantile(0.5))} · "
             f"p95 {format_duration(stats.quantile(0.95))} · p99 "
             f"{format_duration(stats.quantile(0.99))} · max {format_duration(stats.max_ns)}"))
@@ -108,34 +129,72 @@ class DetailScreen(DrillDown):
         by_pid: dict[int, list] = {}
         for key, s in entries.items():
             by_pid.setdefault(key.pid, []).append(s)
-        table = self.query_one("#by-process", DataTable)
-        table.clear()
         rows = sorted(((pid, merge_stats(v)) for pid, v in by_pid.items()),
-                      key=lambda item: -item[1].total_ns)
+                      key=lambda item: (-item[1].total_ns, item[0]))
+        out = []
         for pid, s in rows:
             info = snapshot.processes.get(pid) if snapshot else None
-            # A str cell would be parsed as markup: the comm goes in as Text.
-            table.add_row(pid, data(info.comm if info else "?"), format_count(s.count),
-                          format_count(s.errors), format_duration(s.total_ns),
-                          format_duration(s.avg_ns), format_duration(s.quantile(0.99)),
-                          format_duration(s.max_ns))
+            # The table draws cells as plain segments, sanitized: a comm is only data.
+            out.append(Row(str(pid), {"pid": pid}, {
+                "pid": str(pid), "comm": info.comm if info else "?",
+                "count": format_count(s.count), "errors": format_count(s.errors),
+                "total_ns": format_duration(s.total_ns), "avg_ns": format_duration(s.avg_ns),
+                "p99_ns": format_duration(s.quantile(0.99)),
+                "max_ns": format_duration(s.max_ns)}))
+        self.query_one("#by-process", KeyedTable).update_rows(out)
 
     def _render_errnos(self, batch: np.ndarray) -> None:
-        table = self.query_one("#by-errno", DataTable)
-        table.clear()
         ret = batch["ret"]
         failed = -ret[(ret < 0) & (ret >= -4095)]
-        for errno, n in Counter(failed.tolist()).most_common():
-            table.add_row(errno_name(errno), format_count(n))
+        rows = [Row(errno_name(errno), {"events": n},
+                    {"errno": errno_name(errno), "events": format_count(n)})
+                for errno, n in Counter(failed.tolist()).most_common()]
+        self.query_one("#by-errno", KeyedTable).update_rows(rows)
 
-    def _render_events(self, events: list[SyscallEvent], matched: int) -> None:
+    def _render_events(self, mine: np.ndarray, matched: int) -> None:
+        """Newest first. Only when events arrived; the cursor stays on its event."""
+        newest = event_key(event_objects(mine[-1:])[0]) if matched else None
+        if (matched, newest) == self._events_shown:
+            return
+        self._events_shown = (matched, newest)
         snapshot = self.session.latest
         start = snapshot.start_ts_ns if snapshot else 0
-        table = self.query_one("#events", DataTable)
-        table.clear()
-        for e in reversed(events):
-            table.add_row(f"{(e.ts_ns - start) / 1e9:.6f}", e.pid, e.tid,
-                          format_duration(e.duration_ns), format_ret(e), format_args(e.args))
+        events = event_objects(mine[-RECENT_SHOWN:])
+        table = self.query_one("#events", KeyedTable)
+        following = table.cursor == 0
+        table.update_rows([event_row(e, start) for e in reversed(events)], anchor=not following)
+        if following:
+            table.move_cursor(0)
+        self._render_events_title(len(events), matched)
+
+    def _render_events_title(self, shown: int, matched: int) -> None:
+        held = self.query_one("#events", KeyedTable).cursor > 0
+        state = ("paused: p resumes" if self.events_paused
+                 else "held on the selected event: Home follows the newest" if held
+                 else "newest first")
         self.query_one("#events-title", Static).update(
-            f"recent events ({len(events)} of {matched} kept; the kernel sends failed calls, "
-            "and slow or sampled ones when asked)")
+            f"recent events ({shown} of {matched} kept; the kernel sends failed calls, and "
+            f"slow or sampled ones when asked) · {state}")
+
+    def action_pause_events(self) -> None:
+        self.events_paused = not self.events_paused
+        if self.events_paused:
+            table = self.query_one("#events", KeyedTable)
+            self._render_events_title(table.row_count, self._events_shown[0])
+        else:
+            self.session_updated()
+            shown = self.query_one("#events", KeyedTable).row_count
+            self._render_events_title(shown, self._events_shown[0])
+
+
+def event_key(e: SyscallEvent) -> str:
+    """A thread makes one syscall at a time: its id and the time name the event."""
+    return f"{e.tid}\x1f{e.ts_ns}\x1f{e.nr}"
+
+
+def event_row(e: SyscallEvent, start_ns: int) -> Row:
+    def cells() -> dict[str, str]:  # made only for the rows on screen
+        return {"time": f"{(e.ts_ns - start_ns) / 1e9:.6f}", "pid": str(e.pid),
+                "tid": str(e.tid), "duration": format_duration(e.duration_ns),
+                "return": format_ret(e), "arguments": format_args(e.args)}
+    return Row(event_key(e), {"ts": e.ts_ns}, cells)

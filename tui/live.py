@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from tracing.display_text import sanitize
 from tracing.errors import UserError
@@ -23,6 +23,8 @@ from tracing.sources import SnapshotSource, StoredSource
 from tracing.stored_window import Window
 from tui.actions import bindings_for
 from tui.connections import ConnectionsScreen, scope_of_row
+from tui.filter_input import FilterInput
+from tui.footer import KeyFooter
 from tui.messages import CommandOutput, SnapshotReady, SourceFailed, SourceStarted
 from tui.rows import DEFAULT_SORT, GROUPINGS, Grouping, RowBuilder, columns
 from tui.samples import SamplesScreen
@@ -32,7 +34,7 @@ from tui.session_dialogs import ExportDialog, TimelineBar, WindowDialog
 from tui.sessions import SessionsScreen
 from tui.table import KeyedTable
 from tui.text import error_line
-from tui.widgets import DataInput, OutputPanel, ProcessTreePanel, StatusHeader
+from tui.widgets import OutputPanel, ProcessTreePanel, StatusHeader, alert_line
 
 APPLY_INTERVAL_S = 0.25  # at most 4 snapshots rendered per second
 FILTER_DEBOUNCE_S = 0.12
@@ -58,6 +60,7 @@ class LiveScreen(SortKeys, Screen):
         self.tracer_cpu_pct: float | None = None
         self._rows = RowBuilder()
         self._filter_timer: Timer | None = None
+        self.failure: SourceFailed | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
@@ -67,17 +70,19 @@ class LiveScreen(SortKeys, Screen):
             yield KeyedTable(id="syscalls")
             yield ProcessTreePanel("processes", id="tree")
         yield OutputPanel(id="output")
-        yield DataInput(placeholder="/ filter: read  pid=42  errors>0  p99>1ms  !name~^mmap  "
-                        "(Esc clears)", id="filter", compact=True)
+        yield FilterInput(placeholder="/ filter: read  pid=42  errors>0  p99>1ms  "
+                          "!name~^mmap  (Esc clears)", id="filter", compact=True)
         yield Static("", id="filter-message")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(KeyedTable)
         table.set_sort(self.sort_column, self.sort_reverse)
         table.set_columns(columns(self.grouping))
+        table.focus()  # not the hidden tree: Enter and the footer's keys are the table's
         self.query_one("#tree").display = False
         self.query_one("#output").display = False
+        self.query_one(OutputPanel).explain_empty(self.source)
         self.query_one(TimelineBar).display = isinstance(self.source, StoredSource)
         self.set_interval(APPLY_INTERVAL_S, self._apply_pending)
         self._render_header()
@@ -90,7 +95,8 @@ class LiveScreen(SortKeys, Screen):
         # Loading the eBPF program takes about a second: never on the UI thread.
         try:
             self.source.start(lambda s: self.post_message(SnapshotReady(s)),
-                              lambda text: self.post_message(CommandOutput(text)))
+                              lambda text: self.post_message(CommandOutput(text)),
+                              lambda why: self.post_message(SourceFailed(why, started=True)))
         except UserError as err:
             self.post_message(SourceFailed(str(err)))
             return
@@ -102,9 +108,8 @@ class LiveScreen(SortKeys, Screen):
             self._render_header()
 
     def on_source_failed(self, message: SourceFailed) -> None:
-        self.state = "failed"
-        self.query_one("#notice", Static).update(error_line(f"{message.reason}  (q quits)"))
-        self.query_one("#notice").add_class("error")
+        self.state = "failed"  # and it stays so: the table keeps what was last seen
+        self.failure = message
         self._render_header()
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
@@ -113,6 +118,8 @@ class LiveScreen(SortKeys, Screen):
         self._measure_tracer_cpu(message.snapshot)
         if not self.paused:
             self._rows.feed(message.snapshot)
+        else:
+            self._rows.skip(message.snapshot)  # its events still count (expected errors)
         self._pending = message.snapshot
 
     def on_command_output(self, message: CommandOutput) -> None:
@@ -122,7 +129,8 @@ class LiveScreen(SortKeys, Screen):
         snapshot, self._pending = self._pending, None
         if snapshot is None:
             return
-        self.state = snapshot.state
+        if self.failure is None:  # a snapshot sent just before the failure does not hide it
+            self.state = snapshot.state
         if self.paused:
             self._render_header()
             return
@@ -164,12 +172,10 @@ class LiveScreen(SortKeys, Screen):
         view = f"{self.grouping.label} · sort {self.sort_column.removesuffix('_ns')} {arrow}"
         if self.filter is not None and not self.filter.is_empty:
             view += f" · filter: {self.filter.text}"
-        journal = self.source.journal_line()
-        if journal is not None and self.source.journal_failed():
-            view = f"⚠ {journal} · {view}"
+        alert = alert_line(self.failure, self.source)
         self.query_one(StatusHeader).show(self.source.title, snapshot, self.display_state,
                                           calls, rate, self.tracer_cpu_pct, view,
-                                          self.session.samples.total)
+                                          self.session.samples.total, alert)
 
     def _render_table(self) -> None:
         if self._shown is None:
@@ -222,6 +228,10 @@ class LiveScreen(SortKeys, Screen):
         if self._filter_timer is not None:
             self._filter_timer.stop()
         self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, self._rerender)
+
+    @on(FilterInput.TooLong, "#filter")
+    def _filter_too_long(self, event: FilterInput.TooLong) -> None:
+        self._show_filter_message(event.line)  # the text is kept, the last filter too
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, _event: Input.Submitted) -> None:
@@ -338,6 +348,9 @@ class LiveScreen(SortKeys, Screen):
             self.app.open_detail(parts[0], None)
         elif key == "pid_syscall":
             self.app.open_detail(parts[1], int(parts[0]))
+        elif key == "comm":  # the syscalls of every process of that name
+            self._set_grouping(GROUPINGS[0])
+            self.query_one("#filter", Input).value = comm_term(parts[0])
         else:  # a process or thread row: show its syscalls
             self._set_grouping(GROUPINGS[0])
             self.query_one("#filter", Input).value = (
@@ -357,6 +370,18 @@ class LiveScreen(SortKeys, Screen):
 
     def action_quit(self) -> None:
         self.app.request_quit()
+
+    def action_new_trace(self) -> None:
+        self.app.request_new_trace()
+
+
+def comm_term(comm: str) -> str:
+    """The filter term that picks one command name, quoted when it holds a space or a
+    character the filter language reads (`comm="my prog"`)."""
+    if comm and not any(c.isspace() or c in "=!<>~\"'" for c in comm):
+        return f"comm={comm}"
+    quote = "'" if '"' in comm else '"'
+    return f"comm={quote}{comm}{quote}"
 
 
 def default_export_path(source: SnapshotSource) -> Path:

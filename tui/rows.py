@@ -3,19 +3,25 @@
 Pure Python over tracing's model (no Textual). The RowBuilder keeps every grouping's rows up
 to date from each snapshot's interval (what changed), so a snapshot costs what changed and a
 render costs a sort; only the rows on screen are ever formatted.
+
+Rates are calls per second over the last RATE_WINDOW_S of snapshots (a call made twice a
+second reads 2.0, not 0 or 4 by the luck of one tick), and none once the targets are gone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from operator import attrgetter, itemgetter
 
 from tracing.display_text import sanitize
+from tracing.expected_errors import expected_error_counts
 from tracing.filters import Filter
-from tracing.model import Snapshot, StatKey, SyscallStats, percentile
+from tracing.model import Snapshot, StatKey, SyscallStats, TraceState, percentile
 from tracing.report import key_name
-from tracing.units import format_count, format_duration
+from tracing.units import format_count, format_duration, format_exact_count, format_rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +30,10 @@ class Column:
     label: str
     numeric: bool = True
     width: int = 7  # fixed, so the table never measures every row
+    # When the terminal is narrow, columns go from the highest priority down (0: always
+    # shown); the sort column always stays. See KeyedTable.
+    priority: int = 0
+    optional: bool = False  # hidden while no row has a value ("" or "-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +46,28 @@ class Grouping:
 _NAME = Column("name", "syscall", False, 22)  # the longest syscall names are ~22 characters
 _COMM = Column("comm", "comm", False, 15)  # the kernel keeps 15 characters of a comm
 _PID = Column("pid", "pid")
-_CONTAINER = Column("container", "container", False, 14)
+_CONTAINER = Column("container", "container", False, 14, priority=1, optional=True)
 GROUPINGS = (
     Grouping("syscall", "by syscall", (_NAME,)),
     Grouping("process", "by process", (_PID, _COMM, _CONTAINER)),
     Grouping("thread", "by thread", (_PID, Column("tid", "tid"), _COMM, _CONTAINER)),
     Grouping("pid_syscall", "process × syscall", (_PID, _COMM, _NAME)),
+    # As htop and csysdig do: many short-lived processes of one name (make, a shell loop)
+    # become one row; procs says how many processes it holds.
+    Grouping("comm", "by command", (_COMM, Column("procs", "procs"))),
 )
 
 METRICS = (
+    # calls, errors, total, p99 and max fit 80 columns; the others follow as room allows.
     Column("count", "calls", True, 9),
-    Column("rate", "rate/s"),
+    Column("rate", "rate/s", priority=2),
     Column("errors", "errors", True, 9),
-    Column("err_pct", "err%"),
+    Column("err_pct", "err%", priority=4),
     Column("total_ns", "total"),
-    Column("time_pct", "%time"),
-    Column("avg_ns", "avg"),
-    Column("p50_ns", "p50"),
-    Column("p95_ns", "p95"),
+    Column("time_pct", "%time", priority=5),
+    Column("avg_ns", "avg", priority=3),
+    Column("p50_ns", "p50", priority=7),
+    Column("p95_ns", "p95", priority=6),
     Column("p99_ns", "p99"),
     Column("max_ns", "max"),
 )
@@ -61,6 +75,9 @@ METRICS = (
 DEFAULT_SORT = "total_ns"
 _QUANTILES = {"p50_ns": 0.50, "p95_ns": 0.95, "p99_ns": 0.99}
 _ATTRIBUTES = frozenset(("count", "errors", "total_ns", "max_ns"))
+RATE_WINDOW_S = 3.0  # rates are over the snapshots of the last 3 seconds
+_GONE = frozenset((TraceState.EXITED, TraceState.STOPPED))  # no rate: nothing runs any more
+EXPECTED_MARK = "*"  # before an errors count whose errors are all EAGAIN/EINPROGRESS/EINTR
 
 
 def columns(grouping: Grouping) -> tuple[Column, ...]:
@@ -92,10 +109,9 @@ class Row:
 def format_value(column: str, value: object) -> str:
     if column in ("count", "errors"):
         # Counts are exact: shown in full up to ten million, then in k/M.
-        n = int(value)  # type: ignore[call-overload]
-        return f"{n:,}" if n < 10_000_000 else format_count(n)
+        return format_exact_count(int(value))  # type: ignore[call-overload]
     if column == "rate":
-        return format_count(float(value))  # type: ignore[arg-type]
+        return "-" if value is None else format_rate(float(value))  # type: ignore[arg-type]
     if column in ("err_pct", "time_pct"):
         return f"{value:.1f}"
     if column.endswith("_ns"):
@@ -103,9 +119,21 @@ def format_value(column: str, value: object) -> str:
     return str(value)
 
 
-def _group_key(grouping: str, key: StatKey, name: str) -> tuple[object, ...]:
+def _errors_cell(errors: int, expected: int) -> str:
+    """The errors count; marked when every error was an expected code (EAGAIN...)."""
+    text = format_exact_count(errors)
+    if not errors or expected < errors:
+        return text
+    # The mark goes before the number, so digits stay aligned on the right; a count too
+    # long for the column with it is shortened rather than losing the mark.
+    return EXPECTED_MARK + (text if len(text) < 9 else format_count(errors))
+
+
+def _group_key(grouping: str, key: StatKey, name: str, comm: str = "") -> tuple[object, ...]:
     if grouping == "syscall":
         return (name,)
+    if grouping == "comm":
+        return (comm,)
     if grouping == "process":
         return (key.pid,)
     if grouping == "thread":
@@ -117,6 +145,8 @@ def _identity(grouping: str, key: StatKey, name: str, snapshot: Snapshot) -> dic
     comm = _comm(snapshot, key.pid)
     if grouping == "syscall":
         return {"name": name, "nr": key.nr}
+    if grouping == "comm":
+        return {"comm": comm, "procs": 0}
     if grouping == "process":
         return {"pid": key.pid, "comm": comm, "container": _container(snapshot, key.pid)}
     if grouping == "thread":
@@ -129,7 +159,13 @@ def _comm(snapshot: Snapshot, pid: int) -> str:
     """The process's name as shown (control characters escaped): `comm=` filters match
     what the user sees and can type."""
     info = snapshot.processes.get(pid)
-    return sanitize(info.comm) if info else "?"
+    return _shown_comm(info.comm) if info else "?"
+
+
+@lru_cache(maxsize=4096)
+def _shown_comm(comm: str) -> str:
+    # Asked for every changed entry of every snapshot: a few hundred distinct names.
+    return sanitize(comm)
 
 
 def _container(snapshot: Snapshot, pid: int) -> str:
@@ -142,13 +178,15 @@ class _Aggregate(Mapping[str, object]):
     the row's values; rate and %time are read from the builder when asked, and quantiles are
     computed on first use after a change, so a render touches nothing that did not change."""
 
-    __slots__ = ("_cells", "_quantiles", "builder", "count", "errors", "grouping", "hist",
-                 "identity", "max_ns", "min_ns", "row", "total_ns")
+    __slots__ = ("_cells", "_quantiles", "builder", "count", "errors", "expected", "grouping",
+                 "hist", "identity", "max_ns", "min_ns", "pids", "row", "total_ns")
 
     def __init__(self, builder: RowBuilder, grouping: Grouping, gkey: tuple[object, ...],
                  identity: dict[str, object]) -> None:
         self.builder, self.grouping, self.identity = builder, grouping, identity
         self.count = self.errors = self.total_ns = self.min_ns = self.max_ns = 0
+        self.expected = 0  # errors seen as events with an expected code (EAGAIN...)
+        self.pids: set[int] | None = set() if "procs" in identity else None
         self.hist: dict[int, int] = {}
         self._quantiles: dict[str, int] = {}
         self._cells: dict[str, str] = {}
@@ -165,6 +203,16 @@ class _Aggregate(Mapping[str, object]):
         for bucket, n in delta.hist:
             hist[bucket] = hist.get(bucket, 0) + n
         self._quantiles, self._cells = {}, {}
+
+    def add_expected(self, n: int) -> None:
+        self.expected += n
+        self._cells = {}
+
+    def add_pid(self, pid: int) -> None:
+        pids = self.pids
+        if pids is not None and pid not in pids:
+            pids.add(pid)
+            self.set_identity("procs", len(pids))
 
     def set_identity(self, key: str, value: object) -> None:
         self.identity[key] = value
@@ -183,11 +231,14 @@ class _Aggregate(Mapping[str, object]):
             return self.total_ns // self.count if self.count else 0
         if key == "err_pct":
             return 100.0 * self.errors / self.count if self.count else 0.0
+        if key == "unexpected":
+            # Events arrive a tick before or after their counts: never below zero.
+            return max(self.errors - self.expected, 0)
         if key == "time_pct":
             grand = self.builder.grand_total
             return 100.0 * self.total_ns / grand if grand else 0.0
-        if key == "rate":
-            return self.builder.rate_of(self.grouping, self.row.key)
+        if key == "rate":  # 0 for filters and sorting once the targets are gone
+            return self.builder.rate_of(self.grouping, self.row.key) or 0.0
         if key in _QUANTILES:
             value = self._quantiles.get(key)
             if value is None:
@@ -199,16 +250,19 @@ class _Aggregate(Mapping[str, object]):
     def __iter__(self) -> Iterator[str]:
         yield from self.identity
         yield from (m.key for m in METRICS)
+        yield "unexpected"
 
     def __len__(self) -> int:
-        return len(self.identity) + len(METRICS)
+        return len(self.identity) + len(METRICS) + 1
 
     def cells(self) -> dict[str, str]:
         """Formatted cells; all but rate and %time are kept until the row changes."""
         if not self._cells:
             self._cells = {c.key: format_value(c.key, self[c.key])
                            for c in columns(self.grouping) if c.key not in ("rate", "time_pct")}
-        return {**self._cells, "rate": format_value("rate", self["rate"]),
+            self._cells["errors"] = _errors_cell(self.errors, self.expected)
+        rate = self.builder.rate_of(self.grouping, self.row.key)
+        return {**self._cells, "rate": format_value("rate", rate),
                 "time_pct": format_value("time_pct", self["time_pct"])}
 
 
@@ -216,46 +270,80 @@ class RowBuilder:
     """The live table's rows for every grouping, kept up to date incrementally: each
     snapshot's interval (the entries that changed) is added to the rows it belongs to, so a
     snapshot costs what changed. A new filter, a reset, or a snapshot that does not follow
-    the last one makes the groupings stale; each is rebuilt from the totals when shown."""
+    the last one makes the groupings stale; each is rebuilt from the totals when shown.
+
+    Rates: the snapshots of the last RATE_WINDOW_S stay in a window; their interval counts
+    are summed per row as they enter and taken off as they leave, so a rate is the calls of
+    a few seconds over the time they span. Expected errors (EAGAIN...) are counted from every
+    snapshot's events, per entry, and credited to a row once the entry has counts."""
 
     def __init__(self) -> None:
         self.filter: Filter | None = None
         self.grand_total = 0  # total time of every entry, filtered or not (for %time)
         self.total_calls = 0  # every entry's calls, filtered or not (for the header)
-        self.total_rate = 0.0
         self._names: dict[tuple[StatKey, str], str] = {}
         self._aggs: dict[str, dict[tuple[object, ...], _Aggregate]] = {
             g.key: {} for g in GROUPINGS}
         self._stale: set[str] = set()  # groupings to rebuild when next shown
         self.shown = GROUPINGS[0].key  # the grouping on screen
-        self._rates: dict[str, dict[str, float]] = {}
         self._seq: int | None = None
         self._epoch = 0
         self._snapshot: Snapshot | None = None
+        # The snapshots rates are counted over, each with its calls per row of the grouping
+        # rates are kept for (the one shown; another is counted again when asked for).
+        self._window: deque[tuple[Snapshot, int, dict[str, int]]] = deque()
+        self._window_calls = 0  # every entry's calls in the window, filtered or not
+        self._window_rows: dict[str, int] = {}  # calls per row in the window
+        self._rate_grouping = GROUPINGS[0].key
+        self._rates_live = True  # False once the targets are gone: no rates shown
+        self._expected: dict[StatKey, int] = {}  # this epoch's expected errors per entry
+        self._credited: dict[str, dict[StatKey, int]] = {g.key: {} for g in GROUPINGS}
+        self._events_seen: tuple[int, int] | None = None  # (epoch, seq) counted last
+        self._comm_of: dict[int, str] = {}  # pid -> the name its calls count under (by command)
 
     def set_filter(self, flt: Filter | None) -> None:
-        """A new filter: every grouping is rebuilt when next shown."""
+        """A new filter: every grouping is rebuilt when next shown, the rates now."""
         if flt != self.filter:
             self.filter = flt
             self._stale = {g.key for g in GROUPINGS}
+            self._recount_window(self._rate_grouping)
+
+    def skip(self, snapshot: Snapshot) -> None:
+        """A snapshot not shown (the tables are paused): only its events are counted, as
+        they are not in the later snapshots' totals."""
+        self._count_events(snapshot)
 
     def feed(self, snapshot: Snapshot) -> None:
+        self._count_events(snapshot)
         follows = self._seq is not None and snapshot.seq == self._seq + 1 \
             and snapshot.epoch == self._epoch
+        self._check_comms(snapshot)
         if follows:
             self._count_totals(snapshot.interval)
             # Only the grouping on screen grows with each snapshot; the others go stale and
             # are rebuilt from the totals if they are shown again.
             self._stale |= {g.key for g in GROUPINGS if g.key != self.shown}
             self._add(snapshot, snapshot.interval,
-                      [g for g in GROUPINGS if g.key not in self._stale])
+                      [g for g in GROUPINGS if g.key not in self._stale],
+                      expected_keys=expected_error_counts(snapshot.events).keys())
         else:
             self.grand_total = self.total_calls = 0
             self._count_totals(snapshot.stats)
             self._stale = {g.key for g in GROUPINGS}
-        self._count_rates(snapshot)
+        self._count_rates(snapshot, follows)
         self._refresh_comms(snapshot)
         self._seq, self._epoch, self._snapshot = snapshot.seq, snapshot.epoch, snapshot
+
+    def _count_events(self, snapshot: Snapshot) -> None:
+        """Add the snapshot's expected errors (once per snapshot, paused or not)."""
+        seen = self._events_seen
+        if seen is not None and seen[0] == snapshot.epoch and snapshot.seq <= seen[1]:
+            return  # already counted (a paused view catching up feeds the newest again)
+        if seen is None or seen[0] != snapshot.epoch:
+            self._expected = {}  # a reset, or another stretch of a saved session
+        for key, n in expected_error_counts(snapshot.events).items():
+            self._expected[key] = self._expected.get(key, 0) + n
+        self._events_seen = (snapshot.epoch, snapshot.seq)
 
     def _count_totals(self, entries: Mapping[StatKey, SyscallStats]) -> None:
         for stats in entries.values():
@@ -265,46 +353,136 @@ class RowBuilder:
     def _rebuild(self, grouping: Grouping) -> None:
         """One grouping from the last snapshot's totals (after a filter change, a reset...)."""
         self._aggs[grouping.key] = {}
+        self._credited[grouping.key] = {}
+        if grouping.key == "comm":
+            self._comm_of = {}
         self._stale.discard(grouping.key)
         if self._snapshot is not None:
             self._add(self._snapshot, self._snapshot.stats, [grouping])
 
     def _add(self, snapshot: Snapshot, entries: Mapping[StatKey, SyscallStats],
-             groupings: list[Grouping]) -> None:
+             groupings: list[Grouping], expected_keys: Iterable[StatKey] = ()) -> None:
+        """Add entries' counts to their rows; `expected_keys`: entries with new expected
+        errors but no new counts, credited if their rows exist."""
         if not groupings:
             return
         for key, stats in entries.items():
-            name = self._selected_name(snapshot, key)
-            if name is None:
-                continue
-            for g in groupings:
-                aggs = self._aggs[g.key]
-                gkey = _group_key(g.key, key, name)
-                agg = aggs.get(gkey)
-                if agg is None:
-                    identity = _identity(g.key, key, name, snapshot)
-                    agg = aggs[gkey] = _Aggregate(self, g, gkey, identity)
-                agg.add(stats)
+            self._add_entry(snapshot, key, stats, groupings)
+        for key in expected_keys:
+            if key not in entries and key in snapshot.stats:
+                self._add_entry(snapshot, key, None, groupings)
 
-    def _count_rates(self, snapshot: Snapshot) -> None:
-        interval_s = snapshot.interval_s or 1.0
-        self._rates = {g.key: {} for g in GROUPINGS}
-        self.total_rate = sum(d.count for d in snapshot.interval.values()) / interval_s
+    def _add_entry(self, snapshot: Snapshot, key: StatKey, stats: SyscallStats | None,
+                   groupings: list[Grouping]) -> None:
+        name = self._selected_name(snapshot, key)
+        if name is None:
+            return
+        comm = _comm(snapshot, key.pid) if any(g.key == "comm" for g in groupings) else ""
+        expected = self._expected.get(key, 0)
+        for g in groupings:
+            aggs = self._aggs[g.key]
+            gkey = _group_key(g.key, key, name, comm)
+            agg = aggs.get(gkey)
+            if agg is None:
+                if stats is None:
+                    continue
+                identity = _identity(g.key, key, name, snapshot)
+                agg = aggs[gkey] = _Aggregate(self, g, gkey, identity)
+            if stats is not None:
+                agg.add(stats)
+            if agg.pids is not None:
+                agg.add_pid(key.pid)
+                self._comm_of[key.pid] = comm
+            credited = self._credited[g.key]
+            if expected != credited.get(key, 0):
+                agg.add_expected(expected - credited.get(key, 0))
+                credited[key] = expected
+
+    def _check_comms(self, snapshot: Snapshot) -> None:
+        """By command, a process's calls count under its current name: when one that is
+        counted changes name (exec), that grouping is rebuilt when next shown."""
+        for event in snapshot.proc_events:
+            counted = self._comm_of.get(event.pid)
+            if counted is not None and counted != _comm(snapshot, event.pid):
+                self._stale.add("comm")
+                return
+
+    def _count_rates(self, snapshot: Snapshot, follows: bool) -> None:
+        self._rates_live = snapshot.state not in _GONE
+        if not follows:  # a reset, a saved stretch, a paused view catching up: start over
+            self._window.clear()
+            self._window_rows, self._window_calls = {}, 0
+        self._add_to_window(snapshot)
+        while len(self._window) > 1 and self._window_s() > RATE_WINDOW_S + 1e-9:
+            _, calls, rows = self._window.popleft()
+            self._window_calls -= calls
+            self._count_rows(rows, -1)
+
+    def _window_s(self) -> float:
+        return sum(s.interval_s for s, _, _ in self._window)
+
+    def _add_to_window(self, snapshot: Snapshot) -> None:
+        calls = sum(d.count for d in snapshot.interval.values())
+        rows = self._rows_of(snapshot, self._rate_grouping)
+        self._window.append((snapshot, calls, rows))
+        self._window_calls += calls
+        self._count_rows(rows, 1)
+
+    def _recount_window(self, grouping: str) -> None:
+        """Count the window's rows again: another grouping shown, or another filter."""
+        snapshots = [s for s, _, _ in self._window]
+        self._rate_grouping = grouping
+        self._window.clear()
+        self._window_rows, self._window_calls = {}, 0
+        for snapshot in snapshots:
+            self._add_to_window(snapshot)
+
+    def _count_rows(self, rows: dict[str, int], sign: int) -> None:
+        window = self._window_rows
+        for row_key, n in rows.items():
+            calls = window.get(row_key, 0) + sign * n
+            if calls:
+                window[row_key] = calls
+            else:
+                del window[row_key]
+
+    def _rows_of(self, snapshot: Snapshot, grouping: str) -> dict[str, int]:
+        """A snapshot's interval calls per row of a grouping (the filter's entries only)."""
+        rows: dict[str, int] = {}
         for key, delta in snapshot.interval.items():
-            name = self._selected_name(snapshot, key)
+            name = self._selected_name(snapshot, key) if delta.count else None
             if name is None:
                 continue
-            for g in GROUPINGS:
-                rates = self._rates[g.key]
-                row_key = "\x1f".join(map(str, _group_key(g.key, key, name)))
-                rates[row_key] = rates.get(row_key, 0.0) + delta.count / interval_s
+            comm = _comm(snapshot, key.pid) if grouping == "comm" else ""
+            row_key = "\x1f".join(map(str, _group_key(grouping, key, name, comm)))
+            rows[row_key] = rows.get(row_key, 0) + delta.count
+        return rows
+
+    @property
+    def total_rate(self) -> float | None:
+        """Every entry's calls per second over the window; None once the targets are gone."""
+        return self._per_second(self._window_calls)
+
+    def rate_of(self, grouping: Grouping, row_key: str) -> float | None:
+        """A row's calls per second over the window; None once the targets are gone."""
+        if grouping.key != self._rate_grouping:
+            self._recount_window(grouping.key)
+        return self._per_second(self._window_rows.get(row_key, 0))
+
+    def _per_second(self, calls: int) -> float | None:
+        if not self._rates_live:
+            return None
+        span = self._window_s()
+        return calls / span if span > 0 else 0.0
 
     def _refresh_comms(self, snapshot: Snapshot) -> None:
         """A process's comm changes at exec: update the rows of processes that changed."""
         changed = {e.pid for e in snapshot.proc_events}
         if not changed:
             return
-        for g in GROUPINGS[1:]:
+        for g in GROUPINGS:
+            if "pid" not in grouping_columns(g):
+                continue
             for agg in self._aggs[g.key].values():
                 pid = agg.identity["pid"]
                 if pid in changed:
@@ -312,9 +490,6 @@ class RowBuilder:
                     if "container" in agg.identity:
                         agg.set_identity("container",
                                          _container(snapshot, pid))  # type: ignore[arg-type]
-
-    def rate_of(self, grouping: Grouping, row_key: str) -> float:
-        return self._rates.get(grouping.key, {}).get(row_key, 0.0)
 
     def _selected_name(self, snapshot: Snapshot, key: StatKey) -> str | None:
         """The entry's syscall name, or None when the filter's key terms leave it out."""

@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tracing.display_text import sanitize
 from tracing.model import Snapshot
@@ -32,7 +32,9 @@ from tracing.samples import (
     next_scope,
     top_functions,
 )
+from tracing.units import format_id
 from tui.actions import bindings_for
+from tui.footer import KeyFooter
 from tui.rows import Column, Row
 from tui.screens import DrillDown, SortKeys, ThrottledRedraw
 from tui.session import SessionView
@@ -49,15 +51,30 @@ _SCOPE_COLUMNS = {"all": (), "process": (_PID, _COMM), "thread": (_PID, _TID, _C
 FUNCTION_WIDTHS = (20, 36, 60)  # narrowest, before the screen is measured, widest
 
 
-def function_columns(scope: str, width: int = 0) -> tuple[Column, ...]:
+# At 80 columns these go first, in this order, so function names stay readable.
+_DROPPABLE = ("total_pct", "self_pct", "module", "comm")
+READABLE_FUNCTION = 30
+
+
+def function_columns(scope: str, width: int = 0, sort: str = "") -> tuple[Column, ...]:
     """The columns for a table `width` cells wide: function names (C++ ones run long) get
-    what the others leave."""
-    others = (*_SCOPE_COLUMNS[scope], *_METRICS)
+    what the others leave. Where that is too little, the percentages, then the module and
+    the comm make room (never the sort column)."""
+    others = [*_SCOPE_COLUMNS[scope], *_METRICS]
     narrowest, unmeasured, widest = FUNCTION_WIDTHS
-    room = width - sum(max(len(c.label) + 2, c.width) + GAP for c in others) - GAP - 1
-    function = min(max(room, narrowest), widest) if width else unmeasured
-    return (*_SCOPE_COLUMNS[scope], Column("function", "function", False, function),
-            *others[len(_SCOPE_COLUMNS[scope]):])
+    if not width:
+        function = unmeasured
+    else:
+        def room() -> int:
+            return width - sum(max(len(c.label) + 2, c.width) + GAP for c in others) - GAP - 1
+        for key in _DROPPABLE:
+            if room() >= READABLE_FUNCTION:
+                break
+            others = [c for c in others if c.key != key or c.key == sort]
+        function = min(max(room(), narrowest), widest)
+    scope_columns = [c for c in others if c in _SCOPE_COLUMNS[scope]]
+    return (*scope_columns, Column("function", "function", False, function),
+            *others[len(scope_columns):])
 
 
 def pct(part: int, whole: int) -> float:
@@ -75,7 +92,8 @@ def function_rows(functions: Sequence[FunctionCount], total: int, sort: str,
             "self_pct": pct(f.self_count, total), "total": f.total_count,
             "total_pct": pct(f.total_count, total), "module": f.module.rsplit("/", 1)[-1]}
         cells = {k: f"{v:.1f}" if k.endswith("_pct") else (
-            f"{v:,}" if isinstance(v, int) else str(v)) for k, v in values.items()}
+            format_id(v) if k in ("pid", "tid") else f"{v:,}" if isinstance(v, int) else str(v))
+            for k, v in values.items()}
         key = "\x1f".join([*map(str, f.scope), f.function])
         rows.append(Row(key, values, cells))
     rows.sort(key=lambda r: r.values["function"])  # ties stay by name, whichever the order
@@ -120,7 +138,7 @@ class SamplesScreen(ThrottledRedraw, SortKeys, DrillDown):
     def compose(self) -> ComposeResult:
         yield Static(id="samples-title")
         yield KeyedTable(id="functions")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._set_columns()
@@ -131,7 +149,8 @@ class SamplesScreen(ThrottledRedraw, SortKeys, DrillDown):
 
     def _set_columns(self) -> None:
         table = self.query_one(KeyedTable)
-        table.set_columns(function_columns(self.scope, self.size.width))
+        table.set_columns(
+            function_columns(self.scope, self.size.width, self.sort_column))
         table.set_sort(self.sort_column, self.sort_reverse)
         self._version = -1
 
@@ -162,8 +181,7 @@ class SamplesScreen(ThrottledRedraw, SortKeys, DrillDown):
 
     def _set_sort(self, column: str, reverse: bool) -> None:
         self.sort_column, self.sort_reverse = column, reverse
-        self.query_one(KeyedTable).set_sort(column, reverse)
-        self._version = -1
+        self._set_columns()  # a column left out at 80 columns comes back when sorted on
         self.redraw_from_session()
 
     def _step_sort(self, step: int) -> None:
@@ -219,7 +237,7 @@ class NeighboursScreen(ThrottledRedraw, DrillDown):
             with Vertical():
                 yield Static("calls", classes="section")
                 yield KeyedTable(id="callees")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         for name, columns in _NAME_COLUMNS.items():
@@ -334,7 +352,7 @@ class FlameScreen(ThrottledRedraw, DrillDown):
         yield Static(id="flame-title")
         yield Icicle(id="icicle")
         yield Static(id="flame-selected")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(Icicle).focus()

@@ -22,6 +22,8 @@ from tui.app import SikteApp
 from tui.samples import SamplesScreen
 from tui.table import KeyedTable
 
+from ..tui.conftest import until
+
 pytestmark = pytest.mark.ebpf
 
 SIKTE = [sys.executable, "-m", "cli.main"]
@@ -108,13 +110,13 @@ async def test_samples_survive_export_and_open(burned, which):
                                             whole(open_session(burned["db"]))))
     app = SikteApp(source=StoredSource(session))
     async with app.run_test(size=(160, 48)) as pilot:
-        for _ in range(60):
-            if app.screen.query(KeyedTable) and app.screen.query_one(KeyedTable).row_count:
-                break
-            await pilot.pause(0.05)
+        await until(pilot, lambda: app.screen.query(KeyedTable)
+                    and app.screen.query_one(KeyedTable).row_count)
         await pilot.press("s")
-        await pilot.pause(0.1)
-        screen = app.screen
+        screen = await until(pilot, lambda: isinstance(app.screen, SamplesScreen)
+                             and f"{expected:,} samples" in str(
+                                 app.screen.query_one("#samples-title").render())
+                             and app.screen.query_one(KeyedTable).row_count and app.screen)
         assert isinstance(screen, SamplesScreen)
         table = screen.query_one(KeyedTable)
         first = table.rows[0].values
