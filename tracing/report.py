@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from syscall_tables import syscall_name
 from tracing.connections import Connection, summarize
 from tracing.display_text import sanitize
-from tracing.model import Snapshot, StatKey, SyscallStats, merge_stats
+from tracing.model import Drops, Snapshot, StatKey, SyscallStats, merge_stats
 from tracing.units import format_duration
 
 
@@ -117,6 +117,26 @@ def format_summary(snapshot: Snapshot, per_process: bool = False) -> str:
             "state changes"
         )
     return "\n\n".join(parts)
+
+
+# What each Drops field counts, as the header names it (stacks_missing is not a loss: such a
+# sample is still counted, as "[missing user stack]").
+DROP_CAUSES = (
+    ("events", "syscall events"),  # no room in the ring buffer: counts stay exact
+    ("stats_full", "syscalls uncounted"),  # the stats map was full
+    ("proc_events", "process events"),
+    ("inflight", "syscalls untimed"),
+    ("stack_collisions", "sample stacks"),  # stack map collision or full
+    ("samples_lost", "samples"),  # the sample map was full
+    ("tcp_events", "TCP events"),
+)
+
+
+def drop_parts(drops: Drops) -> list[str]:
+    """Each loss that happened, by cause, never added together: a lost stack and a lost
+    syscall event are different things ("1,204 syscall events", "3 sample stacks")."""
+    return [f"{getattr(drops, field):,} {label}" for field, label in DROP_CAUSES
+            if getattr(drops, field)]
 
 
 def format_connections(connections: Sequence[Connection]) -> str:

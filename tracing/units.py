@@ -45,3 +45,31 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f}{unit}" if unit == "B" or n >= 100 else f"{n:.1f}{unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+def format_exact_count(n: int) -> str:
+    """A count as the tables show it: exact with separators up to ten million, then k/M."""
+    return f"{n:,}" if n < 10_000_000 else format_count(n)
+
+
+def format_elapsed(seconds: float) -> str:
+    """A run's length: 0.4s, 12.3s under a minute (a short run is not 00:00), then 01:05,
+    then 1:02:03."""
+    seconds = max(0.0, seconds)
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f}s"
+    whole = max(int(seconds), 60)  # 59.96 s is past "59.9s": never back to 00:59
+    h, rest = divmod(whole, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def format_rate(per_s: float) -> str:
+    """Calls per second: 0, 0.5, 2.0, 812, 12.3k. A call made every few seconds is not 0."""
+    if per_s == 0:
+        return "0"
+    return f"{per_s:.1f}" if per_s < 10 else format_count(per_s)
+
+
+def format_id(n: int) -> str:
+    """A PID or TID: digits only, as `pid=` takes it (never 22,028)."""
+    return str(int(n))
