@@ -9,9 +9,14 @@ which testing `pid` on a row grouped across processes could not express.
 The connections view speaks the same language over TCP connections, with its own fields
 (`parse_connection_filter`): the splitting, quotes, `!`, value checks and messages are shared.
 
-`parse_filter` runs on every keystroke, so it compiles each term once into a predicate and
-reports the first bad term as a `FilterError` (never anything else) with its position.
-See docs/filters.md for the user's view.
+The TUI parses at each key and applies the filter once typing pauses, and a person may
+paste anything: a filter is at most
+MAX_FILTER_CHARS long (checked before any other work, so a pasted megabyte costs nothing),
+a regex at most MAX_REGEX_CHARS, and parsing is one pass over the text. Each term compiles
+once into a predicate, and terms already parsed are reused while the person types on
+(typing at the end re-parses only the last term). The first bad term is reported as a
+`FilterError` (never anything else) with its position. See docs/filters.md for the user's
+view.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import ipaddress
 import operator
 import re
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -41,7 +47,16 @@ from tracing.connections import (
 from tracing.display_text import sanitize
 from tracing.units import parse_duration_ns
 
-ERRORS_ONLY = "errors>0"  # what the TUI's `e` key applies
+# What the TUI's `e` key applies: errors other than the expected EAGAIN, EINPROGRESS and
+# EINTR (tracing/expected_errors.py), which `errors` still counts, as strace does.
+ERRORS_ONLY = "unexpected>0"
+
+# A filter is typed by a person: 1,000 characters hold dozens of terms. The bound keeps every
+# parse (and the message about it) small whatever is pasted: a 33,000-character paste once
+# froze the view for 100 s, parsed again at each of its keystrokes.
+MAX_FILTER_CHARS = 1_000
+# re compiles in time and memory that grow with the pattern (and recurses on nesting).
+MAX_REGEX_CHARS = 256
 
 HELP_TEXT = """\
 Filter: terms separated by spaces, all must match; empty shows everything.
@@ -54,7 +69,8 @@ Filter: terms separated by spaces, all must match; empty shows everything.
 Name, nr, pid, tid and comm pick the traced entries before rows are grouped;
 the other fields test each grouped row. By syscall, `pid=42 errors>0` shows
 the syscalls of pid 42 that failed at least once.
-  e errors only (errors>0)  Escape clears  bad text keeps the last filter"""
+  unexpected>0   errors but EAGAIN, EINPROGRESS, EINTR (normal by design)
+  e errors only (unexpected>0)  Escape clears  bad text keeps last filter"""
 
 # Canonical field -> (kind, key). The key is the matches_key() argument for key fields and
 # the metrics mapping key for metric fields; `calls` is an alias of `count`.
@@ -67,6 +83,7 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "count": ("count", "count"),
     "calls": ("count", "count"),
     "errors": ("count", "errors"),
+    "unexpected": ("count", "unexpected"),
     "err%": ("percent", "err_pct"),
     "rate": ("count", "rate"),
     "total": ("duration", "total_ns"),
@@ -77,7 +94,8 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "max": ("duration", "max_ns"),
 }
 _KEY_KINDS = frozenset({"name", "comm", "int"})
-_FIELD_LIST = "name, pid, tid, comm, nr, count, errors, err%, rate, total, avg, p50, p95, p99, max"
+_FIELD_LIST = ("name, pid, tid, comm, nr, count, errors, unexpected, err%, rate, total, avg, "
+               "p50, p95, p99, max")
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
@@ -177,8 +195,8 @@ def parse_filter(text: str) -> Filter:
     """Parse the filter text; raises FilterError naming the first bad term and its position."""
     key_terms: list[Term] = []
     metric_terms: list[Term] = []
-    for start, chars in _split_terms(text):
-        term = _parse_term(start, chars)
+    for start, raw, chars in _split_terms(text):
+        term = _TERMS.get(("syscall", start, raw), functools.partial(_parse_term, start, chars))
         is_key = term.field == "word" or _FIELDS[term.field][0] in _KEY_KINDS
         (key_terms if is_key else metric_terms).append(term)
     return Filter(text, tuple(key_terms), tuple(metric_terms))
@@ -189,9 +207,18 @@ def parse_filter(text: str) -> Filter:
 _Chars = list[tuple[str, bool]]
 
 
-def _split_terms(text: str) -> list[tuple[int, _Chars]]:
-    """Split at unquoted whitespace, removing quotes; each term comes with its start index."""
-    terms: list[tuple[int, _Chars]] = []
+def check_length(text: str) -> None:
+    """Refuse a filter longer than MAX_FILTER_CHARS before looking at it any further."""
+    if len(text) > MAX_FILTER_CHARS:
+        raise FilterError(f"the filter is {len(text):,} characters long; the limit is "
+                          f"{MAX_FILTER_CHARS:,}: shorten it (Esc clears it)", 0)
+
+
+def _split_terms(text: str) -> list[tuple[int, str, _Chars]]:
+    """Split at unquoted whitespace, removing quotes; each term comes with its start index
+    and its text as typed (quotes included: the key of the parsed-term cache)."""
+    check_length(text)
+    terms: list[tuple[int, str, _Chars]] = []
     i, n = 0, len(text)
     while i < n:
         if text[i].isspace():
@@ -209,8 +236,33 @@ def _split_terms(text: str) -> list[tuple[int, _Chars]]:
             else:
                 chars.append((ch, False))
                 i += 1
-        terms.append((start, chars))
+        terms.append((start, text[start:i], chars))
     return terms
+
+
+class _TermCache:
+    """Parsed terms by (language, start, text as typed), the newest few hundred: while a
+    person types at the end of a filter, the terms before the cursor parse once. A term's
+    start is in the key because its messages and position name it."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._terms: OrderedDict[tuple[str, int, str], Term] = OrderedDict()
+
+    def get(self, key: tuple[str, int, str], parse: Callable[[], Term]) -> Term:
+        term = self._terms.get(key)
+        if term is None:
+            term = parse()  # a FilterError propagates, and nothing is kept
+            self._terms[key] = term
+            if len(self._terms) > self._size:
+                self._terms.popitem(last=False)
+        else:
+            self._terms.move_to_end(key)
+        return term
+
+
+# Up to MAX_FILTER_CHARS / 2 terms in a filter: the cache holds a whole one and more.
+_TERMS = _TermCache(1024)
 
 
 class _Parts(NamedTuple):
@@ -317,7 +369,7 @@ def _example(name: str, op: str) -> str:
     examples = {
         "name": "name=read", "comm": "comm=nginx", "pid": "pid=42", "tid": "tid=42",
         "nr": "nr=0", "count": "count>100", "calls": "calls>100", "errors": "errors>0",
-        "err%": "err%>5", "rate": "rate>1000",
+        "unexpected": "unexpected>0", "err%": "err%>5", "rate": "rate>1000",
     }  # fmt: skip
     if op == "~":
         return f"{name}~^read" if name == "name" else f"{name}~^py"
@@ -330,7 +382,7 @@ def _text_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any
     ignore_case = name == "name"
     if op == "~":
         pattern = _compile_regex(value, re.IGNORECASE if ignore_case else 0, name, start)
-        return lambda v: pattern.search(v) is not None
+        return _searcher(pattern)
     wanted = value.lower() if ignore_case else value
     equal = op == "="
     if ignore_case:
@@ -339,6 +391,9 @@ def _text_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any
 
 
 def _compile_regex(value: str, flags: int, name: str, start: int) -> re.Pattern[str]:
+    if len(value) > MAX_REGEX_CHARS:
+        raise FilterError(f"regex for {name} at {start} is {len(value):,} characters long; "
+                          f"the limit is {MAX_REGEX_CHARS}: shorten it", start)
     try:
         with warnings.catch_warnings():
             # re warns (FutureWarning) about some patterns, e.g. "[[": a warning printed on
@@ -352,6 +407,17 @@ def _compile_regex(value: str, flags: int, name: str, start: int) -> re.Pattern[
     except (OverflowError, RecursionError) as exc:
         reason = str(exc)
     raise FilterError(f"invalid regex '{_shown(value)}' for {name} at {start}: {reason}", start)
+
+
+def _searcher(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    """pattern.search, remembered per text: a table asks about the same few names and
+    addresses at every redraw, and a pattern that backtracks hard then costs once per name."""
+
+    @functools.lru_cache(maxsize=512)
+    def found(text: str) -> bool:
+        return pattern.search(text) is not None
+
+    return found
 
 
 def _int_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any], bool]:
@@ -526,12 +592,17 @@ class ConnectionFilter:
 def parse_connection_filter(text: str) -> ConnectionFilter:
     """Parse a connections-view filter; raises FilterError naming the first bad term and its
     position, like parse_filter."""
-    terms = []
-    for start, chars in _split_terms(text):
-        negated, name, op, value = _term_parts(start, chars)
-        terms.append(_conn_word_term(value, negated, start) if name is None
-                     else _conn_field_term(name, op, value, negated, start))
+    terms = [_TERMS.get(("connection", start, raw), functools.partial(_parse_conn_term, start,
+                                                                     chars))
+             for start, raw, chars in _split_terms(text)]
     return ConnectionFilter(text, tuple(terms))
+
+
+def _parse_conn_term(start: int, chars: _Chars) -> Term:
+    negated, name, op, value = _term_parts(start, chars)
+    if name is None:
+        return _conn_word_term(value, negated, start)
+    return _conn_field_term(name, op, value, negated, start)
 
 
 def _conn_word_term(word: str, negated: bool, start: int) -> Term:
@@ -574,7 +645,7 @@ def _port_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any
 def _addr_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any], bool]:
     if op == "~":
         pattern = _compile_regex(value, re.IGNORECASE, name, start)
-        return lambda v: pattern.search(v) is not None
+        return _searcher(pattern)
     try:
         # A network (10.0.0.0/8) holds its addresses; an address equals itself however it
         # is written (::1 is 0:0::1).
@@ -598,7 +669,8 @@ def _container_predicate(name: str, op: str, value: str, start: int) -> Callable
     # Values are (name, id): the name exactly, or the id by a prefix as `docker ps` shows.
     if op == "~":
         pattern = _compile_regex(value, 0, name, start)
-        return lambda v: any(pattern.search(t) is not None for t in v if t)
+        found = _searcher(pattern)
+        return lambda v: any(found(t) for t in v if t)
     prefix = value.lower()
     return lambda v: v[0] == value or (bool(v[1]) and v[1].startswith(prefix))
 
@@ -606,7 +678,7 @@ def _container_predicate(name: str, op: str, value: str, start: int) -> Callable
 def _state_predicate(name: str, op: str, value: str, start: int) -> Callable[[Any], bool]:
     if op == "~":
         pattern = _compile_regex(value, re.IGNORECASE, name, start)
-        return lambda v: pattern.search(v) is not None
+        return _searcher(pattern)
     wanted = value.upper().replace("-", "_")  # ss writes TIME-WAIT
     if wanted not in TCP_STATE_NAMES:
         raise FilterError(f"unknown state '{_shown(value)}' for {name} at {start}: use "

@@ -18,7 +18,7 @@ from tracing.filters import FilterError, parse_connection_filter, parse_filter
     ("pid=\x1b]0;X\x07", "bad number '\\x1b]0;X\\x07' for pid at 0: use a whole number, e.g. "
                          "pid=42"),
     ("\u202ecomm=1", "unknown field '\\u202ecomm' at 0: use name, pid, tid, comm, nr, count, "
-                     "errors, err%, rate, total, avg, p50, p95, p99, max"),
+                     "errors, unexpected, err%, rate, total, avg, p50, p95, p99, max"),
     ("p99>\n1ms", "'>' needs a duration at 0: e.g. p99>1ms"),  # a newline separates terms
 ])
 def test_messages_show_typed_text_escaped(text: str, message: str) -> None:
@@ -34,11 +34,18 @@ def test_connection_filter_messages_too() -> None:
     assert caught.value.message.startswith("bad port '\\x1b[2J' for port at 0")
 
 
-def test_a_pasted_megabyte_makes_a_short_message() -> None:
+def test_a_pasted_line_of_escapes_makes_a_short_message() -> None:
     with pytest.raises(FilterError) as caught:
-        parse_filter("p99>" + "\x1b" * 1_000_000)
+        parse_filter("p99>" + "\x1b" * 990)
     assert caught.value.message.startswith("bad duration '" + "\\x1b" * 5 + "…' for p99")
     assert len(caught.value.message) < 120
+
+
+def test_a_pasted_megabyte_is_refused_by_its_length() -> None:
+    with pytest.raises(FilterError) as caught:
+        parse_filter("p99>" + "\x1b" * 1_000_000)
+    assert caught.value.message == ("the filter is 1,000,004 characters long; the limit is "
+                                    "1,000: shorten it (Esc clears it)")
 
 
 def test_regex_warnings_are_not_printed() -> None:

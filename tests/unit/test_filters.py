@@ -12,7 +12,8 @@ import pytest
 
 from tracing.filters import ERRORS_ONLY, HELP_TEXT, Filter, FilterError, Term, parse_filter
 
-FIELDS = "name, pid, tid, comm, nr, count, errors, err%, rate, total, avg, p50, p95, p99, max"
+FIELDS = ("name, pid, tid, comm, nr, count, errors, unexpected, err%, rate, total, avg, p50, "
+          "p95, p99, max")
 
 # One traced entry and one grouped row that the tables below test against.
 ENTRY = {"name": "read", "nr": 0, "pid": 42, "tid": 43, "comm": "nginx"}
@@ -361,12 +362,12 @@ def test_terms_describe_what_was_typed() -> None:
     assert f.metric_terms[1] == Term("p99", ">", "1ms", False, 29, "p99_ns", test=bool)
 
 
-def test_errors_only_is_a_metric_filter_on_errors() -> None:
+def test_errors_only_is_a_metric_filter_on_unexpected_errors() -> None:
     f = parse_filter(ERRORS_ONLY)
-    assert ERRORS_ONLY == "errors>0"
+    assert ERRORS_ONLY == "unexpected>0"  # errors other than EAGAIN, EINPROGRESS, EINTR
     assert f.has_metric_terms and not f.has_key_terms
-    assert f.matches_row({"errors": 1})
-    assert not f.matches_row({"errors": 0})
+    assert f.matches_row({"errors": 3, "unexpected": 1})
+    assert not f.matches_row({"errors": 3, "unexpected": 0})
 
 
 def test_filters_compare_by_text() -> None:
