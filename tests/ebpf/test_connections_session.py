@@ -119,17 +119,41 @@ def test_connections_survive_export_and_open(recorded, which):
     expected_rows(frame, recorded["ports"])
 
 
+def select_row(table: KeyedTable, key: str) -> None:
+    """Put the cursor on the row `key`: which row comes first depends on timing (connect and
+    accept4 take about as long), and `c` opens the connections of the cursor's row."""
+    table.move_cursor(next(i for i, row in enumerate(table.rows) if row.key == key))
+    assert table.cursor_key == key
+
+
+def shown_results(screen: ConnectionsScreen) -> list[str]:
+    return [str(row.cells["result"]) for row in screen.query_one(KeyedTable).rows]
+
+
 @pytest.mark.parametrize("which", ["db", "out"])
 async def test_open_shows_the_connections_view(recorded, which):
     app = SikteApp(source=StoredSource(open_session(recorded[which])))
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, lambda: app.screen.query(KeyedTable)
-                    and app.screen.query_one(KeyedTable).row_count > 0)
+        def row_keys() -> list[str]:
+            return [row.key for row in app.screen.query_one(KeyedTable).rows]
+
+        await until(pilot, lambda: {"connect", "accept4"} <= set(row_keys()), seen=row_keys)
+        select_row(app.screen.query_one(KeyedTable), "connect")
         await pilot.press("c")
-        await until(pilot, lambda: isinstance(app.screen, ConnectionsScreen))
-        screen = app.screen
-        await until(pilot, lambda: screen.query_one(KeyedTable).row_count == 4 * N + 1)
-        results = [row.cells["result"] for row in screen.query_one(KeyedTable).rows]
+        screen = await until(pilot, lambda: isinstance(app.screen, ConnectionsScreen)
+                             and app.screen)
+        assert isinstance(screen, ConnectionsScreen)
+        # A connect row: the outbound connections, N per family and the refused one.
+        await until(pilot, lambda: len(shown_results(screen)) == 2 * N + 1,
+                    seen=lambda: shown_results(screen))
+        results = shown_results(screen)
+        assert sum(r.startswith("refused") for r in results) == 1, results
+        assert sum(r == "ok" for r in results) == 2 * N, results
+        # `a`: every connection, the accepted ones too.
+        await pilot.press("a")
+        await until(pilot, lambda: len(shown_results(screen)) == 4 * N + 1,
+                    seen=lambda: shown_results(screen))
+        results = shown_results(screen)
         assert sum(r.startswith("refused") for r in results) == 1, results
         assert sum(r == "ok" for r in results) == 4 * N, results
         assert "1 failed" in str(screen.query_one("#connections-title").render())

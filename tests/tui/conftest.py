@@ -86,10 +86,25 @@ def picker_app(processes: list[ProcessEntry]) -> SikteApp:
     return SikteApp(lister=lambda: list(processes), clock=lambda: NOW)
 
 
-async def until(pilot: Pilot, condition: Callable[[], object], timeout: float = 5.0) -> None:
-    """Wait until condition() holds (the screens render at most 4 times a second)."""
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
+UNTIL_TIMEOUT_S = 10.0  # generous: a loaded 2-core machine runs the whole suite at once
+
+
+async def until(pilot: Pilot, condition: Callable[[], object],
+                timeout: float = UNTIL_TIMEOUT_S, *,
+                seen: Callable[[], object] | None = None) -> object:
+    """Wait until condition() holds, for at most `timeout` seconds (monotonic), and return
+    what it returned. The screens render at most 4 times a second, so it looks every 50 ms.
+
+    On time out the assertion says what was last seen: `seen()` when given (say, the rows'
+    names, where the condition compares them), else the condition's own value, and the
+    screen shown."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            last = seen() if seen is not None else value
+            raise AssertionError(f"timed out after {timeout:g} s waiting for the UI; last "
+                                 f"seen: {last!r} on {type(pilot.app.screen).__name__}")
         await pilot.pause(0.05)
-    assert condition(), "timed out waiting for the UI"

@@ -88,7 +88,7 @@ async def loaded(pilot: Pilot) -> LiveScreen:
     screen = pilot.app.screen
     await until(pilot, lambda: screen.session.samples.total > 0
                 and len(screen.session.connections) == 8)
-    await pilot.pause(0.3)  # a render tick: the table shows the last snapshot
+    await until(pilot, lambda: screen._pending is None)  # a tick applied the last snapshot
     return screen  # type: ignore[return-value]
 
 
