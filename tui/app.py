@@ -13,6 +13,7 @@ from pathlib import Path
 
 from textual import work
 from textual.app import App
+from textual.driver import Driver
 from textual.events import Resize
 
 from tracing.display_text import sanitize
@@ -33,6 +34,7 @@ from tui.picker import PickerScreen
 from tui.session import SessionView
 from tui.session_dialogs import ConfirmNewTrace, ExportBeforeLeaving, ExportDialog
 from tui.sessions import SessionsScreen
+from tui.terminal_driver import TerminalDriver
 
 MIN_SIZE = (80, 24)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -42,6 +44,9 @@ class SikteApp(App[int]):
     CSS_PATH = "sikte.tcss"
     TITLE = "sikte-tui"
     COMMANDS = App.COMMANDS | {ActionsProvider}
+
+    def get_driver_class(self) -> type[Driver]:
+        return TerminalDriver  # Linux only, as the tracer is
 
     def __init__(self, source: SnapshotSource | None = None,
                  lister: Callable[[], list[ProcessEntry]] = list_processes,
@@ -241,6 +246,9 @@ class SikteApp(App[int]):
                 return  # its signals stay its own
 
     def _stop_signal(self, sig: signal.Signals) -> None:
+        driver = self._driver
+        if sig == signal.SIGHUP and isinstance(driver, TerminalDriver):
+            driver.terminal_gone()  # the terminal is gone: quitting must not wait on it
         self._stop_and_exit(128 + sig, command="stop")
 
     # -- terminal size ----------------------------------------------------------------------

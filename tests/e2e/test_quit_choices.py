@@ -97,3 +97,35 @@ def test_leave_keeps_the_whole_tree_running(clean, term):
     assert all(str(pid) in left.split() for pid in alive)
     # They keep their terminal: nothing in the launched session got a hangup.
     assert all(Path(f"/proc/{pid}/fd/1").exists() for pid in alive)
+
+
+def sikte_pids(db: Path) -> list[int]:
+    """The sikte-tui processes writing this test's journal."""
+    return [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+            if str(db).encode() in _cmdline(pid) and b"sikte-tui" in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_closing_the_terminal_stops_the_trace_and_keeps_the_session(clean, term, tmp_path):
+    """The window closes under a running trace (SIGHUP, and every write to the terminal
+    fails): sikte-tui still stops the launched tree, closes its journal and exits, instead of
+    hanging on the dead terminal."""
+    from tracing.stored import open_session
+
+    session, _ = term()
+    db = tmp_path / "s.sikte.db"
+    session.wait_for(lambda s: "tracing" in s and "execve" in s)
+    wait_until(lambda: len(sleepers()) == 3, "sh and both sleeps")
+    assert sikte_pids(db)
+    session.close()  # tmux kills the pane's processes' terminal
+    wait_until(lambda: not sikte_pids(db), "sikte-tui to exit", seen=lambda: sikte_pids(db))
+    wait_until(lambda: not sleepers(), "no sleep 1001/1002 or sh left", seen=sleepers)
+    meta = open_session(db).meta
+    # Closed, with the launched command's end: stopped by SIGTERM.
+    assert meta["closed_wall_time"] and (meta["state"], meta["exit_signal"]) == ("exited", 15)
