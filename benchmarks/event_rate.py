@@ -15,7 +15,7 @@ from benchmarks.common import BenchContext, BenchResult, Check, Section, fmt_int
 from benchmarks.inprocess import trace_command
 
 if TYPE_CHECKING:
-    from tracing.model import Snapshot
+    from tracing.model.stats import Snapshot
 
 TARGET_EVENTS_PER_S = 250_000
 RATES = (100_000, 200_000, 250_000, 300_000, 400_000, 500_000, 750_000, 1_000_000, 0)  # 0: unpaced
@@ -46,7 +46,7 @@ class RateRun:
 
 def one_rate(ctx: BenchContext, paced: int, seconds: float,
              also: Callable[[Snapshot], None] | None = None) -> RateRun:
-    from tracing.bpf_engine import EventSelection
+    from tracing.engine.program import EventSelection
 
     calls = int(paced * seconds) if paced else UNPACED_CALLS // (3 if ctx.quick else 1)
     argv = [str(ctx.program("syscalls")), str(calls), *([str(paced)] if paced else [])]

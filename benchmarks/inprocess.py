@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tracing.bpf_engine import EventSelection
-    from tracing.model import Snapshot
+    from tracing.engine.program import EventSelection
+    from tracing.model.stats import Snapshot
 
 TRACE_TIMEOUT_S = 300
 
@@ -36,7 +36,7 @@ def trace_command(argv: list[str], events: EventSelection, scratch: Path,
                   also: Callable[[Snapshot], None] | None = None) -> TraceOutcome:
     """Trace `argv` to its end; raises whatever the tracer raised. `also` sees every
     snapshot too (a journal, to measure what it costs the drain)."""
-    from tracing.tracer import TraceConfig, Tracer
+    from tracing.engine.tracer import TraceConfig, Tracer
 
     outcome = TraceOutcome()
     out_path = scratch / "traced.stdout"

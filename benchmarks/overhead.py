@@ -190,7 +190,7 @@ def _read_until(stream: int, marker: bytes, timeout_s: float) -> tuple[bool, byt
 @functools.cache
 def _bcc_environment() -> Mapping[str, str]:
     """Our environment plus the kernel headers sikte-tui found, which bcc tools need too."""
-    from tracing import kheaders
+    from tracing.engine import kheaders
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     kheaders.prepare_bcc_environment(kheaders.find_kernel_headers(), environ=env)

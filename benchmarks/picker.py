@@ -59,7 +59,7 @@ def _json_args(rng: random.Random, size: int) -> str:
 
 def fake_processes(n: int = N_PROCESSES, chars: int = CMDLINE_CHARS, seed: int = 13) -> list:
     """`n` processes with command lines of about `chars` characters, as the lister gives."""
-    from tracing.proclist import ProcessEntry
+    from tracing.system.proclist import ProcessEntry
 
     rng = random.Random(seed)
     now = time.time()
@@ -100,7 +100,7 @@ def _emit(record: dict[str, Any]) -> None:
 def _fresh_copies(entries: list) -> Callable[[], list]:
     """A lister that, like the real one, gives new objects on every call, with new CPU and
     RSS figures for one process in ten (busy ones; most of a server's processes sleep)."""
-    from tracing.proclist import ProcessEntry
+    from tracing.system.proclist import ProcessEntry
 
     calls = [0]
 

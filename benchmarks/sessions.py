@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import BenchContext, BenchResult, Check, Section, fmt_int
-from tracing.model import (
+from tracing.model.stats import (
     EVENT_DTYPE,
     Drops,
     ProcessInfo,
@@ -74,7 +74,7 @@ def _snapshots(seconds: float, rate: int) -> list[Snapshot]:
 
 def _journal_rate(scratch: Path, seconds: float) -> tuple[float, float]:
     """(trace seconds written per wall second, events/s written)."""
-    from tracing.journal import Journal
+    from tracing.session.journal import Journal
 
     snapshots = _snapshots(seconds, RATE)
     journal = Journal(scratch / f"bench-{time.monotonic_ns()}.sikte.db", {"targets": ["b"]})
@@ -89,9 +89,9 @@ def _journal_rate(scratch: Path, seconds: float) -> tuple[float, float]:
 
 def _export(scratch: Path, events: int) -> tuple[float, float, Path]:
     """(seconds to export, Parquet bytes per event) for a journal of `events` events."""
-    from tracing.export import export_parquet
-    from tracing.journal import Journal
-    from tracing.stored import open_session
+    from tracing.session.export import export_parquet
+    from tracing.session.journal import Journal
+    from tracing.session.stored import open_session
 
     seconds = events / RATE
     path = scratch / f"export-{time.monotonic_ns()}.sikte.db"
@@ -109,7 +109,7 @@ def _export(scratch: Path, events: int) -> tuple[float, float, Path]:
 def _drain_with_journal(ctx: BenchContext, paced: int) -> list[tuple[str, ...]]:
     """Every syscall as an event at `paced`/s, traced without and with a journal."""
     from benchmarks.event_rate import one_rate
-    from tracing.journal import Journal
+    from tracing.session.journal import Journal
 
     rows = []
     for label in ("no journal", "journal"):

@@ -38,7 +38,7 @@ class CostRun:
 
 
 def one_run(ctx: BenchContext, calls: int) -> CostRun:
-    from tracing.bpf_engine import EventSelection
+    from tracing.engine.program import EventSelection
 
     program = ctx.program("syscalls")
     outcome = trace_command([str(program), str(calls)], EventSelection(failed=False),

@@ -1,7 +1,7 @@
 // sikte-tui on-CPU stack sampling and function probes, compiled after syscalls.bpf.c into the
 // same object: is_target(), record_stat() and the stats map are that file's.
 //
-// Compiled by bcc with -D options from tracing/bpf_engine.py:
+// Compiled by bcc with -D options from tracing/engine/program.py:
 //   STACK_ENTRIES    stacks the stack-trace map holds (user and kernel together)
 //   SAMPLE_ENTRIES   (pid, tid, user stack, kernel stack) counts the sample map holds
 //   PROBE_NR_BASE    pseudo syscall number of function probe 0 (probe i counts as base + i)
@@ -158,7 +158,7 @@ static __always_inline int probe_return(u32 probe)
     int probe_entry_##i(struct pt_regs *ctx) { return probe_enter(i); }                        \
     int probe_return_##i(struct pt_regs *ctx) { return probe_return(i); }
 
-// MAX_PROBES pairs (tracing/probes.py): each attached probe uses its own pair.
+// MAX_PROBES pairs (tracing/model/probes.py): each attached probe uses its own pair.
 PROBE_PAIR(0) PROBE_PAIR(1) PROBE_PAIR(2) PROBE_PAIR(3)
 PROBE_PAIR(4) PROBE_PAIR(5) PROBE_PAIR(6) PROBE_PAIR(7)
 PROBE_PAIR(8) PROBE_PAIR(9) PROBE_PAIR(10) PROBE_PAIR(11)

@@ -1,7 +1,7 @@
 // sikte-tui syscall tracer: exact per-(pid, tid, syscall) aggregates in maps, selected
 // individual events through a ring buffer, process lifecycle events through another.
 //
-// Compiled by bcc with -D options from tracing/bpf_engine.py:
+// Compiled by bcc with -D options from tracing/engine/program.py:
 //   PID_WORDS         words in the target bitmap (pid_max / 64, rounded up)
 //   FOLLOW            1: children of traced processes become targets at fork
 //   EV_ALL, EV_FAILED 1: send every event / every failed syscall

@@ -20,7 +20,7 @@
 //   TCP_SOCKETS        connections remembered at once (LRU: the oldest idle one goes first)
 //   TCP_LISTENERS      listening sockets remembered at once (LRU)
 //
-// tcp_config[0] holds offsetof(struct sock, sk_err), written by tracing/tcp_monitor.py from
+// tcp_config[0] holds offsetof(struct sock, sk_err), written by tracing/net/tcp_monitor.py from
 // the running kernel's BTF: the kernel headers bcc compiles against may be another version's,
 // with another struct layout, so offsetof() here could read the wrong field. 0: unknown.
 #include <net/tcp_states.h>
@@ -74,7 +74,7 @@ struct tcp_listener {
     u64 sk; // the listening socket, so only its own close forgets it
 };
 
-// Mirrored by _TcpEventC in tracing/tcp_monitor.py: keep the two in step.
+// Mirrored by _TcpEventC in tracing/net/tcp_monitor.py: keep the two in step.
 struct tcp_event {
     u64 ts;
     u64 sk;          // the socket's address: the connection's id while it lives

@@ -13,8 +13,8 @@ import sys
 import textwrap
 from dataclasses import asdict
 
-from tracing.display_text import sanitize
-from tracing.doctor import Check, can_trace, run_checks
+from tracing.boundary.display_text import sanitize
+from tracing.engine.doctor import Check, can_trace, run_checks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

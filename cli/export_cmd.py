@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from cli.folded import add_folded_argument, check_folded, write_folded
-from tracing.display_text import sanitize
+from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
 
 
@@ -28,8 +28,8 @@ def _progress(fraction: float, what: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracing.export import check_output, export_parquet
-    from tracing.stored import open_session
+    from tracing.session.export import check_output, export_parquet
+    from tracing.session.stored import open_session
 
     if args.output is None and args.folded is None:
         raise UserError("say what to write: sikte-tui export SESSION --output DIR and/or "
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sikte-tui: {len(session.events):,} events, {len(session.aggregates):,} "
               f"syscall rows written to {sanitize(str(out))}", file=sys.stderr)
     if args.folded is not None:
-        from tracing.stored_window import whole, window_samples
+        from tracing.session.window import whole, window_samples
 
         write_folded(args.folded, window_samples(session, whole(session)),
                      int(session.meta.get("sample_hz") or 0))

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from tracing.display_text import sanitize
+from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
 
 
@@ -21,7 +21,7 @@ def check_folded(path: Path | None) -> None:
     """A --folded file that cannot be written fails before the work, not after."""
     if path is None:
         return
-    from tracing.userfiles import check_new_file
+    from tracing.boundary.userfiles import check_new_file
 
     try:
         check_new_file(path)
@@ -34,9 +34,9 @@ def check_folded(path: Path | None) -> None:
 
 def write_folded(path: Path, samples: Iterable, sample_hz: int) -> None:
     """The samples (StackSample) as folded stacks, made the invoking user's way
-    (tracing.userfiles: theirs, 0600, no link followed); on stderr, where they went."""
-    from tracing.samples import folded_text, total_samples
-    from tracing.userfiles import write_file
+    (tracing.boundary.userfiles: theirs, 0600, no link followed); on stderr, where they went."""
+    from tracing.boundary.userfiles import write_file
+    from tracing.model.samples import folded_text, total_samples
 
     samples = tuple(samples)
     try:

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import sys
 
-from tracing.display_text import sanitize
+from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
 
 
@@ -26,9 +26,9 @@ def run(args: argparse.Namespace) -> int:
         trace_options,
         validate_targets,
     )
-    from tracing.privileges import require_tracing_privileges
+    from tracing.engine.tracer import TraceConfig
     from tracing.sources import LiveSource
-    from tracing.tracer import TraceConfig
+    from tracing.system.privileges import require_tracing_privileges
     from tui.app import SikteApp
 
     if args.ebpf:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         require_tracing_privileges()
         source = LiveSource(config, journal_options(args), session_meta(config))
     elif defaults.uprobes:  # for traces started from the picker: bad probes fail now
-        from tracing.bpf_engine import check_probes
+        from tracing.engine.program import check_probes
 
         check_probes(defaults.uprobes)
     # A key crosses threads (input reader, event loop) while the tracer thread works: hand

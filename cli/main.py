@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 
-from tracing.display_text import sanitize
+from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
 
 # name -> (module, one-line help)

@@ -16,8 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tracing.session.stored import open_session
     from tracing.sources import StoredSource
-    from tracing.stored import open_session
     from tui.app import SikteApp
 
     source = StoredSource(open_session(args.session)) if args.session else None

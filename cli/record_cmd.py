@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from cli.folded import add_folded_argument, check_folded, write_folded
-from tracing.display_text import sanitize
+from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
-from tracing.units import parse_duration_ns
+from tracing.model.units import parse_duration_ns
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,8 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def journal_options(args: argparse.Namespace):  # -> JournalOptions
-    from tracing.journal import JournalOptions
-    from tracing.retention import sessions_cap
+    from tracing.session.journal import JournalOptions
+    from tracing.session.retention import sessions_cap
 
     return JournalOptions(db_path=args.db_path, enabled=not args.no_journal,
                           sessions_cap=sessions_cap(args.sessions_cap))
@@ -75,7 +75,7 @@ def journal_options(args: argparse.Namespace):  # -> JournalOptions
 
 def session_meta(config, argv: list[str] | None = None) -> dict[str, object]:
     """What the journal records of how the trace was asked for."""
-    from tracing.probes import probe_names
+    from tracing.model.probes import probe_names
 
     events = config.events
     return {
@@ -93,7 +93,7 @@ def session_meta(config, argv: list[str] | None = None) -> dict[str, object]:
 
 
 def event_selection(args: argparse.Namespace):  # -> EventSelection
-    from tracing.bpf_engine import EventSelection
+    from tracing.engine.program import EventSelection
 
     try:
         slow = parse_duration_ns(args.slow) if args.slow else 0
@@ -131,7 +131,7 @@ def command_of(args: argparse.Namespace) -> tuple[str, ...]:
 
 def validate_targets(config) -> None:
     """Bad targets fail first, before privileges are checked or anything is loaded."""
-    from tracing.targets import check_pid, resolve_command
+    from tracing.system.targets import check_pid, resolve_command
 
     if not config.pids and not config.command:
         raise UserError("nothing to trace: give --pid PID or -- COMMAND")
@@ -140,7 +140,7 @@ def validate_targets(config) -> None:
     if config.command:
         resolve_command(config.command)
     if config.uprobes:
-        from tracing.bpf_engine import check_probes
+        from tracing.engine.program import check_probes
 
         check_probes(config.uprobes)
 
@@ -158,7 +158,7 @@ def print_program(args: argparse.Namespace) -> int:
     import platform
 
     from syscall_tables import canonical_arch
-    from tracing.bpf_engine import EngineOptions, build_cflags, program_text
+    from tracing.engine.program import EngineOptions, build_cflags, program_text
 
     options = EngineOptions(follow=not args.no_follow, events=event_selection(args),
                             **engine_options(args))  # type: ignore[arg-type]
@@ -169,7 +169,7 @@ def print_program(args: argparse.Namespace) -> int:
 
 def check_output(args: argparse.Namespace) -> None:
     """A bad --output fails before tracing, not after."""
-    from tracing.export import check_output as check_export_output
+    from tracing.session.export import check_output as check_export_output
 
     if args.output is not None:
         check_export_output(args.output, args.force)
@@ -178,7 +178,7 @@ def check_output(args: argparse.Namespace) -> None:
 def save_session(journal, args: argparse.Namespace) -> None:
     """Say where the session is kept, and export it when asked (on stderr: stdout is the
     summary's)."""
-    from tracing.export import export_parquet
+    from tracing.session.export import export_parquet
 
     if journal.on_disk:
         print(f"sikte-tui: session saved in {sanitize(str(journal.path))}", file=sys.stderr)
@@ -236,13 +236,13 @@ def print_summary(text: str, journal) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.ebpf:
         return print_program(args)
-    from tracing.connections import ConnectionSet
-    from tracing.journal import start_journal
-    from tracing.privileges import require_tracing_privileges
+    from tracing.engine.tracer import TraceConfig
+    from tracing.model.connections import ConnectionSet
+    from tracing.model.report import format_connections, format_summary, summary_json
+    from tracing.model.samples import SampleSet
     from tracing.record import record
-    from tracing.report import format_connections, format_summary, summary_json
-    from tracing.samples import SampleSet
-    from tracing.tracer import TraceConfig
+    from tracing.session.journal import start_journal
+    from tracing.system.privileges import require_tracing_privileges
 
     duration_s = parse_duration_s(args.duration)
     config = TraceConfig(

@@ -24,7 +24,7 @@ def ebpf_unavailable_reason() -> str | None:
         return "bcc is not importable (install python3-bpfcc)"
     if not hasattr(bcc, "BPF"):
         return "the imported 'bcc' is not BPF's (pip uninstall bcc; use python3-bpfcc)"
-    from tracing import tracefs
+    from tracing.engine import tracefs
 
     root = tracefs.ensure_mounted()  # as the engine does: a fresh boot may not have it
     if root is None or not (root / "events" / "raw_syscalls").is_dir():
@@ -55,7 +55,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 @pytest.fixture
 def make_journal():
     """A journal file written from recorded snapshots, as a trace would write it."""
-    from tracing.journal import Journal
+    from tracing.session.journal import Journal
 
     def make(path, snapshots):
         journal = Journal(path, {"targets": list(snapshots[-1].targets)})

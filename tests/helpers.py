@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from tracing.model import EVENT_DTYPE, Snapshot
+from tracing.model.stats import EVENT_DTYPE, Snapshot
 
 
 def wait_until(condition: Callable[[], object], what: str = "the condition",

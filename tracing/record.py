@@ -4,7 +4,7 @@ A launched command is ours: when recording stops early its whole tree gets the s
 too (as with `timeout`), then SIGKILL after a short grace, so stopping ends within 2 s even
 for a command that ignores the signal. Attached PIDs are left running.
 
-The command runs on a terminal of its own (tracing/terminal_relay.py): what it writes there
+The command runs on a terminal of its own (tracing/system/terminal_relay.py): what it writes there
 is relayed to our terminal, and when our stdin is the terminal in the foreground, it is put
 in raw mode and each key is forwarded (Ctrl+C reaches the command as SIGINT through its own
 terminal, as under ssh or script).
@@ -19,17 +19,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
+from tracing.engine.tracer import TraceConfig, Tracer
 from tracing.errors import UserError
-from tracing.model import Snapshot
-from tracing.reaper import GRACE_S
-from tracing.terminal_relay import (
+from tracing.model.stats import Snapshot
+from tracing.system.reaper import GRACE_S
+from tracing.system.terminal_relay import (
     CommandTerminal,
     is_foreground,
     is_terminal,
     raw_mode,
     write_all,
 )
-from tracing.tracer import TraceConfig, Tracer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 OUTPUT_GRACE_S = 0.5  # the last output of the command, before the summary

@@ -14,15 +14,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
+from tracing.engine.tracer import TraceConfig, Tracer
 from tracing.errors import UserError
-from tracing.journal import Journal, JournalOptions, start_journal
-from tracing.model import Snapshot
-from tracing.reaper import GRACE_S, session_members
-from tracing.snapshots import rebase
-from tracing.stored import StoredSession
-from tracing.stored_window import Window, whole, window_snapshot
-from tracing.terminal_relay import CommandTerminal
-from tracing.tracer import TraceConfig, Tracer
+from tracing.model.snapshots import rebase
+from tracing.model.stats import Snapshot
+from tracing.session.journal import Journal, JournalOptions, start_journal
+from tracing.session.stored import StoredSession
+from tracing.session.window import Window, whole, window_snapshot
+from tracing.system.reaper import GRACE_S, session_members
+from tracing.system.terminal_relay import CommandTerminal
 
 SnapshotCallback = Callable[[Snapshot], None]
 OutputCallback = Callable[[str], None]

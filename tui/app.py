@@ -16,16 +16,16 @@ from textual.app import App
 from textual.driver import Driver
 from textual.events import Resize
 
-from tracing.display_text import sanitize
+from tracing.boundary.display_text import sanitize
+from tracing.boundary.userfiles import sessions_dir
+from tracing.engine.tracer import TraceConfig
 from tracing.errors import UserError
-from tracing.journal import JournalOptions
-from tracing.privileges import missing_privileges
-from tracing.proclist import ProcessEntry, list_processes
-from tracing.session_list import cut_short_notice
+from tracing.session.catalogue import cut_short_notice
+from tracing.session.journal import JournalOptions
+from tracing.session.stored import open_session
 from tracing.sources import LiveSource, SnapshotSource, StoredSource, describe_failure
-from tracing.stored import open_session
-from tracing.tracer import TraceConfig
-from tracing.userfiles import sessions_dir
+from tracing.system.privileges import missing_privileges
+from tracing.system.proclist import ProcessEntry, list_processes
 from tui.actions import ActionsProvider
 from tui.detail import DetailScreen
 from tui.dialogs import ConfirmQuit, HelpScreen

@@ -1,5 +1,5 @@
 """The Connections drill-down: the traced processes' TCP connections, one per row or summed
-per remote endpoint, filtered with the connection filter language (tracing.filters).
+per remote endpoint, filtered with the connection filter language (tracing.query.filters).
 
 It reads the connections the session keeps (SessionView.connections, the newest state of
 each) and redraws when the session gets a new snapshot: open connections' durations grow
@@ -25,17 +25,17 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from tracing.connections import INBOUND, OUTBOUND, Connection, RemoteSummary, summarize
-from tracing.display_text import sanitize
-from tracing.filters import (
+from tracing.boundary.display_text import sanitize
+from tracing.model.connections import INBOUND, OUTBOUND, Connection, RemoteSummary, summarize
+from tracing.model.stats import Snapshot
+from tracing.model.units import format_duration
+from tracing.query.filters import (
     CONNECTION_HELP,
     FAILURES_ONLY,
     ConnectionFilter,
     FilterError,
     parse_connection_filter,
 )
-from tracing.model import Snapshot
-from tracing.units import format_duration
 from tui.actions import PALETTE_HELP, PALETTE_KEY, actions_for, bindings_for, key_display
 from tui.dialogs import HelpScreen
 from tui.filter_input import FILTER_DEBOUNCE_S, FilterInput
@@ -610,7 +610,7 @@ class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
 
     @on(Input.Changed, "#connections-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        # Parsed at each key (bounded: tracing.filters), drawn once typing pauses: a redraw
+        # Parsed at each key (bounded: tracing.query.filters), drawn once typing pauses: a redraw
         # visits every connection of the session.
         self._apply_filter_text(event.value, redraw=self._redraw_when_typing_pauses)
 

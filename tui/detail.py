@@ -15,9 +15,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
 from syscall_tables import errno_name
-from tracing.model import StatKey, SyscallEvent, event_objects, merge_stats
-from tracing.report import key_name
-from tracing.units import format_count, format_duration, format_exact_count
+from tracing.model.report import key_name
+from tracing.model.stats import StatKey, SyscallEvent, event_objects, merge_stats
+from tracing.model.units import format_count, format_duration, format_exact_count
 from tui.actions import bindings_for
 from tui.footer import KeyFooter
 from tui.rows import Column, Row

@@ -13,8 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, Switch
 
 from tracing.errors import UserError
-from tracing.filters import HELP_TEXT
-from tracing.targets import resolve_command
+from tracing.query.filters import HELP_TEXT
+from tracing.system.targets import resolve_command
 from tui.actions import (
     PALETTE_HELP,
     PALETTE_KEY,

@@ -15,12 +15,12 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from tracing.display_text import sanitize
+from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
-from tracing.filters import ERRORS_ONLY, Filter, FilterError, parse_filter
-from tracing.model import Snapshot, TraceState
+from tracing.model.stats import Snapshot, TraceState
+from tracing.query.filters import ERRORS_ONLY, Filter, FilterError, parse_filter
+from tracing.session.window import Window
 from tracing.sources import SnapshotSource, StoredSource
-from tracing.stored_window import Window
 from tui.actions import bindings_for
 from tui.connections import ConnectionsScreen, scope_of_row
 from tui.filter_input import FilterInput

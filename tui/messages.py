@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from tracing.model import Snapshot
+from tracing.model.stats import Snapshot
 
 
 class SnapshotReady(Message):

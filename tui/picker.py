@@ -7,7 +7,7 @@ KB), so nothing per process runs on the UI thread more than once:
 - the list is read and each process prepared (sanitized, one line, cut to COMMAND_MATCH
   characters, folded for matching) on a worker thread, and a prepared process is reused
   while its (pid, start time) and command line stay the same;
-- the fuzzy matching (tracing.fuzzy: bounded, no recursion) runs on another worker thread,
+- the fuzzy matching (tracing.query.fuzzy: bounded, no recursion) runs on another worker thread,
   one at a time, the latest query winning: a result is applied only if its query is still
   the one typed and its process list still the one shown. Typing a longer query only
   re-checks the processes that matched the shorter one; a refresh only matches the
@@ -34,12 +34,12 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
-from tracing import fuzzy
-from tracing.display_text import join_command, sanitize
+from tracing.boundary.display_text import join_command, sanitize
 from tracing.errors import UserError
-from tracing.proclist import ProcessEntry
-from tracing.targets import check_pid
-from tracing.units import format_bytes
+from tracing.model.units import format_bytes
+from tracing.query import fuzzy
+from tracing.system.proclist import ProcessEntry
+from tracing.system.targets import check_pid
 from tui.actions import bindings_for
 from tui.dialogs import RunCommand
 from tui.footer import KeyFooter

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter, itemgetter
 
-from tracing.display_text import sanitize
-from tracing.expected_errors import expected_error_counts
-from tracing.filters import Filter
-from tracing.model import Snapshot, StatKey, SyscallStats, TraceState, percentile
-from tracing.report import key_name
-from tracing.units import format_count, format_duration, format_exact_count, format_rate
+from tracing.boundary.display_text import sanitize
+from tracing.model.expected_errors import expected_error_counts
+from tracing.model.report import key_name
+from tracing.model.stats import Snapshot, StatKey, SyscallStats, TraceState, percentile
+from tracing.model.units import format_count, format_duration, format_exact_count, format_rate
+from tracing.query.filters import Filter
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The Samples drill-down: top functions of the CPU stack samples, a function's callers and
 callees, and a flame (icicle) view. They read the samples the session keeps (SessionView) and
-redraw when the session gets new ones; the analyses are tracing.samples' pure functions."""
+redraw when the session gets new ones; the analyses are tracing.model.samples' pure functions."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
-from tracing.display_text import sanitize
-from tracing.model import Snapshot
-from tracing.samples import (
+from tracing.boundary.display_text import sanitize
+from tracing.model.samples import (
     NO_CALLER,
     SELF,
     FlameNode,
@@ -32,7 +31,8 @@ from tracing.samples import (
     next_scope,
     top_functions,
 )
-from tracing.units import format_id
+from tracing.model.stats import Snapshot
+from tracing.model.units import format_id
 from tui.actions import bindings_for
 from tui.footer import KeyFooter
 from tui.rows import Column, Row
@@ -290,7 +290,7 @@ def frame_color(cell: IcicleCell) -> Color:
 
 
 class Icicle(ScrollView, can_focus=True):
-    """Draws icicle rows (tracing.samples.icicle): one line per stack depth, root on top,
+    """Draws icicle rows (tracing.model.samples.icicle): one line per stack depth, root on top,
     each frame as wide as its share of samples; the selected frame reversed."""
 
     DEFAULT_CSS = "Icicle { background: $surface; }"

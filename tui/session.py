@@ -8,9 +8,9 @@ from collections import deque
 
 import numpy as np
 
-from tracing.connections import ConnectionSet
-from tracing.model import EVENT_DTYPE, Snapshot
-from tracing.samples import SampleSet
+from tracing.model.connections import ConnectionSet
+from tracing.model.samples import SampleSet
+from tracing.model.stats import EVENT_DTYPE, Snapshot
 
 RECENT_EVENTS = 20_000
 

@@ -16,9 +16,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, Static, Switch
 
 from tracing.errors import UserError
-from tracing.stored import StoredSession
-from tracing.stored_window import Window, activity, whole
-from tracing.units import parse_duration_ns
+from tracing.model.units import parse_duration_ns
+from tracing.session.stored import StoredSession
+from tracing.session.window import Window, activity, whole
 from tui.text import data, error_line
 
 BARS = " ▁▂▃▄▅▆▇█"
@@ -230,7 +230,7 @@ class ExportDialog(ModalScreen[Path | None]):
 
     @work(thread=True, exclusive=True, group="export")
     def _export(self, path: Path, force: bool) -> None:
-        from tracing.export import export_parquet
+        from tracing.session.export import export_parquet
 
         try:
             session = self._load()

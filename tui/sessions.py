@@ -1,5 +1,5 @@
 """The saved sessions (`sikte-tui open` with no argument): newest first; Enter opens one,
-`d` deletes one after asking (through tracing/retention.py: only a sikte-tui session of the
+`d` deletes one after asking (through tracing/session/retention.py: only a sikte-tui session of the
 user, no link followed, never one another sikte-tui has open)."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Static
 
+from tracing.boundary.userfiles import invoking_user, open_dir
 from tracing.errors import UserError
-from tracing.retention import delete_session
-from tracing.session_list import SessionSummary, list_sessions
-from tracing.units import format_bytes
-from tracing.userfiles import invoking_user, open_dir
+from tracing.model.units import format_bytes
+from tracing.session.catalogue import SessionSummary, list_sessions
+from tracing.session.retention import delete_session
 from tui.actions import bindings_for
 from tui.footer import KeyFooter
 from tui.rows import Column, Row

@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tracing.display_text import sanitize
+from tracing.boundary.display_text import sanitize
 from tui.rows import Column, Row
 
 GAP = 2  # spaces between columns

@@ -3,8 +3,8 @@
 A string given to Static.update, Label, notify or a DataTable cell is parsed as Textual
 markup: a process named `[/b]x[red` would raise MarkupError there, and one named `[b]` would
 restyle the screen. So the TUI builds what it shows from outside as rich.text.Text objects
-from sanitized strings (tracing.display_text.sanitize), and writes its own emphasis as styles,
-never as markup around data.
+from sanitized strings (tracing.boundary.display_text.sanitize), and writes its own emphasis
+as styles, never as markup around data.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from rich.style import StyleType
 from rich.text import Text
 
-from tracing.display_text import sanitize
+from tracing.boundary.display_text import sanitize
 
 
 def data(value: object, style: StyleType = "", limit: int | None = None) -> Text:

@@ -7,17 +7,17 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Input, RichLog, Static, Tree
 
-from tracing.display_text import sanitize
-from tracing.model import Hist, ProcessInfo, Snapshot, bucket_bounds
-from tracing.report import drop_parts
-from tracing.sources import SnapshotSource
-from tracing.units import (
+from tracing.boundary.display_text import sanitize
+from tracing.model.report import drop_parts
+from tracing.model.stats import Hist, ProcessInfo, Snapshot, bucket_bounds
+from tracing.model.units import (
     format_count,
     format_duration,
     format_elapsed,
     format_exact_count,
     format_rate,
 )
+from tracing.sources import SnapshotSource
 from tui.messages import SourceFailed
 from tui.text import error_line
 from tui.text import line as text_line
@@ -144,7 +144,7 @@ class ProcessTreePanel(Tree[int]):
 
 class DataInput(Input):
     """An input field whose text is shown as typed, except control and format characters
-    (a paste may hold any): they become their visible escapes (tracing.display_text), and a
+    (a paste may hold any): they become their visible escapes (tracing.boundary.display_text), and a
     tab a space, so a pasted filter or command line keeps its words apart."""
 
     def validate_value(self, value: str) -> str:

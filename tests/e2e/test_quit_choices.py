@@ -116,7 +116,7 @@ def test_closing_the_terminal_stops_the_trace_and_keeps_the_session(clean, term,
     """The window closes under a running trace (SIGHUP, and every write to the terminal
     fails): sikte-tui still stops the launched tree, closes its journal and exits, instead of
     hanging on the dead terminal."""
-    from tracing.stored import open_session
+    from tracing.session.stored import open_session
 
     session, _ = term()
     db = tmp_path / "s.sikte.db"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tracing.model import Snapshot, event_objects
-from tracing.report import syscall_rows
-from tracing.tracer import TraceConfig, Tracer
+from tracing.engine.tracer import TraceConfig, Tracer
+from tracing.model.report import syscall_rows
+from tracing.model.stats import Snapshot, event_objects
 
 HERE = Path(__file__).resolve().parent
 

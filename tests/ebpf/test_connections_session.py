@@ -14,9 +14,9 @@ import duckdb
 import pandas as pd
 import pytest
 
+from tracing.session.stored import open_session
+from tracing.session.window import whole, window_connections
 from tracing.sources import StoredSource
-from tracing.stored import open_session
-from tracing.stored_window import whole, window_connections
 from tui.app import SikteApp
 from tui.connections import ConnectionsScreen
 from tui.table import KeyedTable

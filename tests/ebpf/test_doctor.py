@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from tracing.doctor import DoctorInputs, can_trace, check_tracefs, run_checks
-from tracing.kheaders import find_kernel_headers, prepare_bcc_environment
+from tracing.engine.doctor import DoctorInputs, can_trace, check_tracefs, run_checks
+from tracing.engine.kheaders import find_kernel_headers, prepare_bcc_environment
 
 pytestmark = pytest.mark.ebpf
 
@@ -147,7 +147,7 @@ def test_missing_tracefs_fails_without_mounting(tmp_path: Path) -> None:
 
 MOUNT_PROBE = """
 from pathlib import Path
-from tracing.doctor import DoctorInputs, check_tracefs
+from tracing.engine.doctor import DoctorInputs, check_tracefs
 print(check_tracefs(DoctorInputs(tracefs_roots=(Path("/sys/kernel/tracing"),))).detail)
 """
 

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from syscall_tables import syscall_number
-from tracing.bpf_engine import EventSelection
-from tracing.model import TraceState
-from tracing.tracer import TraceConfig
+from tracing.engine.program import EventSelection
+from tracing.engine.tracer import TraceConfig
+from tracing.model.stats import TraceState
 
 pytestmark = pytest.mark.ebpf
 

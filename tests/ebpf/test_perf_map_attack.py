@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tracing.samples import parse_folded
-from tracing.stored import open_session
-from tracing.stored_window import whole, window_samples
+from tracing.model.samples import parse_folded
+from tracing.session.stored import open_session
+from tracing.session.window import whole, window_samples
 
 pytestmark = pytest.mark.ebpf
 

@@ -14,10 +14,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tracing.samples import neighbours, parse_folded, top_functions, total_samples
+from tracing.model.samples import neighbours, parse_folded, top_functions, total_samples
+from tracing.session.stored import open_session
+from tracing.session.window import whole, window_samples
 from tracing.sources import StoredSource
-from tracing.stored import open_session
-from tracing.stored_window import whole, window_samples
 from tui.app import SikteApp
 from tui.samples import SamplesScreen
 from tui.table import KeyedTable

@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import with_extra_events
-from tracing.journal import Journal
-from tracing.replay import load_snapshots
+from tracing.session.journal import Journal
+from tracing.session.replay import load_snapshots
+from tracing.session.stored import open_session
+from tracing.session.window import whole, window_snapshot
 from tracing.sources import StoredSource
-from tracing.stored import open_session
-from tracing.stored_window import whole, window_snapshot
 from tui.app import SikteApp
 from tui.table import KeyedTable
 

@@ -1,6 +1,6 @@
 """A slow Docker socket on the real kernel (issue 12 item 6): a traced process in a Docker
 container's cgroup while /var/run/docker.sock (here a fake one, through
-tracing.containers.DOCKER_SOCKET) sends one byte every 0.3 s forever. Starting does not wait
+tracing.net.containers.DOCKER_SOCKET) sends one byte every 0.3 s forever. Starting does not wait
 for it, stopping (SIGTERM to `record`, the TUI's quit through LiveSource.stop) completes in
 time, and the counts are exact. With a Docker that answers, the container's name reaches the
 saved session: the journal's processes and connections, and the Parquet export.
@@ -25,15 +25,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tracing.containers import cgroup2_mount
-from tracing.export import export_parquet
-from tracing.journal import JournalOptions
-from tracing.model import Snapshot
+from tracing.engine.tracer import TraceConfig, Tracer
+from tracing.model.report import syscall_rows
+from tracing.model.stats import Snapshot
+from tracing.net.containers import cgroup2_mount
 from tracing.record import record
-from tracing.report import syscall_rows
+from tracing.session.export import export_parquet
+from tracing.session.journal import JournalOptions
+from tracing.session.stored import open_session
 from tracing.sources import LiveSource
-from tracing.stored import open_session
-from tracing.tracer import TraceConfig, Tracer
 
 from ..unit.slow_docker import FakeDockerServer, docker_item, wait_for
 
@@ -130,7 +130,7 @@ def container_cgroup() -> Iterator[tuple[Path, str]]:
 def docker_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str,
               containers: list | None = None) -> FakeDockerServer:
     server = FakeDockerServer(str(tmp_path / "docker.sock"), mode, containers)
-    monkeypatch.setattr("tracing.containers.DOCKER_SOCKET", server.path)
+    monkeypatch.setattr("tracing.net.containers.DOCKER_SOCKET", server.path)
     return server
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tracing.journal import JournalOptions
+from tracing.engine.tracer import TraceConfig, Tracer
+from tracing.session.journal import JournalOptions
 from tracing.sources import LiveSource
-from tracing.tracer import TraceConfig, Tracer
 
 pytestmark = pytest.mark.ebpf
 

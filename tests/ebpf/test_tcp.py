@@ -1,4 +1,4 @@
-"""TCP connection tracing: bpf/tcp.bpf.c on the real kernel through tracing/tcp_monitor.py.
+"""TCP connection tracing: bpf/tcp.bpf.c on the real kernel through tracing/net/tcp_monitor.py.
 
 Loopback servers on 127.0.0.1 and ::1, a traced client process that connects an exact number
 of times, and the other way round (a traced server accepting); each test checks the exact
@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 
 from syscall_tables import canonical_arch
-from tracing import tracefs
-from tracing.connections import INBOUND, OUTBOUND, TCP_STATES, Connection, ConnectionSet
-from tracing.containers import ContainerInfo, ContainerResolver, cgroup2_mount
-from tracing.filters import TCP_STATE_NAMES
+from tracing.engine import tracefs
+from tracing.model.connections import INBOUND, OUTBOUND, TCP_STATES, Connection, ConnectionSet
+from tracing.net.containers import ContainerInfo, ContainerResolver, cgroup2_mount
+from tracing.query.filters import TCP_STATE_NAMES
 
 N = 7
 
@@ -166,7 +166,7 @@ class Traced:
     """The loaded program with tcp.bpf.c and its TcpMonitor, shared by the tests."""
 
     def __init__(self) -> None:
-        from tracing.bpf_engine import EngineOptions, EventSelection, SyscallProgram
+        from tracing.engine.program import EngineOptions, EventSelection, SyscallProgram
 
         self.resolver = ContainerResolver(docker=False)
         self.program = SyscallProgram(
@@ -392,7 +392,7 @@ class FakeTable:
 
 
 def fake_monitor(btf: Path, **kwargs) -> tuple[object, dict[bytes, FakeTable]]:
-    from tracing.tcp_monitor import TcpMonitor
+    from tracing.net.tcp_monitor import TcpMonitor
 
     tables = {name: FakeTable() for name in (b"tcp_counters", b"tcp_config", b"tcp_events")}
     return TcpMonitor(tables, btf=btf, **kwargs), tables
@@ -400,7 +400,7 @@ def fake_monitor(btf: Path, **kwargs) -> tuple[object, dict[bytes, FakeTable]]:
 
 def event(sk: int, old: int, new: int, *, ts: int, sport: int = 0, dport: int = 80,
           err: int = 0, family: int = 2, direction: int = 1, cgroup_id: int = 5):
-    from tracing.tcp_monitor import _TcpEventC
+    from tracing.net.tcp_monitor import _TcpEventC
 
     e = _TcpEventC(ts=ts, sk=sk, start_ts=100, cgroup_id=cgroup_id, pid=42, tid=43, comm=b"curl",
                    oldstate=old, newstate=new, sk_err=err, family=family, sport=sport,
@@ -428,7 +428,7 @@ def btf_blob(member_offset_bits: int) -> bytes:
 
 
 def test_btf_member_offset_reads_the_struct_layout(tmp_path: Path) -> None:
-    from tracing.tcp_monitor import btf_member_offset
+    from tracing.net.tcp_monitor import btf_member_offset
 
     blob = tmp_path / "vmlinux"
     blob.write_bytes(btf_blob(284 * 8))
@@ -496,7 +496,7 @@ def test_monitor_ring_buffer_callback_and_inbound_without_a_start(tmp_path: Path
     (errno.EPROTO, False, ("failed", "EPROTO")),
 ])
 def test_close_result(err: int, established: bool, expected: tuple[str, str]) -> None:
-    from tracing.tcp_monitor import close_result
+    from tracing.net.tcp_monitor import close_result
 
     assert close_result(err, established) == expected
 
@@ -528,7 +528,7 @@ def test_monitor_sends_a_connection_again_once_its_cgroup_is_known(tmp_path: Pat
         c.conn_id, "refused", "web", "docker")
     assert monitor.take_changed() == ()
     # A cgroup that never shows up is given up after RESOLVE_RETRY_S.
-    from tracing.tcp_monitor import RESOLVE_RETRY_S
+    from tracing.net.tcp_monitor import RESOLVE_RETRY_S
 
     monitor.add_event(event(0xD, 7, 2, ts=300, cgroup_id=6))
     assert [x.cgroup_path for x in monitor.take_changed()] == [""]

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from tracing.model import Snapshot
-from tracing.proclist import ProcessEntry
-from tracing.replay import load_snapshots
+from tracing.model.stats import Snapshot
+from tracing.session.replay import load_snapshots
 from tracing.sources import ReplaySource
+from tracing.system.proclist import ProcessEntry
 from tui.app import SikteApp
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -21,8 +21,8 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
-from tracing.connections import INBOUND, OUTBOUND, Connection
-from tracing.model import ProcessInfo, Snapshot, StatKey, SyscallStats
+from tracing.model.connections import INBOUND, OUTBOUND, Connection
+from tracing.model.stats import ProcessInfo, Snapshot, StatKey, SyscallStats
 
 CURL, NGINX, PYTHON = 4242, 5151, 6161
 WEB_ID = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4"

@@ -13,18 +13,18 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
-from tracing.connections import Connection
-from tracing.model import ProcessInfo, Snapshot, StatKey, SyscallStats
-from tracing.probes import PROBE_NR_BASE
-from tracing.proclist import ProcessEntry
-from tracing.samples import StackSample
+from tracing.model.connections import Connection
+from tracing.model.probes import PROBE_NR_BASE
+from tracing.model.samples import StackSample
+from tracing.model.stats import ProcessInfo, Snapshot, StatKey, SyscallStats
+from tracing.system.proclist import ProcessEntry
 
 from .connections_fixture import with_connections
 
 ESC = "\x1b[2J\x1b]0;X\x07"  # clear the screen, retitle the terminal, bell
 MARKUP = "[/b]x[red"  # closes a tag never opened: Rich raises MarkupError
 BIDI = "\u202eexe.txt"  # right-to-left override: reads as "txt.exe"
-# What each looks like once shown (tracing.display_text.sanitize)
+# What each looks like once shown (tracing.boundary.display_text.sanitize)
 ESC_SHOWN = "\\x1b[2J\\x1b]0;X\\x07"
 BIDI_SHOWN = "\\u202eexe.txt"
 
@@ -33,7 +33,7 @@ CMDLINE = (f"/tmp/{MARKUP}", ESC, BIDI)
 CONTAINER = f"{MARKUP}{ESC}"
 FRAME = f"{MARKUP}{ESC}"
 MODULE = f"/tmp/{BIDI}"
-PROBE_NR = PROBE_NR_BASE  # the first function probe's entry (tracing.probes)
+PROBE_NR = PROBE_NR_BASE  # the first function probe's entry (tracing.model.probes)
 PROBE = f"uprobe:{MARKUP}:{ESC}"
 TITLE = f"{ESC} {MARKUP} {BIDI}"
 HOSTILE_PID = 4242  # the synthetic curl of connections_fixture, renamed

@@ -14,10 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tracing.bpf_engine import EventSelection
-from tracing.model import Snapshot
-from tracing.replay import save_snapshots
-from tracing.tracer import TraceConfig, Tracer
+from tracing.engine.program import EventSelection
+from tracing.engine.tracer import TraceConfig, Tracer
+from tracing.model.stats import Snapshot
+from tracing.session.replay import save_snapshots
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE / "data" / "session.jsonl.gz"

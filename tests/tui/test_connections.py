@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from tracing.model import Snapshot
+from tracing.model.stats import Snapshot
 from tracing.sources import ReplaySource
 from tui.app import SikteApp
 from tui.connections import (

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 from textual.pilot import Pilot
 
-from tracing.model import Snapshot
+from tracing.model.stats import Snapshot
 from tracing.sources import ReplaySource
 from tui.app import SikteApp
 from tui.connections import ConnectionsScreen

@@ -12,7 +12,7 @@ import pytest
 
 from cli.interactive_cmd import exit_lines
 from tracing.errors import UserError
-from tracing.model import Snapshot
+from tracing.model.stats import Snapshot
 from tracing.sources import FailureCallback, OutputCallback, ReplaySource, SnapshotCallback
 from tui.app import SikteApp
 from tui.live import LiveScreen

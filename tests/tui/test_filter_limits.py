@@ -15,8 +15,8 @@ from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from tracing.filters import ERRORS_ONLY, MAX_FILTER_CHARS
-from tracing.model import Snapshot
+from tracing.model.stats import Snapshot
+from tracing.query.filters import ERRORS_ONLY, MAX_FILTER_CHARS
 from tracing.sources import ReplaySource
 from tui.app import SikteApp
 from tui.connections import ConnectionsScreen

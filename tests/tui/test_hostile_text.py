@@ -1,7 +1,7 @@
 """Text from outside is shown as data on every screen (issue 12, item 4): process names,
 command lines, containers, paths, frame names and typed filters that hold terminal control
 sequences, Textual markup or a bidi override never reach the terminal as such, never crash the
-app, and show in their escaped form (tracing.display_text).
+app, and show in their escaped form (tracing.boundary.display_text).
 
 What is checked is what the terminal would receive: the text of every segment the screen's
 compositor renders (styles aside), with the hostile fixture (tests/tui/hostile_fixture.py)."""
@@ -13,8 +13,8 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from tracing.display_text import sanitize
-from tracing.model import Snapshot
+from tracing.boundary.display_text import sanitize
+from tracing.model.stats import Snapshot
 from tracing.sources import ReplaySource
 from tui.app import SikteApp
 from tui.connections import ConnectionsHelp, ConnectionsScreen

@@ -20,8 +20,8 @@ from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from tracing.model import Snapshot, StatKey, SyscallStats, merge_stats
-from tracing.report import key_name
+from tracing.model.report import key_name
+from tracing.model.stats import Snapshot, StatKey, SyscallStats, merge_stats
 from tracing.sources import ReplaySource
 from tui.app import SikteApp
 from tui.detail import DetailScreen

@@ -16,7 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static, Switch
 
 from tests.tui.conftest import NOW, VANISHED_PID
-from tracing.proclist import ProcessEntry
+from tracing.system.proclist import ProcessEntry
 from tui.app import SikteApp
 from tui.dialogs import RunCommand
 from tui.picker import COLUMNS, PickerScreen

@@ -12,8 +12,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from tests.tui.conftest import NOW
-from tracing import fuzzy
-from tracing.proclist import ProcessEntry
+from tracing.query import fuzzy
+from tracing.system.proclist import ProcessEntry
 from tui import picker
 from tui.app import SikteApp
 from tui.picker import COMMAND_MATCH, Catalog, PickerScreen, match_all

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tracing.model import Snapshot
+from tracing.model.stats import Snapshot
 from tracing.sources import ReplaySource
 from tui.app import SikteApp
 from tui.live import LiveScreen

@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 from textual.pilot import Pilot
 
-from tracing.samples import StackSample
+from tracing.model.samples import StackSample
 from tracing.sources import ReplaySource
 from tui.app import SikteApp
 from tui.samples import FlameScreen, NeighboursScreen, SamplesScreen

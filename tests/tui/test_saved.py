@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from textual.widgets import Input, Static, Switch
 
-from tracing.model import Snapshot
-from tracing.report import key_name
+from tracing.model.report import key_name
+from tracing.model.stats import Snapshot
+from tracing.session.stored import open_session
 from tracing.sources import StoredSource
-from tracing.stored import open_session
 from tui.app import SikteApp
 from tui.live import LiveScreen
 from tui.session_dialogs import ExportDialog, WindowDialog, format_offset, parse_offset

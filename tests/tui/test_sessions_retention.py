@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tracing.session.stored import open_session
 from tracing.sources import StoredSource
-from tracing.stored import open_session
 from tui.app import SikteApp
 from tui.live import LiveScreen
 from tui.sessions import ConfirmDelete, SessionsScreen
@@ -25,7 +25,7 @@ SIZES = [(80, 24), (160, 48)]
 KILLED = """
 import os, sys
 from pathlib import Path
-from tracing.journal import Journal
+from tracing.session.journal import Journal
 journal = Journal(Path(sys.argv[1]), {"targets": ["make -j2"]})
 journal.sync()
 os._exit(9)  # killed before its first tick: no close, no final metadata
@@ -96,7 +96,7 @@ async def test_d_deletes_the_selected_session_after_asking(tmp_path, snapshots, 
 
 
 async def test_a_parquet_session_is_deleted_whole(tmp_path, snapshots, make_journal):
-    from tracing.export import export_parquet
+    from tracing.session.export import export_parquet
 
     journal = make_journal(tmp_path / "j.sikte.db", snapshots)
     export = export_parquet(open_session(journal), tmp_path / "export")
@@ -153,6 +153,6 @@ async def test_opening_an_aborted_journal_by_path_says_it_was_cut_short(tmp_path
 
 @pytest.fixture(scope="module")
 def snapshots():
-    from tracing.replay import load_snapshots
+    from tracing.session.replay import load_snapshots
 
     return load_snapshots(FIXTURE)

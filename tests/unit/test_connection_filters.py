@@ -1,4 +1,4 @@
-"""The connections view's filter language (tracing.filters.parse_connection_filter): every
+"""The connections view's filter language (tracing.query.filters.parse_connection_filter): every
 field valid and invalid, negation, "either" fields, exactly."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from tracing.connections import INBOUND, OUTBOUND, Connection
-from tracing.filters import (
+from tracing.model.connections import INBOUND, OUTBOUND, Connection
+from tracing.query.filters import (
     CONNECTION_HELP,
     FAILURES_ONLY,
     ConnectionFilter,

@@ -3,7 +3,7 @@ a limit that forgets the oldest ended ones first; the per-remote summary."""
 
 from __future__ import annotations
 
-from tracing.connections import Connection, ConnectionSet, summarize
+from tracing.model.connections import Connection, ConnectionSet, summarize
 
 
 def conn(conn_id: int, *, ended: bool = True, dport: int = 443, result: str = "ok",

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tracing.containers import (
+from tracing.model.stats import ProcEvent, ProcKind
+from tracing.net.containers import (
     DOCKER_BACKOFF_S,
     BackgroundResolver,
     CgroupPaths,
@@ -27,8 +28,7 @@ from tracing.containers import (
     ContainerResolver,
     DockerClient,
 )
-from tracing.model import ProcEvent, ProcKind
-from tracing.processes import LABEL_RETRY_S, ProcessTracker
+from tracing.system.processes import LABEL_RETRY_S, ProcessTracker
 
 from .slow_docker import FakeDockerServer, docker_item, wait_for
 
@@ -118,7 +118,7 @@ def test_failures_back_off_and_a_success_resets_it(serve) -> None:
 
 def test_the_socket_path_is_read_when_the_client_is_made(serve, monkeypatch) -> None:
     server = serve("ok", containers=[docker_item(ID, "web", "nginx")])
-    monkeypatch.setattr("tracing.containers.DOCKER_SOCKET", server.path)
+    monkeypatch.setattr("tracing.net.containers.DOCKER_SOCKET", server.path)
     assert DockerClient().get(ID).name == "web"
 
 

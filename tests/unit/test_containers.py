@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tracing.containers import (
+from tracing.net.containers import (
     CgroupPaths,
     ContainerInfo,
     ContainerResolver,

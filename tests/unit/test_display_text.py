@@ -1,4 +1,4 @@
-"""tracing.display_text.sanitize: exact escaped forms, the length bound, the characters it
+"""tracing.boundary.display_text.sanitize: exact escaped forms, the length bound, the characters it
 leaves alone, and that its class of unsafe characters is every control, format, separator
 and surrogate character Python's Unicode database knows."""
 
@@ -9,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from tracing.display_text import ELLIPSIS, escape_char, join_command, sanitize
+from tracing.boundary.display_text import ELLIPSIS, escape_char, join_command, sanitize
 
 UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 

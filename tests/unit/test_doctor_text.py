@@ -4,7 +4,7 @@ fixes: printed as data, escaped, on the lines it wraps to."""
 from __future__ import annotations
 
 from cli.doctor_cmd import format_table
-from tracing.doctor import Check
+from tracing.engine.doctor import Check
 
 
 def test_details_and_fixes_are_escaped() -> None:

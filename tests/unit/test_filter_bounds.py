@@ -12,8 +12,8 @@ import contextlib
 
 import pytest
 
-from tracing import filters
-from tracing.filters import (
+from tracing.query import filters
+from tracing.query.filters import (
     MAX_FILTER_CHARS,
     MAX_REGEX_CHARS,
     FilterError,

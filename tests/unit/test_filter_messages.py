@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from tracing.filters import FilterError, parse_connection_filter, parse_filter
+from tracing.query.filters import FilterError, parse_connection_filter, parse_filter
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -1,9 +1,9 @@
-"""The picker's fuzzy matcher (tracing/fuzzy.py): exact tiers, scores, positions, ranking."""
+"""The picker's fuzzy matcher (tracing/query/fuzzy.py): exact tiers, scores, positions, ranking."""
 
 from __future__ import annotations
 
-from tracing import fuzzy
-from tracing.fuzzy import PREFIX, SCATTERED, SUBSTRING, WORD, Field, match, terms
+from tracing.query import fuzzy
+from tracing.query.fuzzy import PREFIX, SCATTERED, SUBSTRING, WORD, Field, match, terms
 
 
 def ranked(query: str, texts: list[str]) -> list[tuple[str, int, int, tuple[int, ...]]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tracing.kheaders import (
+from tracing.engine.kheaders import (
     ENV_SOURCE,
     HeaderChoice,
     default_cache_dir,

@@ -13,9 +13,9 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 
-from tracing.expected_errors import expected_error_counts
-from tracing.filters import ERRORS_ONLY, parse_filter
-from tracing.model import (
+from tracing.model.expected_errors import expected_error_counts
+from tracing.model.report import drop_parts
+from tracing.model.stats import (
     EVENT_DTYPE,
     Drops,
     ProcessInfo,
@@ -27,8 +27,8 @@ from tracing.model import (
     TraceState,
     no_events,
 )
-from tracing.report import drop_parts
-from tracing.units import format_elapsed, format_exact_count, format_id, format_rate
+from tracing.model.units import format_elapsed, format_exact_count, format_id, format_rate
+from tracing.query.filters import ERRORS_ONLY, parse_filter
 from tui.live import comm_term
 from tui.rows import GROUPINGS, RATE_WINDOW_S, Grouping, RowBuilder
 

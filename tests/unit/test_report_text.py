@@ -1,4 +1,4 @@
-"""`record`'s text output (tracing.report) shows what traced processes control as data: a
+"""`record`'s text output (tracing.model.report) shows what traced processes control as data: a
 process renamed to an escape sequence (prctl PR_SET_NAME), a probe or a remote endpoint from a
 crafted session print escaped, never as control characters; the JSON form escapes them too."""
 
@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from types import MappingProxyType
 
-from tracing.connections import OUTBOUND, Connection
-from tracing.model import Drops, ExitStatus, ProcessInfo, Snapshot, StatKey, SyscallStats
-from tracing.probes import PROBE_NR_BASE
-from tracing.report import format_connections, format_summary, summary_json
+from tracing.model.connections import OUTBOUND, Connection
+from tracing.model.probes import PROBE_NR_BASE
+from tracing.model.report import format_connections, format_summary, summary_json
+from tracing.model.stats import Drops, ExitStatus, ProcessInfo, Snapshot, StatKey, SyscallStats
 
 EVIL = "\x1b]0;PWNED\x07"
 EVIL_SHOWN = "\\x1b]0;PWNED\\x07"

@@ -16,12 +16,14 @@ import numpy as np
 import pytest
 
 from tests.helpers import with_extra_events
+from tracing.boundary.userfiles import invoking_user, open_dir
 from tracing.errors import UserError
-from tracing.export import SESSION_FILES
-from tracing.journal import Journal, JournalOptions, Limits, start_journal
-from tracing.model import Snapshot
-from tracing.replay import load_snapshots
-from tracing.retention import (
+from tracing.model.stats import Snapshot
+from tracing.session.catalogue import list_sessions
+from tracing.session.export import SESSION_FILES
+from tracing.session.journal import Journal, JournalOptions, Limits, start_journal
+from tracing.session.replay import load_snapshots
+from tracing.session.retention import (
     CAP_ENV,
     DEFAULT_SESSIONS_CAP,
     PARQUET_FILES,
@@ -33,10 +35,8 @@ from tracing.retention import (
     scan,
     sessions_cap,
 )
-from tracing.session_list import list_sessions
-from tracing.stored import open_session
-from tracing.stored_window import whole, window_snapshot
-from tracing.userfiles import invoking_user, open_dir
+from tracing.session.stored import open_session
+from tracing.session.window import whole, window_snapshot
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tui" / "data" / "session.jsonl.gz"
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,7 +240,7 @@ def test_a_new_journal_prunes_the_folder_but_never_itself(tmp_path, snapshots, m
 
 def test_a_growing_journal_prunes_older_sessions_as_it_passes_the_cap(
         tmp_path, snapshots, monkeypatch):
-    monkeypatch.setattr("tracing.journal.PRUNE_INTERVAL_S", 0.0)
+    monkeypatch.setattr("tracing.session.journal.PRUNE_INTERVAL_S", 0.0)
     fake_journal(tmp_path, "old.sikte.db", 100 * KIB, 1000)
     limits = Limits(journal_cap=10 << 20, sessions_cap=400 * KIB)
     journal = Journal(tmp_path / "now.sikte.db", {"targets": ["x"]}, limits=limits)
@@ -363,8 +363,8 @@ def test_a_full_disk_falls_back_to_a_bounded_memory(tmp_path, snapshots):
 KILLED = """
 import os, sys
 from pathlib import Path
-from tracing.journal import Journal
-from tracing.replay import load_snapshots
+from tracing.session.journal import Journal
+from tracing.session.replay import load_snapshots
 snapshots = load_snapshots(Path(sys.argv[2]))
 journal = Journal(Path(sys.argv[1]), {"targets": ["make -j2", "pid 42"]})
 for s in snapshots[:int(sys.argv[3])]:
@@ -413,7 +413,7 @@ def test_a_journal_still_recording_is_not_called_aborted(tmp_path, snapshots):
         journal.put(snapshots[0])
         assert journal.sync()
         # Listed from another process, as `sikte-tui open` would while the trace runs.
-        code = ("import sys; from pathlib import Path; from tracing.session_list import "
+        code = ("import sys; from pathlib import Path; from tracing.session.catalogue import "
                 "list_sessions; print([s.state for s in list_sessions(Path(sys.argv[1]))])")
         run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT,
                              capture_output=True, text=True, check=True, timeout=60)

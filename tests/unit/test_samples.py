@@ -9,11 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tracing.engine.symbols import Mapping, SymbolTable, UserSymbols, parse_maps
 from tracing.errors import UserError
-from tracing.export import export_parquet
-from tracing.probes import PROBE_NR_BASE, parse_probe, parse_probes, probe_names
-from tracing.replay import load_snapshots
-from tracing.samples import (
+from tracing.model.probes import PROBE_NR_BASE, parse_probe, parse_probes, probe_names
+from tracing.model.samples import (
     NO_CALLER,
     SELF,
     SampleSet,
@@ -26,9 +25,10 @@ from tracing.samples import (
     parse_folded,
     top_functions,
 )
-from tracing.stored import open_session
-from tracing.stored_window import Window, whole, window_samples
-from tracing.symbols import Mapping, SymbolTable, UserSymbols, parse_maps
+from tracing.session.export import export_parquet
+from tracing.session.replay import load_snapshots
+from tracing.session.stored import open_session
+from tracing.session.window import Window, whole, window_samples
 
 BIN = "/usr/bin/app"
 FIXTURE = Path(__file__).resolve().parents[1] / "tui" / "data" / "session.jsonl.gz"
@@ -230,7 +230,7 @@ def test_a_forked_child_gone_before_its_samples_are_named_uses_its_parents_maps(
 
 
 def test_sample_maps_grow_with_cpus_and_rate():
-    from tracing.bpf_engine import sample_map_entries
+    from tracing.engine.program import sample_map_entries
 
     assert sample_map_entries(99, cpus=2) == (8192, 8192)  # the floor
     stacks, counts = sample_map_entries(99, cpus=64)

@@ -24,14 +24,14 @@ import pytest
 
 from tests.tui.connections_fixture import with_connections
 from tracing.errors import UserError
-from tracing.export import export_parquet
-from tracing.journal import SCHEMA_VERSION
-from tracing.model import EVENT_DTYPE
-from tracing.replay import load_snapshots
-from tracing.samples import StackSample
-from tracing.session_list import list_sessions
-from tracing.stored import open_session
-from tracing.stored_window import Window, activity, whole, window_snapshot
+from tracing.model.samples import StackSample
+from tracing.model.stats import EVENT_DTYPE
+from tracing.session.catalogue import list_sessions
+from tracing.session.export import export_parquet
+from tracing.session.journal import SCHEMA_VERSION
+from tracing.session.replay import load_snapshots
+from tracing.session.stored import open_session
+from tracing.session.window import Window, activity, whole, window_snapshot
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tui" / "data" / "session.jsonl.gz"
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def _stack(*frames: str, count: int) -> StackSample:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> dict[str, Path]:
     """A real journal with every table filled, and its real Parquet export."""
-    from tracing.journal import Journal
+    from tracing.session.journal import Journal
 
     snapshots = [dataclasses.replace(s, sample_hz=99)
                  for s in with_connections(load_snapshots(FIXTURE))]
@@ -443,7 +443,7 @@ def test_the_sessions_list_marks_what_it_cannot_read(base, tmp_path):
     shutil.copytree(base["parquet"], folder / "pq")
     (folder / "pq" / "session.json").write_text("[1, 2]")
     code = ("import json, sys; from pathlib import Path; "
-            "from tracing.session_list import list_sessions; "
+            "from tracing.session.catalogue import list_sessions; "
             "print(json.dumps({s.path.name: [s.state, s.problem] "
             "for s in list_sessions(Path(sys.argv[1]))}))")
     run = subprocess.run([sys.executable, "-c", code, str(folder)], cwd=ROOT,

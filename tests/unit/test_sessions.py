@@ -14,13 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from tracing.errors import UserError
-from tracing.export import export_parquet
-from tracing.journal import SCHEMA_VERSION, Journal
-from tracing.model import Snapshot, StatKey, SyscallStats, merge_stats
-from tracing.replay import load_snapshots
-from tracing.report import key_name
-from tracing.stored import open_session
-from tracing.stored_window import Window, activity, whole, window_snapshot
+from tracing.model.report import key_name
+from tracing.model.stats import Snapshot, StatKey, SyscallStats, merge_stats
+from tracing.session.export import export_parquet
+from tracing.session.journal import SCHEMA_VERSION, Journal
+from tracing.session.replay import load_snapshots
+from tracing.session.stored import open_session
+from tracing.session.window import Window, activity, whole, window_snapshot
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tui" / "data" / "session.jsonl.gz"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from cli.record_cmd import parse_duration_s
-from tracing import targets
+from tracing.boundary.userfiles import Owner
 from tracing.errors import UserError
-from tracing.targets import BoundPid, run_as
-from tracing.userfiles import Owner
+from tracing.system import targets
+from tracing.system.targets import BoundPid, run_as
 
 ROOT = Path(__file__).resolve().parents[2]
 

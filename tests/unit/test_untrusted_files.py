@@ -1,4 +1,4 @@
-"""Reading files other users control (tracing.untrusted_files), and journals the reader
+"""Reading files other users control (tracing.boundary.untrusted_files), and journals the reader
 cannot write: attacks as user nobody against root-only canaries (the tests run as root)."""
 
 from __future__ import annotations
@@ -15,12 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from tracing.journal import Journal
-from tracing.processes import CMDLINE_MAX, CUT, read_cmdline
-from tracing.replay import load_snapshots
-from tracing.stored import open_session
-from tracing.symbols import PERF_MAP_LIMITS, read_perf_map
-from tracing.untrusted_files import Limits, Refused, fd_lines, open_untrusted, read_untrusted
+from tracing.boundary.untrusted_files import (
+    Limits,
+    Refused,
+    fd_lines,
+    open_untrusted,
+    read_untrusted,
+)
+from tracing.engine.symbols import PERF_MAP_LIMITS, read_perf_map
+from tracing.session.journal import Journal
+from tracing.session.replay import load_snapshots
+from tracing.session.stored import open_session
+from tracing.system.processes import CMDLINE_MAX, CUT, read_cmdline
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "tui" / "data" / "session.jsonl.gz"
@@ -187,7 +193,8 @@ def _journal(where: Path, snapshots, close: bool = True) -> tuple[Path, Journal]
 
 
 def _events_as_nobody(path: Path) -> subprocess.CompletedProcess:
-    code = ("import sys; from pathlib import Path; from tracing.stored import open_session; "
+    code = ("import sys; from pathlib import Path; "
+            "from tracing.session.stored import open_session; "
             "print(len(open_session(Path(sys.argv[1])).events))")
     return subprocess.run([*AS_NOBODY, sys.executable, "-c", code, str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)

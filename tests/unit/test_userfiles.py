@@ -17,12 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tracing.errors import UserError
-from tracing.export import export_parquet
-from tracing.journal import Journal, JournalOptions, start_journal
-from tracing.replay import load_snapshots
-from tracing.stored import open_session
-from tracing.userfiles import (
+from tracing.boundary.userfiles import (
     Owner,
     acting_as,
     check_new_file,
@@ -30,6 +25,11 @@ from tracing.userfiles import (
     open_dir,
     write_file,
 )
+from tracing.errors import UserError
+from tracing.session.export import export_parquet
+from tracing.session.journal import Journal, JournalOptions, start_journal
+from tracing.session.replay import load_snapshots
+from tracing.session.stored import open_session
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 

@@ -3,7 +3,7 @@
 User frames: a process's executable mappings are read from /proc/PID/maps while it lives and
 kept, so a process that exited since still resolves. Each address becomes a file offset in a
 binary, named from that binary's ELF function symbols (read through bcc by the ElfReader
-tracing.bpf_engine gives, with debug files when installed) and cached per binary (device,
+tracing.engine.program gives, with debug files when installed) and cached per binary (device,
 inode): every process running it shares the table and the results. An address no symbol
 covers (a stripped binary) is named module+offset; JIT code in anonymous memory is named
 from the process's /tmp/perf-PID.map when it writes one, else mapping+offset.
@@ -24,8 +24,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from tracing.samples import KERNEL_MODULE
-from tracing.untrusted_files import Limits, Refused, fd_lines, open_untrusted, proc_file, read_proc
+from tracing.boundary.untrusted_files import (
+    Limits,
+    Refused,
+    fd_lines,
+    open_untrusted,
+    proc_file,
+    read_proc,
+)
+from tracing.model.samples import KERNEL_MODULE
 
 Frame = tuple[str, str]  # (function, module)
 MAX_PARENTS = 65536  # forks remembered (threads too: the kernel reports both alike)

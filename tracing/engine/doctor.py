@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracing.kheaders import HeaderChoice, find_kernel_headers, has_kconfig
+from tracing.engine.kheaders import HeaderChoice, find_kernel_headers, has_kconfig
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 

@@ -1,7 +1,7 @@
 """A saved session is untrusted input: anyone can hand `open` or `export` a file. Every table
 and metadata value the readers use is checked here for its presence, its type and its range,
 so what passes cannot make a reader, the export or the interface fail later; what does not
-pass raises Bad with a few words saying what is wrong (tracing.stored adds the file's name).
+pass raises Bad with a few words saying what is wrong (tracing.session.stored adds the file's name).
 
 Pure: plain values and DataFrames in, checked ones out.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracing.model import HIST_BUCKETS, bucket_of
+from tracing.model.stats import HIST_BUCKETS, bucket_of
 
 INT64 = (-(1 << 63), (1 << 63) - 1)
 INT32 = (-(1 << 31), (1 << 31) - 1)

@@ -14,9 +14,9 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from tracing.connections import Connection
-from tracing.journal import CONNECTION_COLUMNS
-from tracing.model import (
+from tracing.model.connections import Connection
+from tracing.model.samples import StackSample
+from tracing.model.stats import (
     HIST_BUCKETS,
     Drops,
     ExitStatus,
@@ -27,8 +27,8 @@ from tracing.model import (
     bucket_bounds,
     hist_from_dense,
 )
-from tracing.samples import StackSample
-from tracing.stored import StoredSession
+from tracing.session.journal import CONNECTION_COLUMNS
+from tracing.session.stored import StoredSession
 
 SAVED = "saved session"
 

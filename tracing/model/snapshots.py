@@ -11,8 +11,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from tracing.connections import Connection
-from tracing.model import (
+from tracing.model.connections import Connection
+from tracing.model.samples import StackSample
+from tracing.model.stats import (
     Drops,
     ExitStatus,
     ProcessInfo,
@@ -22,7 +23,6 @@ from tracing.model import (
     SyscallStats,
     no_events,
 )
-from tracing.samples import StackSample
 
 
 class SnapshotBuilder:

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tracing.boundary.untrusted_files import Limits, Refused, open_untrusted, read_fd
 from tracing.errors import UserError
-from tracing.journal import CONNECTION_COLUMNS, FORMAT, SCHEMA_VERSION
-from tracing.model import EVENT_DTYPE
-from tracing.session_check import (
+from tracing.model.stats import EVENT_DTYPE
+from tracing.session.checks import (
     ID32,
     INT32,
     INT64,
@@ -43,7 +43,7 @@ from tracing.session_check import (
     text_list,
     typed,
 )
-from tracing.untrusted_files import Limits, Refused, open_untrusted, read_fd
+from tracing.session.journal import CONNECTION_COLUMNS, FORMAT, SCHEMA_VERSION
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PARQUET_FILES = ("syscalls", "events", "timeline", "processes")

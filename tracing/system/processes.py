@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from syscall_tables.abi import abi_of_pid
-from tracing.model import ExitStatus, ProcessInfo, ProcEvent, ProcKind
-from tracing.untrusted_files import read_proc
+from tracing.boundary.untrusted_files import read_proc
+from tracing.model.stats import ExitStatus, ProcessInfo, ProcEvent, ProcKind
 
 # What is read of a process's /proc files: the process chooses how long its command line is
 # (megabytes, with execve or prctl); the kernel bounds stat and status.

@@ -1,6 +1,6 @@
 """TCP connections of the traced processes: the data model and the per-remote summary.
 
-Pure: no bcc, no Textual, no I/O. The engine (tracing/tcp_monitor.py, from bpf/tcp.bpf.c's
+Pure: no bcc, no Textual, no I/O. The engine (tracing/net/tcp_monitor.py, from bpf/tcp.bpf.c's
 state changes) hands out a Connection each time one starts or changes; snapshots carry the
 connections that are new or changed since the previous snapshot, and whoever keeps them
 (ConnectionSet) keeps the newest per `conn_id`.

@@ -1,5 +1,5 @@
 """The system's processes for the picker, read with psutil; the name and command line, which
-the process chooses, are read bounded (tracing.processes.read_cmdline), not through psutil,
+the process chooses, are read bounded (tracing.system.processes.read_cmdline), not through psutil,
 which reads a command line whole."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import psutil
 
-from tracing.processes import read_cmdline
-from tracing.untrusted_files import read_proc
+from tracing.boundary.untrusted_files import read_proc
+from tracing.system.processes import read_cmdline
 
 _ATTRS = ["pid", "ppid", "username", "cpu_percent", "memory_info", "num_threads",
           "create_time"]

@@ -1,6 +1,6 @@
 """What to trace: running PIDs, and commands launched stopped before exec.
 
-A launched command is forked by its launcher (tracing/reaper.py), then waits on a pipe until
+A launched command is forked by its launcher (tracing/system/reaper.py), then waits on a pipe until
 the tracer has put its pid in the target map, so its own execve is traced. Under sudo it
 runs as the invoking user. A PID is bound to the process that was checked (BoundPid).
 """
@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracing.boundary.userfiles import invoking_user
 from tracing.errors import UserError
-from tracing.terminal_relay import CommandTerminal
-from tracing.userfiles import invoking_user
+from tracing.system.terminal_relay import CommandTerminal
 
 REAPER = str(Path(__file__).with_name("reaper.py"))
 
@@ -137,7 +137,7 @@ def resolve_command(argv: Sequence[str]) -> str:
 
 
 class LaunchedCommand:
-    """A command started stopped before exec by its launcher (tracing/reaper.py), in a
+    """A command started stopped before exec by its launcher (tracing/system/reaper.py), in a
     session and on a terminal of its own; `release()` lets it exec. The launcher ends the
     command's whole tree when we stop it, and when we go away, even on kill -9."""
 
@@ -240,7 +240,7 @@ class LaunchedCommand:
 
     def stop_tree(self, sig: int = signal.SIGTERM) -> None:
         """Signal every process of the command's session; SIGKILL follows after a short
-        grace (tracing/reaper.py GRACE_S) for those still there."""
+        grace (tracing/system/reaper.py GRACE_S) for those still there."""
         self._tell(f"stop {int(sig)}")
 
     def leave_running(self) -> None:

@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tracing.connections import Connection
-from tracing.samples import StackSample
+from tracing.model.connections import Connection
+from tracing.model.samples import StackSample
 
 # Log-linear latency histogram, as in bpf/syscalls.bpf.c: values below HIST_SUB ns have a
 # bucket each; above, every power of two is split into HIST_SUB linear buckets.

@@ -1,12 +1,12 @@
 """A stored session to a Parquet directory: one file per table and session.json.
 
 The directory is written under a temporary name beside the target and renamed into place,
-so a reader never sees it half-written. It is made the invoking user's way (tracing.userfiles):
-with their credentials, 0700 with 0600 files, through directory handles, never following
-another user's link; --force replaces only an earlier sikte-tui session. Syscall and errno
-names sit next to the numbers (named by each process's ABI); times are UTC nanosecond
-timestamps; each file carries the session's metadata in its schema metadata (key
-b"sikte-tui"). docs/session-format.md documents every column.
+so a reader never sees it half-written. It is made the invoking user's way
+(tracing.boundary.userfiles): with their credentials, 0700 with 0600 files, through
+directory handles, never following another user's link; --force replaces only an earlier
+sikte-tui session. Syscall and errno names sit next to the numbers (named by each process's
+ABI); times are UTC nanosecond timestamps; each file carries the session's metadata in its
+schema metadata (key b"sikte-tui"). docs/session-format.md documents every column.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from syscall_tables import errno_name, syscall_name
+from tracing.boundary.userfiles import Dir, Owner, invoking_user, open_dir, read_json_object
 from tracing.errors import UserError
-from tracing.model import bucket_bounds, percentile
-from tracing.stored import StoredSession
-from tracing.userfiles import Dir, Owner, invoking_user, open_dir, read_json_object
+from tracing.model.stats import bucket_bounds, percentile
+from tracing.session.stored import StoredSession
 
 Progress = Callable[[float, str], None]  # (fraction done, what is being written)
 META_KEY = b"sikte-tui"

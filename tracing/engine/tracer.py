@@ -14,16 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from syscall_tables import canonical_arch
-from tracing import tracefs
-from tracing.bpf_engine import EngineOptions, EventSelection, SyscallProgram
-from tracing.containers import BackgroundResolver, ContainerResolver
+from tracing.engine import tracefs
+from tracing.engine.program import EngineOptions, EventSelection, SyscallProgram
 from tracing.errors import UserError
-from tracing.model import ExitStatus, ProcKind, Snapshot, TraceState
-from tracing.probes import probe_names
-from tracing.processes import ProcessTracker
-from tracing.snapshots import SnapshotBuilder
-from tracing.targets import BoundPid, LaunchedCommand, RunAs, run_as
-from tracing.terminal_relay import CommandTerminal
+from tracing.model.probes import probe_names
+from tracing.model.snapshots import SnapshotBuilder
+from tracing.model.stats import ExitStatus, ProcKind, Snapshot, TraceState
+from tracing.net.containers import BackgroundResolver, ContainerResolver
+from tracing.system.processes import ProcessTracker
+from tracing.system.targets import BoundPid, LaunchedCommand, RunAs, run_as
+from tracing.system.terminal_relay import CommandTerminal
 
 SnapshotCallback = Callable[[Snapshot], None]
 ErrorCallback = Callable[[BaseException], None]
@@ -44,7 +44,7 @@ class TraceConfig:
     tcp: bool = True  # follow the targets' TCP connections (--disable-tcp-mon: off)
     docker: bool = True  # name containers from the Docker Engine API (--disable-docker-mon)
     # The launched command's standard fds; None: ours if it is not a terminal, else its own
-    # terminal (never ours: see tracing/terminal_relay.py).
+    # terminal (never ours: see tracing/system/terminal_relay.py).
     command_stdin: int | None = None
     command_stdout: int | None = None
     command_stderr: int | None = None

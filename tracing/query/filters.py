@@ -32,7 +32,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from tracing.connections import (
+from tracing.boundary.display_text import sanitize
+from tracing.model.connections import (
     INBOUND,
     OUTBOUND,
     RESULT_FAILED,
@@ -44,11 +45,10 @@ from tracing.connections import (
     TCP_STATES,
     Connection,
 )
-from tracing.display_text import sanitize
-from tracing.units import parse_duration_ns
+from tracing.model.units import parse_duration_ns
 
 # What the TUI's `e` key applies: errors other than the expected EAGAIN, EINPROGRESS and
-# EINTR (tracing/expected_errors.py), which `errors` still counts, as strace does.
+# EINTR (tracing/model/expected_errors.py), which `errors` still counts, as strace does.
 ERRORS_ONLY = "unexpected>0"
 
 # A filter is typed by a person: 1,000 characters hold dozens of terms. The bound keeps every

@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracing.boundary.untrusted_files import Refused, kind_of, open_untrusted, read_fd
 from tracing.errors import UserError
-from tracing.journal import FORMAT, SCHEMA_VERSION
-from tracing.retention import journal_path_in_use
-from tracing.session_check import Bad, check_meta, one_line
-from tracing.stored import SESSION_JSON_LIMITS, journal_connection, read_meta
-from tracing.untrusted_files import Refused, kind_of, open_untrusted, read_fd
+from tracing.session.checks import Bad, check_meta, one_line
+from tracing.session.journal import FORMAT, SCHEMA_VERSION
+from tracing.session.retention import journal_path_in_use
+from tracing.session.stored import SESSION_JSON_LIMITS, journal_connection, read_meta
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from tracing.untrusted_files import Limits, Refused, read_untrusted
+from tracing.boundary.untrusted_files import Limits, Refused, read_untrusted
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 PROC_MOUNTS = Path("/proc/self/mounts")

@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracing.boundary.userfiles import Dir, acting_as, read_json_object
 from tracing.errors import UserError
-from tracing.userfiles import Dir, acting_as, read_json_object
 
 GIB = 1 << 30
 DEFAULT_SESSIONS_CAP = 2 * GIB

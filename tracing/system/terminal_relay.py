@@ -2,7 +2,7 @@
 
 A command given the invoking terminal could push keys into it (TIOCSTI) that root's shell
 runs after sikte-tui exits, or read the keys meant for the TUI. So the command always gets
-a new pty as its controlling terminal (see tracing/reaper.py), and each of its standard fds
+a new pty as its controlling terminal (see tracing/system/reaper.py), and each of its standard fds
 is either the caller's explicit choice, or ours when ours is not a terminal (a pipe or a
 file passes through unchanged, so the command behaves as it would untraced), or the pty.
 Under `record` its output is relayed to our terminal and our keys are forwarded to it.

@@ -3,7 +3,7 @@ style table and the JSON document that `sikte-tui record` prints.
 
 The text forms are printed on the user's terminal and quote what traced processes control
 (their names) or what a saved session holds: every such string goes through
-tracing.display_text.sanitize. The JSON form needs nothing more: json escapes every control
+tracing.boundary.display_text.sanitize. The JSON form needs nothing more: json escapes every control
 character, and ensure_ascii every non-ASCII one."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from syscall_tables import syscall_name
-from tracing.connections import Connection, summarize
-from tracing.display_text import sanitize
-from tracing.model import Drops, Snapshot, StatKey, SyscallStats, merge_stats
-from tracing.units import format_duration
+from tracing.boundary.display_text import sanitize
+from tracing.model.connections import Connection, summarize
+from tracing.model.stats import Drops, Snapshot, StatKey, SyscallStats, merge_stats
+from tracing.model.units import format_duration
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 
 The kernel sends one event per state change of a traced process's socket (tcp_events ring
 buffer); TcpMonitor follows each socket from its start (connect, or accepted) to CLOSE and
-hands out tracing.connections.Connection objects. It works on the bcc BPF object it is given
-and does not import bcc (tracing/bpf_engine.py is the one module that does): the ring buffer
+hands out tracing.model.connections.Connection objects. It works on the bcc BPF object it is given
+and does not import bcc (tracing/engine/program.py is the one module that does): the ring buffer
 it opens is drained by the engine's own polling (SyscallProgram.poll_until / drain).
 """
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syscall_tables import errno_name
-from tracing.connections import (
+from tracing.model.connections import (
     INBOUND,
     OUTBOUND,
     RESULT_FAILED,
@@ -34,7 +34,7 @@ from tracing.connections import (
     Connection,
     with_container,
 )
-from tracing.containers import ContainerLookup
+from tracing.net.containers import ContainerLookup
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 
@@ -174,7 +174,7 @@ class TcpMonitor:
     """Follows the traced processes' TCP connections from bpf/tcp.bpf.c's events.
 
     `bpf` is the loaded bcc BPF object with tcp.bpf.c compiled in (SyscallProgram._bpf);
-    `resolver` (the tracer's tracing.containers.BackgroundResolver), when given, fills the
+    `resolver` (the tracer's tracing.net.containers.BackgroundResolver), when given, fills the
     cgroup path and container fields: a connection whose cgroup it does not know yet comes
     again once it does."""
 

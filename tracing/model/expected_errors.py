@@ -18,7 +18,7 @@ import errno
 
 import numpy as np
 
-from tracing.model import StatKey
+from tracing.model.stats import StatKey
 
 # ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND and ERESTART_RESTARTBLOCK: kernel-internal
 # codes a syscall returns when a signal interrupted it and the kernel restarts it (or turns

@@ -6,7 +6,7 @@ half a second before. Nothing on the tracer's or the UI's side ever waits for th
 only queues. When the disk fails (full, read-only, gone), the writer copies what it has into
 memory and goes on there; `status` says so and an export from memory still works.
 
-Nothing grows without a bound (tracing/retention.py): a journal stops keeping individual
+Nothing grows without a bound (tracing/session/retention.py): a journal stops keeping individual
 events at its own cap (aggregates, timeline, processes, samples and connections are always
 kept); in memory the oldest individual events go first past MEMORY_EVENTS_CAP; and a journal
 in the sessions folder prunes the oldest other sessions there past the folder's cap, when it
@@ -43,26 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tracing.connections import Connection
-from tracing.errors import UserError
-from tracing.model import (
-    ProcessInfo,
-    Snapshot,
-    StatKey,
-    SyscallStats,
-    bucket_bounds,
-    merge_stats,
-)
-from tracing.retention import (
-    DEFAULT_SESSIONS_CAP,
-    MEMORY_EVENTS_CAP,
-    format_cap,
-    prune,
-    sessions_cap,
-)
-from tracing.retention import journal_cap as journal_cap_for
-from tracing.samples import SampleKey, StackSample
-from tracing.userfiles import (
+from tracing.boundary.userfiles import (
     Dir,
     Owner,
     acting_as,
@@ -71,9 +52,28 @@ from tracing.userfiles import (
     open_dir,
     sessions_dir,
 )
+from tracing.errors import UserError
+from tracing.model.connections import Connection
+from tracing.model.samples import SampleKey, StackSample
+from tracing.model.stats import (
+    ProcessInfo,
+    Snapshot,
+    StatKey,
+    SyscallStats,
+    bucket_bounds,
+    merge_stats,
+)
+from tracing.session.retention import (
+    DEFAULT_SESSIONS_CAP,
+    MEMORY_EVENTS_CAP,
+    format_cap,
+    prune,
+    sessions_cap,
+)
+from tracing.session.retention import journal_cap as journal_cap_for
 
 if TYPE_CHECKING:
-    from tracing.stored import StoredSession
+    from tracing.session.stored import StoredSession
 
 FORMAT = "sikte-tui-journal"
 SCHEMA_VERSION = 2
@@ -504,7 +504,7 @@ class Journal:
 
     def stored(self) -> StoredSession:
         """Everything recorded so far, read back (for export)."""
-        from tracing.stored import open_session, read_journal
+        from tracing.session.stored import open_session, read_journal
 
         if self._thread.is_alive():
             self.sync()

@@ -1,7 +1,7 @@
 """The bcc loader: the only module that imports bcc.
 
 Compiles bpf/syscalls.bpf.c with options passed as -D flags, attaches it, and turns its maps
-and ring buffers into plain data (tracing.model types, bytes and ints). Nothing here knows
+and ring buffers into plain data (tracing.model.stats types, bytes and ints). Nothing here knows
 about snapshots, the UI or the session store.
 """
 
@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from syscall_tables import syscall_number
-from tracing import kheaders, tracefs
-from tracing.connections import Connection
-from tracing.containers import ContainerLookup
+from tracing.engine import kheaders, tracefs
+from tracing.engine.symbols import Frame, KernelSymbols, UserSymbols
 from tracing.errors import UserError
-from tracing.model import (
+from tracing.model.connections import Connection
+from tracing.model.probes import PROBE_NR_BASE, ProbeSpec, parse_probes
+from tracing.model.samples import KERNEL_MODULE, SampleCounter, StackSample
+from tracing.model.stats import (
     EVENT_DTYPE,
     HIST_BUCKETS,
     Drops,
@@ -37,14 +39,12 @@ from tracing.model import (
     merge_stats,
     no_events,
 )
-from tracing.probes import PROBE_NR_BASE, ProbeSpec, parse_probes
-from tracing.samples import KERNEL_MODULE, SampleCounter, StackSample
-from tracing.symbols import Frame, KernelSymbols, UserSymbols
-from tracing.tcp_monitor import TcpMonitor
+from tracing.net.containers import ContainerLookup
+from tracing.net.tcp_monitor import TcpMonitor
 
 ENOTSUPP = 524  # the kernel-internal errno the bpf syscall returns for unsupported ops
 
-BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
+BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 SYSCALLS_PROGRAM = BPF_DIR / "syscalls.bpf.c"
 # Optional parts compiled into the same object, after syscalls.bpf.c, so they share its
 # target map (is_target(), children followed at fork) instead of keeping one of their own.

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from tracing.connections import Connection
 from tracing.errors import UserError
-from tracing.model import (
+from tracing.model.connections import Connection
+from tracing.model.samples import StackSample
+from tracing.model.stats import (
     EVENT_DTYPE,
     Drops,
     ExitStatus,
@@ -29,7 +30,6 @@ from tracing.model import (
     SyscallStats,
     event_objects,
 )
-from tracing.samples import StackSample
 
 FORMAT = "sikte-tui-snapshots"
 VERSION = 1
