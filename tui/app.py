@@ -112,8 +112,9 @@ class SikteApp(App[int]):
         source = self.source
         assert source is not None
         self.push_screen(LiveScreen(source, self.session))
-        if isinstance(source, StoredSource):
-            notice = cut_short_notice(source.session.path, source.session.meta)
+        saved = source.capabilities.saved
+        if saved is not None:
+            notice = cut_short_notice(saved.session.path, saved.session.meta)
             if notice:
                 self.notify(sanitize(notice), markup=False, timeout=8)
 
@@ -135,7 +136,7 @@ class SikteApp(App[int]):
     def request_new_trace(self) -> None:
         """Back to the picker: the current trace stops (asked first), its session is kept."""
         source = self.source
-        if source is None or not source.live:
+        if source is None or not source.capabilities.live:
             self.switch_screen(PickerScreen(self.lister, self.clock))
             return
         self.push_screen(ConfirmNewTrace(source.command_running()),
@@ -178,7 +179,7 @@ class SikteApp(App[int]):
         it runs on), then stop tracing off the UI thread (the last snapshot and the journal
         take up to a few seconds)."""
         source = self.source
-        if source is not None and source.live:
+        if source is not None and source.capabilities.live:
             if command == "leave":
                 source.leave_command()
                 self.left_running += source.left_running()
@@ -213,7 +214,7 @@ class SikteApp(App[int]):
         """After the app ended some other way (a crash): the trace still stops and its
         journal is closed, so the session is kept."""
         source = self.source
-        if source is None or not source.live or self._exiting:
+        if source is None or not source.capabilities.live or self._exiting:
             return
         self._exiting = True
         try:
@@ -247,7 +248,7 @@ class SikteApp(App[int]):
 
     def _stop_signal(self, sig: signal.Signals) -> None:
         driver = self._driver
-        if sig == signal.SIGHUP and isinstance(driver, TerminalDriver):
+        if sig == signal.SIGHUP and isinstance(driver, TerminalDriver) and driver.hung_up():
             driver.terminal_gone()  # the terminal is gone: quitting must not wait on it
         self._stop_and_exit(128 + sig, command="stop")
 

@@ -9,8 +9,10 @@ noted: later output is dropped, so quitting (which keeps the session) runs to th
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
+import termios
 import threading
 from typing import IO, Any
 
@@ -57,8 +59,17 @@ class TerminalDriver(LinuxDriver):
     def terminal_lost(self) -> bool:
         return self._out.lost.is_set()
 
+    def hung_up(self) -> bool:
+        """Whether the terminal was hung up (closed), as opposed to a SIGHUP sent with `kill`:
+        the kernel answers EIO to every ioctl on a hung-up terminal."""
+        try:
+            termios.tcgetattr(self.fileno)
+        except termios.error as err:
+            return err.args[0] == errno.EIO
+        return False
+
     def terminal_gone(self) -> None:
-        """After SIGHUP: drop all further output, and put /dev/null in place of the dead
+        """After a hangup: drop all further output, and put /dev/null in place of the dead
         terminal on fds 0-2 (the input thread then reads end-of-file, and the lines printed
         on exit go nowhere instead of failing). A redirected stdout is left alone."""
         self._out.lost.set()
