@@ -12,12 +12,12 @@
 //   NR_HIDDEN        a syscall not counted (uretprobe, made by our own probes), or -1
 //   HAVE_GROUP_DEAD   sched_process_exit has the group_dead field (newer kernels)
 //   USE_TASK_STORAGE  1: keep the in-flight syscall in BPF task storage (5.11+), else a hash
+//   HIST_SUB, HIST_SUB_BITS, HIST_PMAX, HIST_BUCKETS: the latency histogram's layout, from
+//                     tracing/model/stats.py (the one definition; user space reads the buckets
+//                     back with its bucket_bounds): HIST_SUB = 2^HIST_SUB_BITS linear buckets
+//                     per power of two, HIST_PMAX the last power of two with its own buckets
 #include <uapi/linux/ptrace.h>
 #include <linux/sched.h>
-
-#define HIST_SUB 8            // linear buckets per power of two: <= 6.25% error at the midpoint
-#define HIST_PMAX 39          // last power of two with its own buckets (2^40 ns ~ 18 min)
-#define HIST_BUCKETS (HIST_SUB * (HIST_PMAX - 1))
 
 struct stat_key {
     u32 pid;
@@ -152,10 +152,10 @@ static __always_inline u64 hist_bucket(u64 d)
 {
     if (d < HIST_SUB)
         return d;
-    u32 p = bpf_log2l(d) - 1; // floor(log2(d)), >= 3 here
+    u32 p = bpf_log2l(d) - 1; // floor(log2(d)), >= HIST_SUB_BITS here
     if (p > HIST_PMAX)
         return HIST_BUCKETS - 1;
-    return HIST_SUB * (p - 3) + (d >> (p - 3));
+    return HIST_SUB * (p - HIST_SUB_BITS) + (d >> (p - HIST_SUB_BITS));
 }
 
 static __always_inline void remember_exit_status(u32 pid, u64 nr, u64 code)

@@ -1,6 +1,9 @@
-"""The kernel side, and the only place that imports bcc: the BPF program and its maps
-(`program`), the tracer loop that turns them into snapshots (`tracer`), ELF and JIT symbols,
-tracefs, kernel headers for compiling, and the doctor that explains a broken setup.
+"""The kernel side, and the only place that imports bcc: the BPF program, its compile flags
+and loading (`program`), the struct mirrors and map reader (`maps`), the stack sampler
+(`sampler`), function probes (`uprobes`), ELF symbols through bcc (`elf`) and names for
+addresses (`symbols`), the typed view of bcc's objects (`bcc_types`), the tracer loop that
+turns it all into snapshots (`tracer`), tracefs, kernel headers for compiling, and the doctor
+that explains a broken setup.
 
 May import model, system, net, boundary; nothing imports it but the top-level sources and
 record, and the CLI.

@@ -27,7 +27,7 @@ import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -288,7 +288,7 @@ def merge_trees(dst: Path, sources: Iterable[Path]) -> None:
 # --- cache ----------------------------------------------------------------------------------
 
 
-def _tree_is_current(dest: Path, marker: dict[str, object]) -> bool:
+def _tree_is_current(dest: Path, marker: Mapping[str, object]) -> bool:
     """Reuse a tree built from the same inputs whose symlinks still resolve."""
     try:
         stored = json.loads((dest / _MARKER).read_text())
@@ -297,7 +297,8 @@ def _tree_is_current(dest: Path, marker: dict[str, object]) -> bool:
     return stored == marker and has_kconfig(dest)
 
 
-def _build_atomically(dest: Path, marker: dict[str, object], build: Callable[[Path], None]) -> None:
+def _build_atomically(dest: Path, marker: Mapping[str, object],
+                      build: Callable[[Path], None]) -> None:
     """Build into a temp dir next to `dest`, then rename it into place.
 
     Readers never see a half-built tree; a concurrent builder's finished tree is kept.
@@ -313,7 +314,7 @@ def _build_atomically(dest: Path, marker: dict[str, object], build: Callable[[Pa
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _replace_dir(tmp: Path, dest: Path, marker: dict[str, object]) -> None:
+def _replace_dir(tmp: Path, dest: Path, marker: Mapping[str, object]) -> None:
     if dest.exists() or dest.is_symlink():
         # A stale tree: move it aside first, since rename() will not replace a non-empty dir.
         old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))

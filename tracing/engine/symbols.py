@@ -3,7 +3,7 @@
 User frames: a process's executable mappings are read from /proc/PID/maps while it lives and
 kept, so a process that exited since still resolves. Each address becomes a file offset in a
 binary, named from that binary's ELF function symbols (read through bcc by the ElfReader
-tracing.engine.program gives, with debug files when installed) and cached per binary (device,
+tracing.engine.elf gives, with debug files when installed) and cached per binary (device,
 inode): every process running it shares the table and the results. An address no symbol
 covers (a stripped binary) is named module+offset; JIT code in anonymous memory is named
 from the process's /tmp/perf-PID.map when it writes one, else mapping+offset.
@@ -365,8 +365,9 @@ class UserSymbols:
         known = proc.perf_map
         if known is None or (known[0] != version and known[1] != self._generation):
             symbols = read_perf_map(proc.pid) if version is not None else []
-            proc.perf_map = (version, self._generation, SymbolTable(symbols))
-        return proc.perf_map[2]
+            known = (version, self._generation, SymbolTable(symbols))
+            proc.perf_map = known
+        return known[2]
 
 
 class KernelSymbols:
