@@ -28,8 +28,8 @@ from tracing.model.samples import StackSample
 from tracing.model.stats import EVENT_DTYPE
 from tracing.session.catalogue import list_sessions
 from tracing.session.export import export_parquet
-from tracing.session.journal import SCHEMA_VERSION
 from tracing.session.replay import load_snapshots
+from tracing.session.schema import SCHEMA_VERSION
 from tracing.session.stored import open_session
 from tracing.session.window import Window, activity, whole, window_snapshot
 

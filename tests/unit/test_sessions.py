@@ -17,8 +17,9 @@ from tracing.errors import UserError
 from tracing.model.report import key_name
 from tracing.model.stats import Snapshot, StatKey, SyscallStats, merge_stats
 from tracing.session.export import export_parquet
-from tracing.session.journal import SCHEMA_VERSION, Journal
+from tracing.session.journal import Journal
 from tracing.session.replay import load_snapshots
+from tracing.session.schema import SCHEMA_VERSION
 from tracing.session.stored import open_session
 from tracing.session.window import Window, activity, whole, window_snapshot
 

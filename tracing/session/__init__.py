@@ -2,5 +2,13 @@
 (journal or Parquet), their checks, time windows, Parquet export, the catalogue of saved
 sessions, retention (caps and deleting) and snapshot recordings for replay.
 
+- schema.py          the journal's format: tables and their versions, names, histogram blobs
+- journal.py         Journal: the writer thread, its caps, the fallback to memory; start_journal
+- journal_writer.py  the rows a flush writes, the metadata, the bounded copy into memory
+- journal_files.py   a new journal's name and files, made safely before SQLite opens them
+- stored.py          open_session: a journal or a Parquet directory, read back
+- stored_session.py  StoredSession (the tables in memory) and what each column must hold
+- journal_reader.py, parquet_reader.py   the two readers; checks.py   the checks they use
+
 Never imports the engine: a session opens without root and without bcc.
 """

@@ -19,9 +19,10 @@ from pathlib import Path
 from tracing.boundary.untrusted_files import Refused, kind_of, open_untrusted, read_fd
 from tracing.errors import UserError
 from tracing.session.checks import Bad, check_meta, one_line
-from tracing.session.journal import FORMAT, SCHEMA_VERSION
+from tracing.session.journal_reader import journal_connection, read_meta
+from tracing.session.parquet_reader import SESSION_JSON_LIMITS
 from tracing.session.retention import journal_path_in_use
-from tracing.session.stored import SESSION_JSON_LIMITS, journal_connection, read_meta
+from tracing.session.schema import FORMAT, SCHEMA_VERSION
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """A saved session is untrusted input: anyone can hand `open` or `export` a file. Every table
 and metadata value the readers use is checked here for its presence, its type and its range,
 so what passes cannot make a reader, the export or the interface fail later; what does not
-pass raises Bad with a few words saying what is wrong (tracing.session.stored adds the file's name).
+pass raises Bad with a few words saying what is wrong, which `bad` turns into the one line
+the user reads, with the file's name.
 
 Pure: plain values and DataFrames in, checked ones out.
 """
@@ -12,11 +13,14 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
+from tracing.boundary.untrusted_files import Refused
+from tracing.errors import UserError
 from tracing.model.stats import HIST_BUCKETS, bucket_of
 
 INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -173,7 +177,8 @@ def _int_list(value: Any, table: str) -> list[int]:
     if isinstance(value, (str, bytes)) or not isinstance(value, (Iterable, np.ndarray)):
         raise Bad(f"its {table} table holds {_shown(value)} where a list of numbers belongs")
     kind = Int(*INT64, required=True)
-    return [_one_int(v, kind, f"its {table} table's histogram") for v in value]
+    # required: never None
+    return [cast(int, _one_int(v, kind, f"its {table} table's histogram")) for v in value]
 
 
 def text_list(value: Any, where: str) -> tuple[str, ...]:
@@ -258,3 +263,31 @@ def check_meta(meta: Any, newest: int) -> dict[str, Any]:
         raise Bad(f"it was written by a newer sikte-tui (session schema {version}, this one "
                   f"reads up to {newest}); upgrade sikte-tui to read it")
     return meta
+
+
+def check_stacks(samples: pd.DataFrame) -> None:
+    """Bad when a stack's frames, modules and kernel frame count do not agree."""
+    for frames, modules, kernel in zip(samples["frames"], samples["modules"],
+                                       samples["kernel_frames"], strict=True):
+        if len(frames) != len(modules) or not 0 <= kernel <= len(frames):
+            raise Bad("it has a stack whose frames, modules and kernel frames do not agree")
+
+
+def texts(frame: pd.DataFrame, column: str) -> list[str]:
+    """A text column, "" where missing (or the whole column, from an older session)."""
+    if column not in frame:
+        return [""] * len(frame)
+    return [v if isinstance(v, str) else "" for v in frame[column]]
+
+
+# -- what the user reads ----------------------------------------------------------------------
+
+def refused(path: Path | str, why: Refused) -> UserError:
+    """A file the untrusted-file checks would not open (a link, a FIFO, too big...)."""
+    return UserError(f"{path} {why}; a session is a journal file (.sikte.db) or a Parquet "
+                     "session directory")
+
+
+def bad(path: Path | str, why: Bad | str) -> UserError:
+    """A session whose contents did not pass the checks above."""
+    return UserError(f"{path} is not a readable sikte-tui session: {why}")

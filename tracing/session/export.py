@@ -27,7 +27,7 @@ from syscall_tables import errno_name, syscall_name
 from tracing.boundary.userfiles import Dir, Owner, invoking_user, open_dir, read_json_object
 from tracing.errors import UserError
 from tracing.model.stats import bucket_bounds, percentile
-from tracing.session.stored import StoredSession
+from tracing.session.stored_session import StoredSession
 
 Progress = Callable[[float, str], None]  # (fraction done, what is being written)
 META_KEY = b"sikte-tui"

@@ -25,9 +25,11 @@ from tracing.model.stats import (
     ExitStatus,
     ProcessInfo,
     ProcEvent,
+    ProcKind,
     Snapshot,
     StatKey,
     SyscallStats,
+    TraceState,
     event_objects,
 )
 
@@ -105,12 +107,12 @@ def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
     return Snapshot(
         seq=d["seq"], ts_ns=d["ts_ns"], wall_time=d["wall_time"],
         start_ts_ns=d["start_ts_ns"], start_wall_time=d["start_wall_time"],
-        arch=d["arch"], state=d["state"],
+        arch=d["arch"], state=TraceState(d["state"]),
         stats=_stats_from_list(d["stats"]), interval=_stats_from_list(d["interval"]),
         interval_s=d["interval_s"],
         processes={p["pid"]: _process_from(p) for p in d["processes"]},
         events=_events_array(d["events"]),
-        proc_events=tuple(ProcEvent(*e) for e in d["proc_events"]),
+        proc_events=tuple(ProcEvent(e[0], ProcKind(e[1]), *e[2:]) for e in d["proc_events"]),
         drops=Drops(*d["drops"]), tracer_cpu_s=d["tracer_cpu_s"],
         target_exit=_exit_from(d["target_exit"]), targets=tuple(d["targets"]),
         # Recordings from before CPU samples and function probes have none.

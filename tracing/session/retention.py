@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tracing.boundary.userfiles import Dir, acting_as, read_json_object
 from tracing.errors import UserError
+from tracing.session.schema import SQLITE_MAGIC
 
 GIB = 1 << 30
 DEFAULT_SESSIONS_CAP = 2 * GIB
@@ -37,7 +38,6 @@ MEMORY_EVENTS_CAP = 256 << 20
 
 JOURNAL_SUFFIX = ".sikte.db"
 JOURNAL_SIDE_FILES = ("-journal", "-wal", "-shm")
-SQLITE_MAGIC = b"SQLite format 3\x00"
 # What an export writes (tracing/export.SESSION_FILES; a test keeps the two equal).
 PARQUET_FILES = frozenset({"session.json", *(f"{t}.parquet" for t in (
     "syscalls", "events", "timeline", "processes", "samples", "connections"))})

@@ -24,13 +24,14 @@ from tracing.model.stats import (
     Snapshot,
     StatKey,
     SyscallStats,
+    TraceState,
     bucket_bounds,
     hist_from_dense,
 )
-from tracing.session.journal import CONNECTION_COLUMNS
-from tracing.session.stored import StoredSession
+from tracing.session.schema import CONNECTION_COLUMNS
+from tracing.session.stored_session import StoredSession
 
-SAVED = "saved session"
+SAVED = TraceState.SAVED  # the state a stretch of a saved session shows
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,243 @@
+"""Reading a journal (SQLite) back, as untrusted input: the file checked before SQLite opens
+it, opened so that reading someone else's journal changes nothing of theirs, its metadata
+and every table checked into a StoredSession.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracing.boundary.untrusted_files import Refused, open_untrusted
+from tracing.errors import UserError
+from tracing.model.stats import EVENT_DTYPE
+from tracing.session.checks import (
+    ID32,
+    NATURAL,
+    Bad,
+    bad,
+    check_meta,
+    check_stacks,
+    hist_blob,
+    one_line,
+    refused,
+    text_list,
+    texts,
+    typed,
+)
+from tracing.session.schema import (
+    FORMAT,
+    JOURNAL_TABLES,
+    JOURNAL_TABLES_2,
+    SCHEMA_VERSION,
+    SQLITE_MAGIC,
+)
+from tracing.session.stored_session import (
+    AGGREGATE_COLUMNS,
+    CONNECTION_KINDS,
+    PROC_EVENT_COLUMNS,
+    PROCESS_COLUMNS,
+    SAMPLE_KINDS,
+    TIMELINE_COLUMNS,
+    StoredSession,
+)
+
+
+@contextlib.contextmanager
+def journal_connection(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to a journal, after checking it is a regular file (a FIFO or a device
+    is refused without being opened) that starts like an SQLite database and holds a
+    journal this sikte-tui reads. Only the journal's owner opens it for writing (so SQLite
+    can tidy its -wal file); anyone else reads it read-only, even root."""
+    try:
+        fd = open_untrusted(path)
+        try:
+            magic = os.read(fd, len(SQLITE_MAGIC))
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+    except Refused as why:
+        raise refused(path, why) from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({err.strerror})") from None
+    if magic != SQLITE_MAGIC:
+        raise UserError(f"{path} is not a sikte-tui session (neither a journal nor a "
+                        "Parquet directory)")
+    with contextlib.ExitStack() as stack:
+        try:
+            db = _connect(path, st, stack)
+            stack.callback(db.close)
+            db.text_factory = _text
+            check_journal(db, path)
+        # SQLite's own message may quote the damaged schema's bytes, which are not UTF-8.
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
+            raise UserError(f"{path} is corrupt or unreadable ({one_line(err)})") from None
+        yield db
+
+
+def _text(value: bytes) -> str:
+    """Text as stored, with bytes that are not UTF-8 shown as U+FFFD instead of failing."""
+    return value.decode(errors="replace")
+
+
+def _uri(path: Path, query: str) -> str:
+    return f"file:{urllib.parse.quote(os.path.abspath(path))}?{query}"
+
+
+def _connect(path: Path, st: os.stat_result, stack: contextlib.ExitStack) -> sqlite3.Connection:
+    mine = st.st_uid == os.geteuid() and os.access(path, os.W_OK) \
+        and os.access(path.parent, os.W_OK)
+    if mine:
+        return sqlite3.connect(_uri(path, "mode=rw"), uri=True, check_same_thread=False)
+    wal = Path(f"{path}-wal")
+    if not wal.exists() or wal.stat().st_size == 0:
+        # Complete in the main file (no write-ahead log): immutable creates no -shm file and
+        # takes no lock, so reading leaves nothing behind in someone else's directory.
+        return sqlite3.connect(_uri(path, "mode=ro&immutable=1"), uri=True,
+                               check_same_thread=False)
+    db = sqlite3.connect(_uri(path, "mode=ro"), uri=True, check_same_thread=False)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:  # the -shm file cannot be made (a read-only directory)
+        db.close()
+    # immutable would ignore the write-ahead log (the newest data of a killed trace): read a
+    # private copy of both files instead.
+    copy = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sikte-read-")))
+    for suffix in ("", "-wal"):
+        _copy_untrusted(Path(f"{path}{suffix}"), copy / f"journal{suffix}")
+    return sqlite3.connect(_uri(copy / "journal", "mode=rw"), uri=True, check_same_thread=False)
+
+
+def _copy_untrusted(source: Path, target: Path) -> None:
+    fd = open_untrusted(source)
+    try:
+        with os.fdopen(os.dup(fd), "rb") as src, open(target, "xb") as dst:
+            shutil.copyfileobj(src, dst)
+    finally:
+        os.close(fd)
+
+
+def check_journal(db: sqlite3.Connection, path: Path | str) -> None:
+    tables = _tables(db)
+    if "meta" not in tables:
+        raise UserError(f"{path} is an SQLite file of another program, not a sikte-tui "
+                        "journal")
+    try:
+        meta = read_meta(db)
+    except Bad as why:
+        raise bad(path, why) from None
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path} is an SQLite file of another program, not a sikte-tui "
+                        "journal")
+    try:
+        check_meta(meta, SCHEMA_VERSION)
+    except Bad as why:
+        raise bad(path, why) from None
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def read_meta(db: sqlite3.Connection) -> dict[str, Any]:
+    """The meta table's values (JSON each); Bad when one is not JSON."""
+    meta = {}
+    for key, value in db.execute("SELECT key, value FROM meta"):
+        if not isinstance(key, str) or not isinstance(value, (str, bytes)):
+            raise Bad("it has a metadata entry that is not text")
+        try:
+            meta[key] = json.loads(value)
+        except (ValueError, RecursionError):
+            raise Bad(f"it has metadata {key!r} that is not valid JSON") from None
+    return meta
+
+
+def from_journal(path: Path) -> StoredSession:
+    with journal_connection(path) as db:
+        try:
+            return read_journal(db, path)
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError, UnicodeDecodeError) as err:
+            raise UserError(f"{path} is corrupt or unreadable ({one_line(err)})") from None
+        except Bad as why:
+            raise bad(path, why) from None
+
+
+def read_journal(db: sqlite3.Connection, path: Path) -> StoredSession:
+    """Every table of an open journal connection (a file, or a copy in memory); Bad when
+    a table or value is not what a journal holds."""
+    meta = check_meta(read_meta(db), SCHEMA_VERSION)
+    tables = _tables(db)
+    newer = int(meta.get("schema_version", 1)) >= 2
+    needed = JOURNAL_TABLES + (JOURNAL_TABLES_2 if newer else ())
+    missing = [t for t in needed if t not in tables]
+    if missing:
+        raise Bad(f"it has no {missing[0]} table")
+    processes = typed(pd.read_sql_query("SELECT * FROM processes ORDER BY pid", db),
+                      "processes", PROCESS_COLUMNS)
+    processes["cmdline"] = [text_list(c, "its processes table's cmdline column")
+                            for c in processes["cmdline"]]
+    processes["cmdline"] = processes["cmdline"].map(list)
+    processes["container"] = texts(processes, "container")  # schema 2 on
+    proc_events = typed(pd.read_sql_query("SELECT * FROM proc_events ORDER BY ts_ns", db),
+                        "proc_events", PROC_EVENT_COLUMNS)
+    timeline = _journal_stats(db, "timeline", "SELECT * FROM timeline ORDER BY ts_ns")
+    aggregates = _journal_stats(db, "aggregates",
+                                "SELECT * FROM aggregates ORDER BY pid, tid, nr")
+    session = StoredSession(path, meta, processes, proc_events, timeline, aggregates,
+                            _journal_events(db))
+    if newer:
+        session.samples = _journal_samples(db)
+        session.connections = typed(pd.read_sql_query(
+            "SELECT * FROM connections ORDER BY ts_ns, conn_id", db), "connections",
+            CONNECTION_KINDS)
+    return session
+
+
+def _journal_stats(db: sqlite3.Connection, table: str, query: str) -> pd.DataFrame:
+    frame = typed(pd.read_sql_query(query, db), table,
+                  TIMELINE_COLUMNS if table == "timeline" else AGGREGATE_COLUMNS)
+    if "hist" not in frame.columns:
+        raise Bad(f"its {table} table has no hist column")
+    frame["hist"] = [hist_blob(b, table) for b in frame["hist"]]
+    return frame
+
+
+def _journal_events(db: sqlite3.Connection) -> np.ndarray:
+    blobs = []
+    for (blob,) in db.execute("SELECT data FROM event_batches ORDER BY id"):
+        if not isinstance(blob, bytes) or len(blob) % EVENT_DTYPE.itemsize:
+            raise Bad("it has a batch of events that is not whole events")
+        blobs.append(blob)
+    events = np.frombuffer(b"".join(blobs), dtype=EVENT_DTYPE)
+    if len(events) and (events["pid"].max() > ID32[1] or events["tid"].max() > ID32[1]
+                        or events["nr"].max() > ID32[1] or events["ts"].max() > NATURAL[1]):
+        raise Bad("it has an event with a process, thread or syscall number out of range")
+    if len(events) and (np.diff(events["ts"].astype(np.int64)) < 0).any():
+        events = np.sort(events, order="ts", kind="stable")  # per-CPU buffers interleave
+    return events
+
+
+def _journal_samples(db: sqlite3.Connection) -> pd.DataFrame:
+    samples = typed(pd.read_sql_query(
+        "SELECT t.ts_ns, s.pid, s.tid, s.comm, s.frames, s.modules, s.kernel_frames, t.count "
+        "FROM sample_timeline t JOIN stacks s ON s.id = t.stack ORDER BY t.ts_ns, s.id", db),
+        "stacks", SAMPLE_KINDS)
+    # Stacks repeat over intervals: decode each distinct one once.
+    for column in ("frames", "modules"):
+        decoded = {text: text_list(text, f"its stacks table's {column} column")
+                   for text in samples[column].unique()}
+        samples[column] = samples[column].map(decoded)
+    check_stacks(samples)
+    return samples

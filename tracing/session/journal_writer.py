@@ -1,0 +1,226 @@
+"""What the journal writes, as SQL: the rows of a batch of snapshots, in one transaction per
+flush (JournalWriter), the session metadata a snapshot changes and the host's, and the bounded
+copy of a journal into memory when its disk fails. The thread, the caps and the fallback that
+use these are in journal.py; the tables are in schema.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import socket
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from tracing.model.samples import SampleKey, StackSample
+from tracing.model.stats import (
+    ProcessInfo,
+    Snapshot,
+    StatKey,
+    SyscallStats,
+    bucket_bounds,
+    merge_stats,
+)
+from tracing.session.schema import CONNECTION_COLUMNS, hist_to_blob
+
+
+def interval_max(delta: SyscallStats) -> int:
+    """The longest call of an interval, as far as its histogram tells: the top bucket's
+    upper bound, or the observed maximum when that is lower (the kernel keeps only the
+    maximum since the start)."""
+    if not delta.hist:
+        return 0
+    return min(delta.max_ns, bucket_bounds(delta.hist[-1][0])[1] - 1)
+
+
+def host_metadata() -> dict[str, Any]:
+    """The host's part of a session's metadata: where it was traced, by which sikte-tui."""
+    uname = platform.uname()
+    return {"host": socket.gethostname(), "kernel": uname.release, "machine": uname.machine,
+            "sikte_tui_version": _version()}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sikte-tui")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class JournalWriter:
+    """What the writer thread keeps between flushes (it alone touches the database)."""
+
+    def __init__(self) -> None:
+        self.cumulative: dict[StatKey, SyscallStats] = {}
+        self.processes: dict[int, ProcessInfo] = {}
+        self.stack_ids: dict[SampleKey, int] = {}
+        self.sample_counts: dict[SampleKey, int] = {}  # cumulative, as written
+        # Bytes of individual events it may still write (None: no cap). Once a batch does not
+        # fit it is 0 for good: events stop at one point in time, not here and there.
+        self.event_budget: int | None = None
+        self.events_capped = 0  # individual events not written: the journal's cap
+        self.events_bytes = 0  # bytes of individual events the database holds
+
+    def flush(self, db: sqlite3.Connection, snapshots: list[Snapshot],
+              meta: Mapping[str, Any]) -> None:
+        """Write snapshots in one transaction. The in-memory state changes only after the
+        commit, so a failed flush can be retried whole elsewhere."""
+        cumulative = dict(self.cumulative)
+        stack_ids, sample_counts = dict(self.stack_ids), dict(self.sample_counts)
+        budget, capped, written = self.event_budget, 0, 0
+        with db:
+            for snapshot in snapshots:
+                self._timeline(db, snapshot, cumulative)
+                budget, n_bytes, n_capped = self._events(db, snapshot, budget)
+                written += n_bytes
+                capped += n_capped
+                self._samples(db, snapshot, stack_ids, sample_counts)
+            db.executemany(
+                f"INSERT OR REPLACE INTO connections VALUES "
+                f"({','.join('?' * len(CONNECTION_COLUMNS))})",
+                (dataclasses.astuple(c) for c in {
+                    c.conn_id: c for s in snapshots for c in s.connections}.values()))
+            changed = [k for s in snapshots for k in s.interval]
+            db.executemany(
+                "INSERT OR REPLACE INTO aggregates VALUES (?,?,?,?,?,?,?,?,?)",
+                ((k.pid, k.tid, k.nr, s.count, s.errors, s.total_ns, s.min_ns, s.max_ns,
+                  hist_to_blob(s.hist)) for k in set(changed) for s in (cumulative[k],)))
+            processes = self._changed_processes(snapshots[-1])
+            db.executemany("INSERT OR REPLACE INTO processes VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                           (_process_row(p) for p in processes))
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                           ((k, json.dumps(v)) for k, v in meta.items()))
+        self.cumulative = cumulative
+        self.event_budget = budget
+        self.events_capped += capped
+        self.events_bytes += written
+        self.stack_ids, self.sample_counts = stack_ids, sample_counts
+        self.processes.update((p.pid, p) for p in processes)
+
+    @staticmethod
+    def _timeline(db: sqlite3.Connection, snapshot: Snapshot,
+                  cumulative: dict[StatKey, SyscallStats]) -> None:
+        rows = []
+        for key, delta in snapshot.interval.items():
+            before = cumulative.get(key)
+            cumulative[key] = delta if before is None else merge_stats((before, delta))
+            if delta.count:
+                rows.append((snapshot.ts_ns, key.pid, key.tid, key.nr, delta.count,
+                             delta.errors, delta.total_ns, interval_max(delta),
+                             hist_to_blob(delta.hist)))
+        db.executemany("INSERT INTO timeline VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        db.executemany("INSERT INTO proc_events VALUES (?,?,?,?,?,?,?,?)",
+                       ((e.ts_ns, e.kind, e.pid, e.tid, e.ppid, e.status, e.comm, e.filename)
+                        for e in snapshot.proc_events))
+
+    @staticmethod
+    def _events(db: sqlite3.Connection, snapshot: Snapshot,
+                budget: int | None) -> tuple[int | None, int, int]:
+        """The snapshot's individual events, when they fit the budget: (the budget left,
+        bytes written, events not written)."""
+        batch = snapshot.events
+        if not len(batch):
+            return budget, 0, 0
+        if budget is not None and batch.nbytes > budget:
+            return 0, 0, len(batch)
+        db.execute("INSERT INTO event_batches (first_ts_ns, last_ts_ns, n, data) "
+                   "VALUES (?,?,?,?)", (int(batch["ts"].min()), int(batch["ts"].max()),
+                                        len(batch), batch.tobytes()))
+        return (None if budget is None else budget - batch.nbytes), batch.nbytes, 0
+
+    @staticmethod
+    def _samples(db: sqlite3.Connection, snapshot: Snapshot, stack_ids: dict[SampleKey, int],
+                 counts: dict[SampleKey, int]) -> None:
+        """The interval's samples per stack (snapshots give cumulative counts)."""
+        rows = []
+        for s in snapshot.samples:
+            stack = stack_ids.get(s.key)
+            if stack is None:
+                stack = stack_ids[s.key] = len(stack_ids) + 1
+                db.execute("INSERT INTO stacks VALUES (?,?,?,?,?,?,?)", _stack_row(stack, s))
+            delta = s.count - counts.get(s.key, 0)
+            counts[s.key] = s.count
+            if delta > 0:  # stamped with the end of the time they were taken in
+                rows.append((snapshot.samples_until_ns or snapshot.ts_ns, stack, delta))
+        db.executemany("INSERT INTO sample_timeline VALUES (?,?,?)", rows)
+
+    def _changed_processes(self, snapshot: Snapshot) -> list[ProcessInfo]:
+        known = self.processes
+        return [p for pid, p in snapshot.processes.items() if known.get(pid) != p]
+
+
+def _process_row(p: ProcessInfo) -> tuple[Any, ...]:
+    code = p.exit.code if p.exit else None
+    sig = p.exit.signal if p.exit else None
+    return (p.pid, p.ppid, p.comm, p.exe, json.dumps(list(p.cmdline)), p.abi,
+            p.start_ts_ns or None, p.exit_ts_ns or None, code, sig, p.container)
+
+
+def _stack_row(stack: int, s: StackSample) -> tuple[Any, ...]:
+    return (stack, s.pid, s.tid, s.comm, json.dumps(list(s.frames)), json.dumps(list(s.modules)),
+            s.kernel_frames)
+
+
+def snapshot_meta(snapshot: Snapshot) -> dict[str, Any]:
+    """What a snapshot changes in the session's metadata."""
+    d = snapshot.drops
+    exit_status = snapshot.target_exit
+    return {
+        "start_ts_ns": snapshot.start_ts_ns, "start_wall_time": snapshot.start_wall_time,
+        "end_ts_ns": snapshot.ts_ns, "end_wall_time": snapshot.wall_time,
+        "arch": snapshot.arch, "state": snapshot.state, "targets": list(snapshot.targets),
+        "drops": {"events": d.events, "stats_full": d.stats_full,
+                  "proc_events": d.proc_events, "inflight": d.inflight,
+                  "events_sent": d.events_sent, "stacks_missing": d.stacks_missing,
+                  "stack_collisions": d.stack_collisions, "samples_lost": d.samples_lost,
+                  "tcp_events": d.tcp_events},
+        "tcp_monitored": snapshot.tcp_monitored,
+        # Also known from the command line, but not for a trace started from the picker.
+        "sample_hz": snapshot.sample_hz,
+        "probes": {str(nr): name for nr, name in snapshot.probes.items()},
+        "exit_code": exit_status.code if exit_status else None,
+        "exit_signal": exit_status.signal if exit_status else None,
+    }
+
+
+def database_size(db: sqlite3.Connection) -> int:
+    """Bytes the database takes (the file and what its write-ahead log adds to it)."""
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    size = db.execute("PRAGMA page_size").fetchone()[0]
+    return int(pages) * int(size)
+
+
+COPIED_TABLES = ("meta", "processes", "proc_events", "timeline", "aggregates", "stacks",
+                 "sample_timeline", "connections")
+
+
+def copy_bounded(source: sqlite3.Connection, target: sqlite3.Connection,
+                 events_cap: int) -> tuple[int, int]:
+    """Every table of a journal into an empty one, but only the newest individual events
+    within `events_cap` bytes: (bytes of events copied, events left out)."""
+    with target:
+        for table in COPIED_TABLES:
+            rows = source.execute(f"SELECT * FROM {table}")
+            width = len(rows.description)
+            target.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * width)})", rows)
+        kept, left_out, budget = [], 0, events_cap
+        for row in source.execute("SELECT id, first_ts_ns, last_ts_ns, n, length(data) "
+                                  "FROM event_batches ORDER BY id DESC"):
+            if row[4] > budget:
+                left_out += row[3]
+                budget = 0
+                continue
+            budget -= row[4]
+            kept.append(row[0])
+        copied = 0
+        for batch_id in reversed(kept):
+            row = source.execute("SELECT * FROM event_batches WHERE id = ?",
+                                 (batch_id,)).fetchone()
+            target.execute("INSERT INTO event_batches VALUES (?,?,?,?,?)", row)
+            copied += len(row[4])
+    return copied, left_out
+

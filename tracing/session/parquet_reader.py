@@ -1,0 +1,212 @@
+"""Reading a Parquet session directory back, as untrusted input: every file opened from the
+directory without following links, session.json read within a bound, each table's columns
+checked and its UTC timestamps turned back into the session's monotonic clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracing.boundary.untrusted_files import Limits, Refused, open_untrusted, read_fd
+from tracing.errors import UserError
+from tracing.model.stats import EVENT_DTYPE
+from tracing.session.checks import (
+    TIME,
+    Bad,
+    bad,
+    check_meta,
+    check_stacks,
+    hist_lists,
+    one_line,
+    refused,
+    text_list,
+    texts,
+    typed,
+)
+from tracing.session.schema import CONNECTION_COLUMNS, FORMAT, SCHEMA_VERSION
+from tracing.session.stored_session import (
+    AGGREGATE_COLUMNS,
+    CONNECTION_KINDS,
+    EVENT_KINDS,
+    PROCESS_COLUMNS,
+    SAMPLE_COLUMNS,
+    SAMPLE_KINDS,
+    TIMELINE_COLUMNS,
+    StoredSession,
+    wall_offset_ns,
+)
+
+PARQUET_FILES = ("syscalls", "events", "timeline", "processes")
+OPTIONAL_PARQUET_FILES = ("samples", "connections")  # absent from older exports
+SESSION_JSON_LIMITS = Limits(4 << 20)  # metadata: a few KB in practice
+
+
+def from_parquet(path: Path) -> StoredSession:
+    """Every file is opened from the directory, without following symbolic links, regular
+    files only; session.json is read within SESSION_JSON_LIMITS."""
+    try:
+        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({err.strerror})") from None
+    try:
+        names = set(os.listdir(dir_fd))
+        missing = [f"{n}.parquet" for n in PARQUET_FILES if f"{n}.parquet" not in names]
+        if "session.json" not in names or missing:
+            raise UserError(f"{path} is not a sikte-tui Parquet session (missing "
+                            f"{', '.join(missing) or 'session.json'})")
+        meta = _parquet_meta(path, dir_fd)
+        present = PARQUET_FILES + tuple(n for n in OPTIONAL_PARQUET_FILES
+                                        if f"{n}.parquet" in names)
+        tables = {n: _parquet_table(path, dir_fd, n) for n in present}
+        return _parquet_session(path, meta, tables)
+    except Bad as why:
+        raise bad(path, why) from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({err.strerror})") from None
+    finally:
+        os.close(dir_fd)
+
+
+def _parquet_meta(path: Path, dir_fd: int) -> dict[str, Any]:
+    try:
+        fd = open_untrusted("session.json", dir_fd=dir_fd)
+        try:
+            data = read_fd(fd, SESSION_JSON_LIMITS).data
+        finally:
+            os.close(fd)
+    except Refused as why:
+        raise refused(path / "session.json", why) from None
+    try:
+        meta = json.loads(data)
+    except (ValueError, RecursionError):
+        raise Bad("it has a session.json that is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise UserError(f"{path}/session.json is not a sikte-tui session's")
+    return check_meta(meta, SCHEMA_VERSION)
+
+
+def _parquet_table(path: Path, dir_fd: int, name: str) -> pd.DataFrame:
+    import pyarrow.lib
+    import pyarrow.parquet as pq
+
+    try:
+        fd = open_untrusted(f"{name}.parquet", dir_fd=dir_fd)
+    except Refused as why:
+        raise refused(path / f"{name}.parquet", why) from None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            return pq.read_table(f).to_pandas()
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError,
+            pyarrow.lib.ArrowException) as err:
+        raise Bad(f"it has a {name}.parquet that cannot be read ({one_line(err)})") from None
+
+
+def _parquet_session(path: Path, meta: dict[str, Any],
+                     tables: dict[str, pd.DataFrame]) -> StoredSession:
+    offset = wall_offset_ns(meta)
+    session = StoredSession(
+        path, meta,
+        processes=_processes_from(tables["processes"], offset),
+        proc_events=pd.DataFrame(columns=["ts_ns", "kind", "pid", "tid", "ppid", "status",
+                                          "comm", "filename"]),
+        timeline=_stats_from(tables["timeline"], offset, "timeline"),
+        aggregates=_stats_from(tables["syscalls"], offset, "syscalls"),
+        events=_events_from(tables["events"], offset),
+    )
+    if "samples" in tables:
+        session.samples = _samples_from(tables["samples"], offset)
+    if "connections" in tables:
+        session.connections = _connections_from(tables["connections"], offset)
+    return session
+
+
+def _samples_from(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
+    out = typed(frame, "samples", {k: v for k, v in SAMPLE_KINDS.items() if k != "ts_ns"})
+    out["ts_ns"] = _mono(frame, "samples", "ts", offset, required=True)
+    for column in ("frames", "modules"):
+        if column not in frame.columns:
+            raise Bad(f"its samples table has no {column} column")
+        out[column] = [text_list(v, f"its samples table's {column} column")
+                       for v in frame[column]]
+    check_stacks(out)
+    return out[list(SAMPLE_COLUMNS)]
+
+
+def _connections_from(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
+    kinds = {k: v for k, v in CONNECTION_KINDS.items() if k not in ("ts_ns", "end_ts_ns")}
+    out = typed(frame, "connections", kinds)
+    out["ts_ns"] = _mono(frame, "connections", "ts", offset, required=True)
+    out["end_ts_ns"] = _mono(frame, "connections", "end_ts", offset)
+    return out[list(CONNECTION_COLUMNS)]
+
+
+def _mono(frame: pd.DataFrame, table: str, column: str, offset: int,
+          required: bool = False) -> np.ndarray:
+    """A column of UTC timestamps back on the session's monotonic clock, in ns (0 where
+    missing, unless required); Bad when it holds something else or falls outside it."""
+    if column not in frame.columns:
+        raise Bad(f"its {table} table has no {column} column")
+    values = frame[column]
+    where = f"its {table} table's {column} column"
+    if values.dtype.kind == "M":
+        stamps = values.to_numpy(dtype="datetime64[ns]")
+        known = ~np.isnat(stamps)
+        ns = np.where(known, stamps.view(np.int64), 0)
+    elif values.dtype.kind in "iu":
+        known, ns = np.ones(len(values), dtype=bool), values.to_numpy().astype(np.int64)
+    else:
+        raise Bad(f"{where} holds {values.dtype} where timestamps belong")
+    if required and not known.all():
+        raise Bad(f"{where} is empty where a time belongs")
+    if known.any():
+        low, high = int(ns[known].min()) - offset, int(ns[known].max()) - offset
+        if low < TIME[0] or high > TIME[1]:
+            raise Bad(f"{where} holds a time outside the session's clock")
+    return np.where(known, ns - offset, 0).astype(np.int64)
+
+
+def _stats_from(frame: pd.DataFrame, offset: int, table: str) -> pd.DataFrame:
+    kinds = AGGREGATE_COLUMNS if table == "syscalls" else {
+        k: v for k, v in TIMELINE_COLUMNS.items() if k != "ts_ns"}
+    out = typed(frame, table, kinds)
+    if table != "syscalls":
+        out["ts_ns"] = _mono(frame, table, "ts", offset, required=True)
+    for column in ("hist_low_ns", "hist_count"):
+        if column not in frame.columns:
+            raise Bad(f"its {table} table has no {column} column")
+    out["hist"] = [hist_lists(lo, c, table) for lo, c in zip(
+        frame["hist_low_ns"], frame["hist_count"], strict=True)]
+    return out
+
+
+def _processes_from(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
+    kinds = {k: v for k, v in PROCESS_COLUMNS.items()
+             if k not in ("start_ts_ns", "exit_ts_ns")}
+    out = typed(frame, "processes", kinds)
+    for column in ("start_ts", "exit_ts"):
+        out[f"{column}_ns"] = _mono(frame, "processes", column, offset)
+    if "cmdline" not in frame.columns:
+        raise Bad("its processes table has no cmdline column")
+    out["cmdline"] = [list(text_list(c, "its processes table's cmdline column"))
+                      for c in frame["cmdline"]]
+    out["container"] = texts(out, "container")  # newer exports only
+    return out
+
+def _events_from(frame: pd.DataFrame, offset: int) -> np.ndarray:
+    checked = typed(frame, "events", EVENT_KINDS)
+    events = np.zeros(len(frame), dtype=EVENT_DTYPE)
+    events["ts"] = _mono(frame, "events", "ts", offset, required=True)
+    for name in ("pid", "tid", "nr", "ret", "duration_ns"):
+        events[name] = checked[name].to_numpy()
+    for i in range(6):
+        column = f"arg{i}"
+        if column not in frame.columns or frame[column].dtype.kind not in "iu":
+            raise Bad(f"its events table has no {column} column of numbers")
+        events["args"][:, i] = frame[column].to_numpy().astype(np.uint64)
+    return events

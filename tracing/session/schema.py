@@ -1,0 +1,94 @@
+"""The journal's format on disk: what a sikte-tui journal is (FORMAT, SCHEMA_VERSION), the
+SQL that makes each version of its tables, the encoding of its histogram blobs and the files
+SQLite keeps beside it. The writer (journal_writer.py) and the readers (journal_reader.py,
+catalogue.py) both take it from here; it imports neither.
+
+Tables (docs/session-format.md documents every column):
+  meta           key -> JSON value: format, schema version, host, kernel, targets, drops...
+  processes      one row per process seen (upserted as it changes)
+  proc_events    fork, exec and exit events
+  timeline       per tick and (pid, tid, syscall): the interval's counts and histogram
+  aggregates     per (pid, tid, syscall): totals since the start, with the histogram
+  event_batches  individual syscall events, as packed EVENT_DTYPE records per batch
+  stacks         (schema 2) one row per distinct sampled stack of a thread, frames as JSON
+  sample_timeline (schema 2) per tick and stack: the CPU samples of the interval
+  connections    (schema 2) one row per TCP connection, its newest state
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Iterable
+
+import numpy as np
+
+from tracing.model.connections import Connection
+
+FORMAT = "sikte-tui-journal"
+SCHEMA_VERSION = 2
+SQLITE_MAGIC = b"SQLite format 3\x00"  # how every SQLite database file starts
+# SQLite's files: the database, the rollback journal of its first transaction, the WAL, its
+# index. SQLite deletes the last three itself when done.
+JOURNAL_SUFFIXES = ("", "-journal", "-wal", "-shm")
+
+# Each entry upgrades the schema from the version before it. Journals are upgraded when
+# opened for writing; readers accept every version up to SCHEMA_VERSION.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE processes (pid INTEGER PRIMARY KEY, ppid INTEGER, comm TEXT,
+            exe TEXT, cmdline TEXT, abi TEXT, start_ts_ns INTEGER, exit_ts_ns INTEGER,
+            exit_code INTEGER, exit_signal INTEGER)""",
+        """CREATE TABLE proc_events (ts_ns INTEGER, kind INTEGER, pid INTEGER, tid INTEGER,
+            ppid INTEGER, status INTEGER, comm TEXT, filename TEXT)""",
+        """CREATE TABLE timeline (ts_ns INTEGER, pid INTEGER, tid INTEGER, nr INTEGER,
+            count INTEGER, errors INTEGER, total_ns INTEGER, max_ns INTEGER, hist BLOB)""",
+        "CREATE INDEX timeline_ts ON timeline (ts_ns)",
+        """CREATE TABLE aggregates (pid INTEGER, tid INTEGER, nr INTEGER, count INTEGER,
+            errors INTEGER, total_ns INTEGER, min_ns INTEGER, max_ns INTEGER, hist BLOB,
+            PRIMARY KEY (pid, tid, nr))""",
+        """CREATE TABLE event_batches (id INTEGER PRIMARY KEY, first_ts_ns INTEGER,
+            last_ts_ns INTEGER, n INTEGER, data BLOB)""",
+    ),
+    2: (
+        """CREATE TABLE stacks (id INTEGER PRIMARY KEY, pid INTEGER, tid INTEGER, comm TEXT,
+            frames TEXT, modules TEXT, kernel_frames INTEGER)""",
+        """CREATE TABLE sample_timeline (ts_ns INTEGER, stack INTEGER, count INTEGER)""",
+        "CREATE INDEX sample_timeline_ts ON sample_timeline (ts_ns)",
+        """CREATE TABLE connections (conn_id INTEGER PRIMARY KEY, ts_ns INTEGER, pid INTEGER,
+            tid INTEGER, comm TEXT, cgroup_id INTEGER, family INTEGER, saddr TEXT,
+            sport INTEGER, daddr TEXT, dport INTEGER, direction TEXT, state TEXT,
+            end_ts_ns INTEGER, result TEXT, error TEXT, cgroup_path TEXT, container_id TEXT,
+            container_name TEXT, container_runtime TEXT)""",
+        "ALTER TABLE processes ADD COLUMN container TEXT",
+    ),
+}
+CONNECTION_COLUMNS = tuple(f.name for f in dataclasses.fields(Connection))
+# The tables every journal has, and those schema 2 added.
+JOURNAL_TABLES = ("meta", "processes", "proc_events", "timeline", "aggregates",
+                  "event_batches")
+JOURNAL_TABLES_2 = ("stacks", "sample_timeline", "connections")
+
+_HIST_DTYPE = np.dtype("<u8")
+
+
+def hist_to_blob(hist: Iterable[tuple[int, int]]) -> bytes:
+    """A sparse histogram as little-endian u64 (bucket, count) pairs."""
+    return np.array(list(hist), dtype=_HIST_DTYPE).tobytes()
+
+
+def hist_from_blob(blob: bytes | None) -> tuple[tuple[int, int], ...]:
+    if not blob:
+        return ()
+    pairs = np.frombuffer(blob, dtype=_HIST_DTYPE).reshape(-1, 2).tolist()
+    return tuple((b, c) for b, c in pairs)
+
+
+def apply_migrations(db: sqlite3.Connection, current: int) -> None:
+    """Bring a journal's tables from version `current` (0: none yet) to SCHEMA_VERSION."""
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[version]:
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+

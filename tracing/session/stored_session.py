@@ -1,0 +1,97 @@
+"""A saved session in memory: StoredSession's plain tables, whichever file they came from
+(a journal or a Parquet directory), and what each column must hold when a reader takes it
+from a file (the checks themselves are in checks.py).
+
+Times stay on the kernel's monotonic clock (ns) inside; `wall_offset_ns` turns them into
+UTC nanoseconds (`ts_ns + wall_offset_ns`), exactly, in both directions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracing.session.checks import ID32, INT32, INT64, NATURAL, TEXT, TIME, Kind, ints
+from tracing.session.schema import CONNECTION_COLUMNS
+
+SAMPLE_COLUMNS = ("ts_ns", "pid", "tid", "comm", "frames", "modules", "kernel_frames", "count")
+
+# The columns each reader uses, and what they must hold (the journal's names; Parquet's
+# timestamps are checked apart).
+PROCESS_COLUMNS: dict[str, Kind] = {
+    "pid": ints(ID32, required=True), "ppid": ints(ID32), "comm": TEXT, "exe": TEXT,
+    "abi": TEXT, "start_ts_ns": ints(TIME), "exit_ts_ns": ints(TIME),
+    "exit_code": ints(INT32, default=None), "exit_signal": ints(INT32, default=None)}
+PROC_EVENT_COLUMNS: dict[str, Kind] = {
+    "ts_ns": ints(TIME), "kind": ints(INT32), "pid": ints(ID32), "tid": ints(ID32),
+    "ppid": ints(ID32), "status": ints(INT32), "comm": TEXT, "filename": TEXT}
+_KEY: dict[str, Kind] = {
+    "pid": ints(ID32, required=True), "tid": ints(ID32, required=True),
+    "nr": ints(ID32, required=True)}
+_SUMS: dict[str, Kind] = {
+    c: ints(NATURAL, required=True) for c in ("count", "errors", "total_ns", "max_ns")}
+TIMELINE_COLUMNS: dict[str, Kind] = {"ts_ns": ints(TIME, required=True), **_KEY, **_SUMS}
+AGGREGATE_COLUMNS: dict[str, Kind] = {**_KEY, **_SUMS, "min_ns": ints(NATURAL, required=True)}
+EVENT_KINDS: dict[str, Kind] = {
+    "pid": ints(ID32, required=True), "tid": ints(ID32, required=True),
+    "nr": ints(ID32, required=True), "ret": ints(INT64, required=True),
+    "duration_ns": ints(NATURAL, required=True)}
+SAMPLE_KINDS: dict[str, Kind] = {
+    "ts_ns": ints(TIME, required=True), "pid": ints(ID32, required=True),
+    "tid": ints(ID32, required=True), "comm": TEXT, "kernel_frames": ints(ID32, required=True),
+    "count": ints(NATURAL, required=True)}
+CONNECTION_KINDS: dict[str, Kind] = {
+    "conn_id": ints(NATURAL, required=True), "ts_ns": ints(TIME, required=True),
+    "pid": ints(ID32), "tid": ints(ID32), "comm": TEXT, "cgroup_id": ints(NATURAL),
+    "family": ints((0, 127)), "saddr": TEXT, "sport": ints((0, 65535)), "daddr": TEXT,
+    "dport": ints((0, 65535)), "direction": TEXT, "state": TEXT, "end_ts_ns": ints(TIME),
+    "result": TEXT, "error": TEXT, "cgroup_path": TEXT, "container_id": TEXT,
+    "container_name": TEXT, "container_runtime": TEXT}
+
+
+@dataclass
+class StoredSession:
+    """One saved session's tables, on the monotonic clock, checked as the columns above say."""
+
+    path: Path
+    meta: dict[str, Any]
+    processes: pd.DataFrame  # pid, ppid, comm, exe, cmdline (list), abi, start/exit_ts_ns, ...
+    proc_events: pd.DataFrame  # ts_ns, kind, pid, tid, ppid, status, comm, filename
+    timeline: pd.DataFrame  # ts_ns, pid, tid, nr, count, errors, total_ns, max_ns, hist
+    aggregates: pd.DataFrame  # pid, tid, nr, count, errors, total_ns, min_ns, max_ns, hist
+    events: np.ndarray  # EVENT_DTYPE, oldest first
+    # CPU samples per interval and stack: ts_ns, pid, tid, comm, frames (tuple), modules
+    # (tuple), kernel_frames, count
+    samples: pd.DataFrame = dataclasses.field(
+        default_factory=lambda: pd.DataFrame(columns=SAMPLE_COLUMNS))
+    # TCP connections, the newest state of each: Connection's fields
+    connections: pd.DataFrame = dataclasses.field(
+        default_factory=lambda: pd.DataFrame(columns=CONNECTION_COLUMNS))
+
+    @property
+    def wall_offset_ns(self) -> int:
+        return wall_offset_ns(self.meta)
+
+    @property
+    def start_ts_ns(self) -> int:
+        return int(self.meta.get("start_ts_ns", 0))
+
+    @property
+    def end_ts_ns(self) -> int:
+        return int(self.meta.get("end_ts_ns", self.start_ts_ns))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def wall_offset_ns(meta: dict[str, Any]) -> int:
+    """UTC ns minus monotonic ns for this session (fixed at its start)."""
+    wall_ns = round(float(meta.get("start_wall_time", 0.0)) * 1e9)
+    return wall_ns - int(meta.get("start_ts_ns", 0))
+
