@@ -5,21 +5,19 @@ under sudo everything written belongs to the invoking user and is private."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.attack_helpers import NOBODY, assert_intact, make_canary, plant_link, shared_dir
+
 pytestmark = pytest.mark.ebpf
 
-NOBODY = 65534
-CANARY_TEXT = "root's secret, unchanged\n"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,33 +29,13 @@ def sikte(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
 
 @pytest.fixture
 def canary(tmp_path: Path) -> Path:
-    secret = tmp_path / "root-only"
-    secret.mkdir(mode=0o700)
-    path = secret / "canary"
-    path.write_text(CANARY_TEXT)
-    path.chmod(0o600)
-    return path
-
-
-def assert_intact(canary: Path) -> None:
-    st = canary.lstat()
-    assert canary.read_text() == CANARY_TEXT
-    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 0, 0)
-    assert sorted(os.listdir(canary.parent)) == ["canary"]
+    return make_canary(tmp_path)
 
 
 @pytest.fixture
 def shared() -> Iterator[Path]:
-    """Like /tmp: root's, world-writable, sticky, reachable by the test user."""
-    path = Path(tempfile.mkdtemp(prefix="sikte-attack-", dir="/tmp"))
-    path.chmod(0o1777)
-    yield path
-    shutil.rmtree(path)
-
-
-def plant_link(link: Path, target: Path) -> None:
-    os.symlink(target, link)
-    os.lchown(link, NOBODY, NOBODY)
+    with shared_dir() as path:
+        yield path
 
 
 def error_lines(run: subprocess.CompletedProcess) -> list[str]:

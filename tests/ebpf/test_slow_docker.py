@@ -1,6 +1,6 @@
 """A slow Docker socket on the real kernel (issue 12 item 6): a traced process in a Docker
 container's cgroup while /var/run/docker.sock (here a fake one, through
-tracing.net.containers.DOCKER_SOCKET) sends one byte every 0.3 s forever. Starting does not wait
+tracing.net.docker_api.DOCKER_SOCKET) sends one byte every 0.3 s forever. Starting does not wait
 for it, stopping (SIGTERM to `record`, the TUI's quit through LiveSource.stop) completes in
 time, and the counts are exact. With a Docker that answers, the container's name reaches the
 saved session: the journal's processes and connections, and the Parquet export.
@@ -9,7 +9,6 @@ Timing bounds are generous (the requirement is 2 s; the machines are shared)."""
 
 from __future__ import annotations
 
-import errno
 import os
 import secrets
 import select
@@ -25,17 +24,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.cgroup_helpers import made_cgroup
+from tests.docker_helpers import FakeDockerServer, docker_item
+from tests.helpers import wait_until
 from tracing.engine.tracer import TraceConfig, Tracer
 from tracing.model.report import syscall_rows
 from tracing.model.stats import Snapshot
-from tracing.net.containers import cgroup2_mount
 from tracing.record import record
 from tracing.session.export import export_parquet
 from tracing.session.journal import JournalOptions
 from tracing.session.stored import open_session
 from tracing.sources import LiveSource
-
-from ..unit.slow_docker import FakeDockerServer, docker_item, wait_for
 
 pytestmark = [pytest.mark.ebpf, pytest.mark.timeout(120)]
 
@@ -110,27 +109,15 @@ class HeldClient:
 @pytest.fixture
 def container_cgroup() -> Iterator[tuple[Path, str]]:
     """A cgroup named as Docker's systemd driver names a container's: (its dir, the id)."""
-    mount = cgroup2_mount()
-    assert mount is not None, "no cgroup2 mount in /proc/self/mounts"
     cid = secrets.token_hex(32)
-    path = mount / f"docker-{cid}.scope"
-    path.mkdir()
-    yield path, cid
-    deadline = time.monotonic() + 10
-    while True:  # a just-exited process may keep it busy for a moment
-        try:
-            path.rmdir()
-            return
-        except OSError as err:
-            if err.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    with made_cgroup(f"docker-{cid}.scope") as path:
+        yield path, cid
 
 
 def docker_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str,
               containers: list | None = None) -> FakeDockerServer:
     server = FakeDockerServer(str(tmp_path / "docker.sock"), mode, containers)
-    monkeypatch.setattr("tracing.net.containers.DOCKER_SOCKET", server.path)
+    monkeypatch.setattr("tracing.net.docker_api.DOCKER_SOCKET", server.path)
     return server
 
 
@@ -158,11 +145,11 @@ def test_record_stops_in_time_with_a_trickling_docker_socket(tmp_path, monkeypat
 
     def drive(tracer: Tracer) -> None:
         # Started while the container look-up waits on the socket (the old code hung here).
-        wait_for(lambda: docker.accepted, 10, "the container look-up to ask Docker")
+        wait_until(lambda: docker.accepted, "the container look-up to ask Docker", timeout=10)
         client.tell()
         client.wait_connected()
-        wait_for(lambda: connects(tracer.last_snapshot, client.pid) == N, 20,
-                 f"{N} connects in a snapshot")
+        wait_until(lambda: connects(tracer.last_snapshot, client.pid) == N,
+                   f"{N} connects in a snapshot", timeout=20)
         stopped_at.append(time.monotonic())
         os.kill(os.getpid(), signal.SIGTERM)  # as `kill` would stop `record`
 
@@ -197,11 +184,11 @@ def test_live_source_starts_and_quits_in_time_with_a_trickling_socket(
     snapshots: list[Snapshot] = []
     try:
         source.start(snapshots.append, lambda _text: None)
-        wait_for(lambda: docker.open, 10, "a Docker request in flight")
+        wait_until(lambda: docker.open, "a Docker request in flight", timeout=10)
         client.tell()
         client.wait_connected()
-        wait_for(lambda: snapshots and connects(snapshots[-1], client.pid) == N, 20,
-                 f"{N} connects in a snapshot")
+        wait_until(lambda: snapshots and connects(snapshots[-1], client.pid) == N,
+                   f"{N} connects in a snapshot", timeout=20)
         started = time.monotonic()
         source.stop()
         took = time.monotonic() - started
@@ -229,8 +216,8 @@ def test_container_names_reach_the_saved_session(tmp_path, monkeypatch,
     try:
         source.start(snapshots.append, lambda _text: None)
         # The label is looked up off the engine thread and arrives on a later tick.
-        wait_for(lambda: snapshots and snapshots[-1].processes[client.pid].container == "web",
-                 10, "the container's name on the process")
+        wait_until(lambda: snapshots and snapshots[-1].processes[client.pid].container == "web",
+                   "the container's name on the process", timeout=10)
         client.tell()
         client.wait_connected()
         client.finish()  # the target exits: the trace ends by itself

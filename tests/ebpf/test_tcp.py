@@ -25,10 +25,11 @@ from pathlib import Path
 import pytest
 
 from syscall_tables import canonical_arch
+from tests.cgroup_helpers import made_cgroup
 from tracing.engine import tracefs
 from tracing.model.connections import INBOUND, OUTBOUND, TCP_STATES, Connection, ConnectionSet
-from tracing.net.containers import ContainerInfo, ContainerResolver, cgroup2_mount
-from tracing.query.filters import TCP_STATE_NAMES
+from tracing.net.containers import ContainerInfo, ContainerResolver
+from tracing.query.connection_filter import TCP_STATE_NAMES
 
 N = 7
 
@@ -324,20 +325,8 @@ def test_reset_and_timeout_have_their_reasons(traced: Traced) -> None:
 
 @pytest.fixture
 def cgroup_dir() -> Iterator[Path]:
-    mount = cgroup2_mount()
-    assert mount is not None, "no cgroup2 mount in /proc/self/mounts"
-    path = mount / f"sikte-test-tcp-{os.getpid()}"
-    path.mkdir()
-    yield path
-    deadline = time.monotonic() + 5
-    while True:  # a just-exited process may keep it busy for a moment
-        try:
-            path.rmdir()
-            break
-        except OSError as err:
-            if err.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    with made_cgroup(f"sikte-test-tcp-{os.getpid()}") as path:
+        yield path
 
 
 @pytest.mark.ebpf

@@ -1,5 +1,6 @@
-"""The connections view's filter language (tracing.query.filters.parse_connection_filter): every
-field valid and invalid, negation, "either" fields, exactly."""
+"""The connections view's filter language
+(tracing.query.connection_filter.parse_connection_filter): every field valid and invalid,
+negation, "either" fields, exactly."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import dataclasses
 import pytest
 
 from tracing.model.connections import INBOUND, OUTBOUND, Connection
-from tracing.query.filters import (
+from tracing.query.connection_filter import (
     CONNECTION_HELP,
     FAILURES_ONLY,
     ConnectionFilter,
-    FilterError,
-    Term,
     parse_connection_filter,
 )
+from tracing.query.terms import FilterError, Term
 
 FIELDS = "port, sport, dport, addr, container, state, dir, result, pid, tid, comm, duration"
 WEB_ID = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4"

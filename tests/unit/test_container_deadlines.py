@@ -19,18 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.docker_helpers import FakeDockerServer, docker_item
+from tests.helpers import wait_until
 from tracing.model.stats import ProcEvent, ProcKind
-from tracing.net.containers import (
-    DOCKER_BACKOFF_S,
-    BackgroundResolver,
-    CgroupPaths,
-    ContainerInfo,
-    ContainerResolver,
-    DockerClient,
-)
+from tracing.net.cgroups import CgroupPaths
+from tracing.net.containers import BackgroundResolver, ContainerInfo, ContainerResolver
+from tracing.net.docker_api import DOCKER_BACKOFF_S, DockerClient
 from tracing.system.processes import LABEL_RETRY_S, ProcessTracker
-
-from .slow_docker import FakeDockerServer, docker_item, wait_for
 
 ID = "9ec39b91f3d70e1beff50a308f77067065ea6be0d91a3378375056cd4422cf3d"
 NOBODY = 65534
@@ -118,7 +113,7 @@ def test_failures_back_off_and_a_success_resets_it(serve) -> None:
 
 def test_the_socket_path_is_read_when_the_client_is_made(serve, monkeypatch) -> None:
     server = serve("ok", containers=[docker_item(ID, "web", "nginx")])
-    monkeypatch.setattr("tracing.net.containers.DOCKER_SOCKET", server.path)
+    monkeypatch.setattr("tracing.net.docker_api.DOCKER_SOCKET", server.path)
     assert DockerClient().get(ID).name == "web"
 
 
@@ -235,7 +230,8 @@ def test_lookups_answer_at_once_while_the_worker_waits_on_docker(serve, tmp_path
     resolver, ids = background(tmp_path, server.path, deadline=30)
     try:
         assert resolver.lookup(ids["docker"]) == ContainerInfo()  # asked
-        wait_for(lambda: server.trickled, 10, "the worker to be inside the Docker request")
+        wait_until(lambda: server.trickled,
+                   "the worker to be inside the Docker request", timeout=10)
         started = time.monotonic()
         for _ in range(100):
             assert resolver.lookup(ids["docker"]) == ContainerInfo()
@@ -263,12 +259,12 @@ def test_answers_arrive_later_once_docker_gave_up(serve, tmp_path: Path) -> None
         assert resolver.lookup(ids["docker"]) == ContainerInfo()
         assert resolver.lookup(ids["unit"]) == ContainerInfo()
         docker = f"/system.slice/docker-{ID}.scope"
-        found = wait_for(lambda: resolver.lookup(ids["docker"]).path, 10, "the container")
+        found = wait_until(lambda: resolver.lookup(ids["docker"]).path, "the container", timeout=10)
         assert found == docker
         # Unnamed: Docker did not answer in time. Asked again later, after its back-off.
         assert resolver.lookup(ids["docker"]) == ContainerInfo(docker, ID, "", "docker")
         assert resolver.resolver.docker.error.endswith("no complete answer within 1 s")
-        wait_for(lambda: resolver.lookup(ids["unit"]).path, 10, "the unit")
+        wait_until(lambda: resolver.lookup(ids["unit"]).path, "the unit", timeout=10)
         assert resolver.lookup(ids["unit"]) == ContainerInfo("/system.slice/cron.service",
                                                              "cron.service", "", "systemd")
         assert resolver.error == ""
@@ -281,13 +277,14 @@ def test_a_named_container_and_a_pid_fill_the_cgroup_id_too(serve, tmp_path: Pat
     resolver, ids = background(tmp_path, server.path)
     try:
         assert resolver.label_of_pid(11) is None
-        assert wait_for(lambda: resolver.label_of_pid(11), 10, "the label") == "web"
+        assert wait_until(lambda: resolver.label_of_pid(11), "the label", timeout=10) == "web"
         # The process's cgroup id was answered with it: its connections find it at once.
         assert resolver.lookup(ids["docker"]) == ContainerInfo(
             f"/system.slice/docker-{ID}.scope", ID, "web", "docker", "nginx:1.27")
-        assert wait_for(lambda: resolver.label_of_pid(10), 10, "the unit") == "cron.service"
+        assert wait_until(lambda: resolver.label_of_pid(10),
+                          "the unit", timeout=10) == "cron.service"
         assert resolver.label_of_pid(12) is None  # no such process: asked, answered empty
-        wait_for(lambda: resolver.label_of_pid(12) is not None, 10, "pid 12")
+        wait_until(lambda: resolver.label_of_pid(12) is not None, "pid 12", timeout=10)
         assert resolver.label_of_pid(12) == ""
         assert server.accepted == 1  # one list for all
         assert resolver.pending() == []
@@ -300,7 +297,8 @@ def test_the_queue_is_bounded_and_the_newest_questions_win(serve, tmp_path: Path
     resolver, ids = background(tmp_path, server.path, deadline=30, max_pending=4)
     try:
         resolver.lookup(ids["docker"])
-        wait_for(lambda: server.trickled, 10, "the worker to be inside the Docker request")
+        wait_until(lambda: server.trickled,
+                   "the worker to be inside the Docker request", timeout=10)
         for pid in range(100, 110):
             assert resolver.for_pid(pid) is None
         assert resolver.pending() == [("pid", p) for p in range(106, 110)]

@@ -7,23 +7,21 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tracing.net.containers import (
+from tests.docker_helpers import FakeDockerServer, docker_item
+from tracing.net.cgroups import (
     CgroupPaths,
-    ContainerInfo,
-    ContainerResolver,
-    DockerClient,
     cgroup2_mount,
     cgroup_of_pid,
     container_in_proc_cgroup,
     parse_container,
-    parse_containers_json,
 )
+from tracing.net.containers import ContainerInfo, ContainerResolver
+from tracing.net.docker_api import DockerClient, parse_containers_json
 
 ID = "9ec39b91f3d70e1beff50a308f77067065ea6be0d91a3378375056cd4422cf3d"
 ID2 = "ec08435e04266c5ba381fccbb829f626d11d8ddf5f8f547263c7a2d79ab4787a"
@@ -160,54 +158,15 @@ def test_cgroup_paths_walk_the_tree_and_rewalk_at_most_once_a_second(tmp_path: P
 # -- a fake Docker Engine API ----------------------------------------------------------------
 
 
-class FakeDocker:
-    """Answers GET /containers/json on a unix socket like the Docker daemon."""
-
-    def __init__(self, path: str, containers: list[dict]) -> None:
-        self.containers = containers
-        self.requests: list[str] = []
-        self.status = "200 OK"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    request += chunk
-                self.requests.append(request.split(b"\r\n")[0].decode())
-                body = json.dumps(self.containers).encode()
-                conn.sendall(f"HTTP/1.1 {self.status}\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def docker_item(cid: str, name: str, image: str) -> dict:
-    return {"Id": cid, "Names": [f"/{name}"], "Image": image, "State": "running",
-            "Labels": {}}
-
-
 @pytest.fixture
-def docker(tmp_path: Path) -> Iterator[FakeDocker]:
-    server = FakeDocker(str(tmp_path / "docker.sock"), [docker_item(ID, "web", "nginx:1.27")])
+def docker(tmp_path: Path) -> Iterator[FakeDockerServer]:
+    server = FakeDockerServer(str(tmp_path / "docker.sock"), "ok",
+                              [docker_item(ID, "web", "nginx:1.27")])
     yield server
     server.close()
 
 
-def test_docker_client_caches_and_refreshes_on_a_miss(docker: FakeDocker) -> None:
+def test_docker_client_caches_and_refreshes_on_a_miss(docker: FakeDockerServer) -> None:
     clock = Clock()
     client = DockerClient(docker.sock.getsockname(), clock=clock)
     found = client.get(ID)
@@ -224,7 +183,7 @@ def test_docker_client_caches_and_refreshes_on_a_miss(docker: FakeDocker) -> Non
     assert client.fetches == 3
 
 
-def test_docker_client_without_a_daemon(tmp_path: Path, docker: FakeDocker) -> None:
+def test_docker_client_without_a_daemon(tmp_path: Path, docker: FakeDockerServer) -> None:
     absent = DockerClient(str(tmp_path / "none.sock"))
     assert absent.get(ID) is None
     assert (absent.available, absent.fetches, absent.error) == (False, 0, "")
@@ -260,7 +219,7 @@ def make_tree(tmp_path: Path) -> tuple[Path, dict[str, int]]:
     return root, {k: os.stat(root / d).st_ino for k, d in dirs.items()}
 
 
-def test_container_resolver(tmp_path: Path, docker: FakeDocker) -> None:
+def test_container_resolver(tmp_path: Path, docker: FakeDockerServer) -> None:
     root, ids = make_tree(tmp_path)
     client = DockerClient(docker.sock.getsockname(), min_interval=0)
     resolver = ContainerResolver(paths=CgroupPaths(root, min_interval=0), docker_client=client)
@@ -279,7 +238,7 @@ def test_container_resolver(tmp_path: Path, docker: FakeDocker) -> None:
     assert resolver.lookup(123456789) == ContainerInfo()
 
 
-def test_container_resolver_with_docker_disabled(tmp_path: Path, docker: FakeDocker) -> None:
+def test_container_resolver_with_docker_disabled(tmp_path: Path, docker: FakeDockerServer) -> None:
     root, ids = make_tree(tmp_path)
     resolver = ContainerResolver(docker=False, paths=CgroupPaths(root),
                                  docker_client=DockerClient(docker.sock.getsockname()))
@@ -289,7 +248,7 @@ def test_container_resolver_with_docker_disabled(tmp_path: Path, docker: FakeDoc
     assert docker.requests == []
 
 
-def test_container_resolver_for_pid(tmp_path: Path, docker: FakeDocker) -> None:
+def test_container_resolver_for_pid(tmp_path: Path, docker: FakeDockerServer) -> None:
     proc = tmp_path / "proc"
     (proc / "10").mkdir(parents=True)
     (proc / "10" / "cgroup").write_text(f"0::/system.slice/docker-{ID}.scope\n")

@@ -12,14 +12,10 @@ import contextlib
 
 import pytest
 
-from tracing.query import filters
-from tracing.query.filters import (
-    MAX_FILTER_CHARS,
-    MAX_REGEX_CHARS,
-    FilterError,
-    parse_connection_filter,
-    parse_filter,
-)
+from tracing.query import syscall_filter, terms
+from tracing.query.connection_filter import parse_connection_filter
+from tracing.query.syscall_filter import parse_filter
+from tracing.query.terms import MAX_FILTER_CHARS, MAX_REGEX_CHARS, FilterError
 
 PARSERS = [parse_filter, parse_connection_filter]
 
@@ -42,7 +38,7 @@ def counting() -> type[CountingText]:
 
 @pytest.fixture(autouse=True)
 def fresh_term_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(filters, "_TERMS", filters._TermCache(1024))
+    monkeypatch.setattr(terms, "_TERMS", terms._TermCache(1024))
 
 
 @pytest.mark.parametrize("parse", PARSERS)
@@ -86,8 +82,8 @@ def test_one_character_more_is_refused(counting) -> None:
 def test_a_regex_is_bounded_before_it_compiles(parse, field: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     compiled: list[str] = []
-    real_compile = filters.re.compile
-    monkeypatch.setattr(filters.re, "compile",
+    real_compile = terms.re.compile
+    monkeypatch.setattr(terms.re, "compile",
                         lambda p, f=0: compiled.append(p) or real_compile(p, f))
     parse(f"{field}~" + "a" * MAX_REGEX_CHARS)
     assert compiled == ["a" * MAX_REGEX_CHARS]
@@ -100,8 +96,8 @@ def test_a_regex_is_bounded_before_it_compiles(parse, field: str,
 
 def test_typing_on_parses_only_the_last_term(monkeypatch: pytest.MonkeyPatch) -> None:
     parsed: list[int] = []
-    real = filters._parse_term
-    monkeypatch.setattr(filters, "_parse_term",
+    real = syscall_filter._parse_term
+    monkeypatch.setattr(syscall_filter, "_parse_term",
                         lambda start, chars: parsed.append(start) or real(start, chars))
     text = "read pid=42 errors>0 p99>1ms "
     for end in range(1, len(text) + 1):  # typed key by key

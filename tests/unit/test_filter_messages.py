@@ -8,7 +8,9 @@ import warnings
 
 import pytest
 
-from tracing.query.filters import FilterError, parse_connection_filter, parse_filter
+from tracing.query.connection_filter import parse_connection_filter
+from tracing.query.syscall_filter import parse_filter
+from tracing.query.terms import FilterError
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tracing.query.filters import ERRORS_ONLY, HELP_TEXT, Filter, FilterError, Term, parse_filter
+from tracing.query.syscall_filter import ERRORS_ONLY, HELP_TEXT, Filter, parse_filter
+from tracing.query.terms import FilterError, Term
 
 FIELDS = ("name, pid, tid, comm, nr, count, errors, unexpected, err%, rate, total, avg, p50, "
           "p95, p99, max")
@@ -538,7 +539,7 @@ def test_help_text_mentions(word: str) -> None:
 
 def test_imports_neither_bcc_nor_textual() -> None:
     code = (
-        "import sys, tracing.query.filters\n"
+        "import sys, tracing.query.syscall_filter, tracing.query.connection_filter\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('bcc', 'textual')]\n"
         "assert not bad, bad\n"
     )

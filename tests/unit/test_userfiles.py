@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.attack_helpers import (
+    CANARY_TEXT,
+    NOBODY,
+    assert_intact,
+    make_canary,
+    plant_link,
+    shared_dir,
+)
 from tracing.boundary.userfiles import (
     Owner,
     acting_as,
@@ -33,8 +39,6 @@ from tracing.session.stored import open_session
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 
-NOBODY = 65534
-CANARY_TEXT = "root's secret, unchanged\n"
 FIXTURE = Path(__file__).resolve().parents[1] / "tui" / "data" / "session.jsonl.gz"
 
 
@@ -45,35 +49,13 @@ def snapshots():
 
 @pytest.fixture
 def canary(tmp_path: Path) -> Path:
-    """A root-only file (0600 in a 0700 directory) with known content."""
-    secret = tmp_path / "root-only"
-    secret.mkdir(mode=0o700)
-    path = secret / "canary"
-    path.write_text(CANARY_TEXT)
-    path.chmod(0o600)
-    return path
-
-
-def assert_intact(canary: Path) -> None:
-    st = canary.lstat()
-    assert canary.read_text() == CANARY_TEXT
-    assert stat.S_IMODE(st.st_mode) == 0o600 and (st.st_uid, st.st_gid) == (0, 0)
+    return make_canary(tmp_path)
 
 
 @pytest.fixture
 def shared() -> Iterator[Path]:
-    """A directory like /tmp: root's, world-writable, sticky (tmp_path is root-only, so a
-    test user could not reach anything under it)."""
-    path = Path(tempfile.mkdtemp(prefix="sikte-shared-", dir="/tmp"))
-    path.chmod(0o1777)
-    yield path
-    shutil.rmtree(path)
-
-
-def plant_link(link: Path, target: Path) -> None:
-    """A symlink as user nobody would make it."""
-    os.symlink(target, link)
-    os.lchown(link, NOBODY, NOBODY)
+    with shared_dir() as path:
+        yield path
 
 
 @pytest.fixture

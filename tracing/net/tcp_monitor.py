@@ -3,7 +3,7 @@
 The kernel sends one event per state change of a traced process's socket (tcp_events ring
 buffer); TcpMonitor follows each socket from its start (connect, or accepted) to CLOSE and
 hands out tracing.model.connections.Connection objects. It works on the bcc BPF object it is given
-and does not import bcc (tracing/engine/program.py is the one module that does): the ring buffer
+and does not import bcc (tracing/engine/ is the one folder that does): the ring buffer
 it opens is drained by the engine's own polling (SyscallProgram.poll_until / drain).
 """
 
@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from syscall_tables import errno_name
 from tracing.model.connections import (
@@ -239,7 +240,7 @@ class TcpMonitor:
     def _updated(c: Connection, e: _TcpEventC) -> Connection:
         """The connection at a later state. A connect's first event has no local port yet
         (it is picked after SYN_SENT), so ports and addresses are taken when known."""
-        changes: dict[str, object] = {"state": TCP_STATES.get(e.newstate, str(e.newstate))}
+        changes: dict[str, Any] = {"state": TCP_STATES.get(e.newstate, str(e.newstate))}
         if e.sport:
             changes.update(sport=e.sport, saddr=_address(e.saddr, c.family))
         if e.dport:

@@ -1,6 +1,7 @@
-"""Fake Docker Engine sockets that misbehave, for the deadline tests (unit and ebpf): one that
-trickles a byte every 0.3 s forever, one that floods, one that hangs up at once, one that
-answers. Each is a unix socket in a directory the test gives, served from daemon threads."""
+"""Fake Docker Engine sockets for the container tests (unit and ebpf): one that answers like
+the Docker daemon, and ones that misbehave for the deadline tests (trickles a byte every
+0.3 s forever, floods, hangs up at once). Each is a unix socket at a path the test gives,
+served from daemon threads."""
 
 from __future__ import annotations
 
@@ -8,23 +9,8 @@ import contextlib
 import json
 import socket
 import threading
-import time
-from collections.abc import Callable
 
 TRICKLE_S = 0.3
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll condition() until it is true or the deadline passes; fail saying what it was."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} "
-                                 f"(last: {value!r})")
-        time.sleep(0.01)
 
 
 class FakeDockerServer:
@@ -34,15 +20,16 @@ class FakeDockerServer:
     - "trickle-head": the status line one byte every TRICKLE_S;
     - "flood": a 200 head without a length, then bytes as fast as they go;
     - "hangup": closes as soon as the request is read;
-    - "ok": the JSON list `containers`, as the Docker daemon answers.
+    - "ok": the JSON list `containers`, as the Docker daemon answers, with `status`.
     """
 
-    def __init__(self, path: str, mode: str, containers: list[dict] | None = None) -> None:
+    def __init__(self, path: str, mode: str = "ok", containers: list[dict] | None = None) -> None:
         self.path = path
         self.mode = mode
-        self.containers = containers or []
+        self.containers = containers if containers is not None else []
+        self.status = "200 OK"
         self.accepted = 0  # connections taken
-        self.requests: list[bytes] = []
+        self.requests: list[str] = []  # their request lines
         self.trickled = 0  # bytes sent one at a time
         self.open = 0  # connections being served now
         self._lock = threading.Lock()
@@ -69,7 +56,7 @@ class FakeDockerServer:
             with conn, contextlib.suppress(OSError):
                 request = self._read_request(conn)
                 with self._lock:
-                    self.requests.append(request)
+                    self.requests.append(request.split(b"\r\n")[0].decode())
                 getattr(self, "_" + self.mode.replace("-", "_"))(conn)
         finally:
             with self._lock:
@@ -113,8 +100,8 @@ class FakeDockerServer:
 
     def _ok(self, conn: socket.socket) -> None:
         body = json.dumps(self.containers).encode()
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        conn.sendall(f"HTTP/1.1 {self.status}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
 
     def close(self) -> None:
         self._stop.set()
@@ -122,4 +109,6 @@ class FakeDockerServer:
 
 
 def docker_item(cid: str, name: str, image: str) -> dict:
-    return {"Id": cid, "Names": [f"/{name}"], "Image": image, "State": "running"}
+    """A container as GET /containers/json lists it."""
+    return {"Id": cid, "Names": [f"/{name}"], "Image": image, "State": "running",
+            "Labels": {}}
