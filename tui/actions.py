@@ -3,6 +3,7 @@ the help screen and the command palette, so they never disagree."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
@@ -145,6 +146,13 @@ def _one_key(key: str) -> str:
     return "+".join([*(_MODIFIERS.get(m, m.title()) for m in mods), shown])
 
 
+def key_lines(screen: str) -> list[tuple[str, str]]:
+    """(keys as typed, what they do) for every action of `screen`, then the command
+    palette's: the lines a help screen shows for it."""
+    lines = [(key_display(a.keys), a.description) for a in actions_for(screen)]
+    return [*lines, (key_display(PALETTE_KEY), PALETTE_HELP)]
+
+
 def help_sections(screen: str) -> tuple[list[Action], list[Action]]:
     """What `?` lists: the actions of `screen` first, then every other action once (an
     action several screens share, with the same keys and words, is one line)."""
@@ -174,20 +182,20 @@ class ActionsProvider(Provider):
     """The command palette's list: every action of the current screen."""
 
     async def search(self, query: str) -> Hits:
-        screen = self.screen
-        screen_id = getattr(screen, "ACTION_SCREEN", "")
         matcher = self.matcher(query)
-        for action in actions_for(screen_id):
-            text = f"{action.label}: {action.description}"
+        for text, run, keys in self._entries():
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text),
-                          partial(screen.run_action, action.name),
-                          help=f"key: {key_display(action.keys)}")
+                yield Hit(score, matcher.highlight(text), run, help=keys)
 
     async def discover(self) -> Hits:
+        for text, run, keys in self._entries():
+            yield Hit(1.0, text, run, help=keys)
+
+    def _entries(self) -> Iterator[tuple[str, Callable[[], object], str]]:
+        """(what the palette lists, what choosing it runs, its keys) for each action of the
+        current screen."""
         screen = self.screen
         for action in actions_for(getattr(screen, "ACTION_SCREEN", "")):
-            yield Hit(1.0, f"{action.label}: {action.description}",
-                      partial(screen.run_action, action.name),
-                      help=f"key: {key_display(action.keys)}")
+            yield (f"{action.label}: {action.description}",
+                   partial(screen.run_action, action.name), f"key: {key_display(action.keys)}")

@@ -19,8 +19,8 @@ from tracing.model.report import key_name
 from tracing.model.stats import StatKey, SyscallEvent, event_objects, merge_stats
 from tracing.model.units import format_count, format_duration, format_exact_count
 from tui.actions import bindings_for
+from tui.columns import Column, Row, RowKey
 from tui.footer import KeyFooter
-from tui.rows import Column, Row
 from tui.screens import DrillDown
 from tui.session import SessionView
 from tui.table import KeyedTable
@@ -61,7 +61,7 @@ class DetailScreen(DrillDown):
         self.syscall = name
         self.pid = pid
         self.events_paused = False
-        self._events_shown: tuple[int, str | None] = (0, None)  # (matched, newest key)
+        self._events_shown: tuple[int, RowKey | None] = (0, None)  # (matched, newest key)
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
@@ -135,7 +135,7 @@ class DetailScreen(DrillDown):
         for pid, s in rows:
             info = snapshot.processes.get(pid) if snapshot else None
             # The table draws cells as plain segments, sanitized: a comm is only data.
-            out.append(Row(str(pid), {"pid": pid}, {
+            out.append(Row((pid,), {"pid": pid}, {
                 "pid": str(pid), "comm": info.comm if info else "?",
                 "count": format_count(s.count), "errors": format_count(s.errors),
                 "total_ns": format_duration(s.total_ns), "avg_ns": format_duration(s.avg_ns),
@@ -146,7 +146,7 @@ class DetailScreen(DrillDown):
     def _render_errnos(self, batch: np.ndarray) -> None:
         ret = batch["ret"]
         failed = -ret[(ret < 0) & (ret >= -4095)]
-        rows = [Row(errno_name(errno), {"events": n},
+        rows = [Row((errno_name(errno),), {"events": n},
                     {"errno": errno_name(errno), "events": format_count(n)})
                 for errno, n in Counter(failed.tolist()).most_common()]
         self.query_one("#by-errno", KeyedTable).update_rows(rows)
@@ -187,9 +187,9 @@ class DetailScreen(DrillDown):
             self._render_events_title(shown, self._events_shown[0])
 
 
-def event_key(e: SyscallEvent) -> str:
+def event_key(e: SyscallEvent) -> RowKey:
     """A thread makes one syscall at a time: its id and the time name the event."""
-    return f"{e.tid}\x1f{e.ts_ns}\x1f{e.nr}"
+    return (e.tid, e.ts_ns, e.nr)
 
 
 def event_row(e: SyscallEvent, start_ns: int) -> Row:

@@ -13,16 +13,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, Switch
 
 from tracing.errors import UserError
-from tracing.query.filters import HELP_TEXT
+from tracing.query.syscall_filter import HELP_TEXT
 from tracing.system.targets import resolve_command
-from tui.actions import (
-    PALETTE_HELP,
-    PALETTE_KEY,
-    SCREEN_TITLES,
-    bindings_for,
-    help_sections,
-    key_display,
-)
+from tui.actions import SCREEN_TITLES, bindings_for, help_sections, key_display, key_lines
 from tui.text import error_line
 from tui.widgets import DataInput
 
@@ -30,16 +23,21 @@ from tui.widgets import DataInput
 def help_tables(screen: str) -> tuple[Table, Table]:
     """The keys of `screen` (and the palette's), then every other screen's with where it
     applies: what `?` shows, first what can be pressed now."""
-    here, others = help_sections(screen)
-    first = _keys_table()
-    for a in here:
-        first.add_row(key_display(a.keys), a.description)
-    first.add_row(key_display(PALETTE_KEY), PALETTE_HELP)
+    _here, others = help_sections(screen)
     rest = _keys_table()
     rest.add_column(style="dim")
     for a in others:
         rest.add_row(key_display(a.keys), a.description, ", ".join(a.screens))
-    return first, rest
+    return keys_table(screen), rest
+
+
+def keys_table(screen: str) -> Table:
+    """The keys of `screen`, then the command palette's: what can be pressed there, as every
+    help screen lists them."""
+    table = _keys_table()
+    for keys, description in key_lines(screen):
+        table.add_row(keys, description)
+    return table
 
 
 def _keys_table() -> Table:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from tracing.query.filters import MAX_FILTER_CHARS
+from tracing.query.terms import MAX_FILTER_CHARS
 from tui.widgets import DataInput
 
 # A filter typed key by key is applied once typing pauses this long (Enter applies it now):

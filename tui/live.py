@@ -12,32 +12,32 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
 from tracing.model.stats import Snapshot, TraceState
-from tracing.query.filters import ERRORS_ONLY, Filter, FilterError, parse_filter
+from tracing.query.syscall_filter import ERRORS_ONLY, Filter, parse_filter
 from tracing.session.window import Window
-from tracing.sources import SnapshotSource, StoredSource
+from tracing.sources import SnapshotSource
 from tui.actions import bindings_for
-from tui.connections import ConnectionsScreen, scope_of_row
-from tui.filter_input import FilterInput
+from tui.columns import GROUPINGS, Grouping, columns
+from tui.connection_rows import scope_of_row
+from tui.connections import ConnectionsScreen
+from tui.filter_bar import FilterBar
 from tui.footer import KeyFooter
 from tui.messages import CommandOutput, SnapshotReady, SourceFailed, SourceStarted
-from tui.rows import DEFAULT_SORT, GROUPINGS, Grouping, RowBuilder, columns
+from tui.navigation import navigator
+from tui.rows import DEFAULT_SORT, RowBuilder
 from tui.samples import SamplesScreen
 from tui.screens import SortKeys
 from tui.session import SessionView
 from tui.session_dialogs import ExportDialog, TimelineBar, WindowDialog
 from tui.sessions import SessionsScreen
 from tui.table import KeyedTable
-from tui.text import error_line
 from tui.widgets import OutputPanel, ProcessTreePanel, StatusHeader, alert_line
 
 APPLY_INTERVAL_S = 0.25  # at most 4 snapshots rendered per second
-FILTER_DEBOUNCE_S = 0.12
 
 
 class LiveScreen(SortKeys, Screen):
@@ -53,13 +53,12 @@ class LiveScreen(SortKeys, Screen):
         self.sort_reverse = True
         self.filter: Filter | None = None
         self.paused = False
-        self.state = TraceState.STARTING
+        self.state: TraceState = TraceState.STARTING
         self._pending: Snapshot | None = None
         self._shown: Snapshot | None = None
         self._cpu_mark: tuple[float, float] | None = None  # (wall, tracer cpu) last shown
         self.tracer_cpu_pct: float | None = None
         self._rows = RowBuilder()
-        self._filter_timer: Timer | None = None
         self.failure: SourceFailed | None = None
 
     def compose(self) -> ComposeResult:
@@ -70,9 +69,10 @@ class LiveScreen(SortKeys, Screen):
             yield KeyedTable(id="syscalls")
             yield ProcessTreePanel("processes", id="tree")
         yield OutputPanel(id="output")
-        yield FilterInput(placeholder="/ filter: read  pid=42  errors>0  p99>1ms  "
-                          "!name~^mmap  (Esc clears)", id="filter", compact=True)
-        yield Static("", id="filter-message")
+        yield FilterBar(parse_filter, placeholder="/ filter: read  pid=42  errors>0  p99>1ms  "
+                        "!name~^mmap  (Esc clears)", input_id="filter", message_id="filter-message",
+                        keep=self._keep_filter, redraw=self._rerender, leave=self._focus_table,
+                        clear=self.action_clear_filter)
         yield KeyFooter()
 
     def on_mount(self) -> None:
@@ -83,7 +83,7 @@ class LiveScreen(SortKeys, Screen):
         self.query_one("#tree").display = False
         self.query_one("#output").display = False
         self.query_one(OutputPanel).explain_empty(self.source)
-        self.query_one(TimelineBar).display = isinstance(self.source, StoredSource)
+        self.query_one(TimelineBar).display = self.source.capabilities.saved is not None
         self.set_interval(APPLY_INTERVAL_S, self._apply_pending)
         self._render_header()
         self._start_source()
@@ -108,7 +108,7 @@ class LiveScreen(SortKeys, Screen):
             self._render_header()
 
     def on_source_failed(self, message: SourceFailed) -> None:
-        self.state = "failed"  # and it stays so: the table keeps what was last seen
+        self.state = TraceState.FAILED  # and it stays so: the table keeps what was last seen
         self.failure = message
         self._render_header()
 
@@ -157,7 +157,7 @@ class LiveScreen(SortKeys, Screen):
     @property
     def display_state(self) -> str:
         latest = self.session.latest
-        state = self.state
+        state: str = self.state
         if state == TraceState.EXITED:
             ended = latest.target_exit if latest else None
             state = f"target exited ({ended})" if ended is not None else "targets exited"
@@ -184,8 +184,9 @@ class LiveScreen(SortKeys, Screen):
             self._rows.rows(self.grouping, self.sort_column, self.sort_reverse))
 
     def _render_timeline(self) -> None:
-        if isinstance(self.source, StoredSource):
-            self.query_one(TimelineBar).show(self.source.session, self.source.window)
+        saved = self.source.capabilities.saved
+        if saved is not None:
+            self.query_one(TimelineBar).show(saved.session, saved.window)
 
     def _rerender(self) -> None:
         """After a change of filter: rebuild the rows from the shown snapshot."""
@@ -200,8 +201,7 @@ class LiveScreen(SortKeys, Screen):
     # -- actions ----------------------------------------------------------------------------
 
     def action_filter(self) -> None:
-        # Now, not later: keys typed right after "/" belong to the filter, not to bindings.
-        self.set_focus(self.query_one("#filter", Input))
+        self.query_one(FilterBar).open()
 
     def action_clear_filter(self) -> None:
         below = self.app.screen_stack[-2:-1]
@@ -209,48 +209,19 @@ class LiveScreen(SortKeys, Screen):
             # Nothing to clear in a session opened from the list: Escape goes back to it.
             self.app.pop_screen()
             return
-        self.query_one("#filter", Input).value = ""
+        bar = self.query_one(FilterBar)
+        bar.input.value = ""
+        bar.forget()
         self.filter = None
-        self._show_filter_message("")
+        bar.show_message("")
         self.query_one(KeyedTable).focus()
         self._rerender()
 
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        try:
-            self.filter = parse_filter(event.value)
-        except FilterError as err:
-            # Keep the last valid filter; say what is wrong, inline.
-            self._show_filter_message(err.message)
-            return
-        self._show_filter_message("")
-        # Rebuilding visits every entry: while the user types, do it once typing pauses.
-        if self._filter_timer is not None:
-            self._filter_timer.stop()
-        self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, self._rerender)
+    def _keep_filter(self, flt: Filter) -> None:
+        self.filter = flt
 
-    @on(FilterInput.TooLong, "#filter")
-    def _filter_too_long(self, event: FilterInput.TooLong) -> None:
-        self._show_filter_message(event.line)  # the text is kept, the last filter too
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self, _event: Input.Submitted) -> None:
-        # Enter applies now: the next key may act on the filtered table.
-        if self._filter_timer is not None:
-            self._filter_timer.stop()
-            self._filter_timer = None
-        self._rerender()
+    def _focus_table(self) -> None:
         self.query_one(KeyedTable).focus()
-
-    def on_key(self, event) -> None:
-        if event.key == "escape" and self.query_one("#filter", Input).has_focus:
-            event.stop()
-            self.action_clear_filter()
-
-    def _show_filter_message(self, text: str) -> None:
-        """An error about the typed filter (which it quotes), or "" to hide the line."""
-        self.query_one("#filter-message", Static).update(error_line(text) if text else "")
-        self.query_one("#filter-message").display = bool(text)
 
     def action_errors_only(self) -> None:
         current = self.filter.text if self.filter else ""
@@ -312,23 +283,24 @@ class LiveScreen(SortKeys, Screen):
         self._render_header()
 
     def action_reset(self) -> None:
+        saved = self.source.capabilities.saved is not None
         self.source.reset()
-        self.session.reset(keep_counting=not isinstance(self.source, StoredSource))
-        self.notify("showing the whole session" if isinstance(self.source, StoredSource)
-                    else "counts reset to zero")
+        self.session.reset(keep_counting=not saved)
+        self.notify("showing the whole session" if saved else "counts reset to zero")
 
     def action_choose_window(self) -> None:
-        source = self.source
-        if not isinstance(source, StoredSource):
+        saved = self.source.capabilities.saved
+        if saved is None:
             self.notify("choosing a stretch of time is for saved sessions (sikte-tui open); "
                         "R resets the counts of a live one", severity="warning")
             return
-        self.app.push_screen(WindowDialog(source.session, source.window), self._window_chosen)
+        self.app.push_screen(WindowDialog(saved.session, saved.window), self._window_chosen)
 
     def _window_chosen(self, window: Window | None) -> None:
-        if window is not None and isinstance(self.source, StoredSource):
+        saved = self.source.capabilities.saved
+        if window is not None and saved is not None:
             self.session.reset(keep_counting=False)
-            self.source.set_window(window)
+            saved.set_window(window)
 
     def action_export(self) -> None:
         self.app.push_screen(ExportDialog(self.source.stored, default_export_path(self.source)),
@@ -342,15 +314,15 @@ class LiveScreen(SortKeys, Screen):
         row_key = self.query_one(KeyedTable).cursor_key
         if self._shown is None or row_key is None:
             return
-        parts = row_key.split("\x1f")
+        parts = row_key
         key = self.grouping.key
         if key == "syscall":
-            self.app.open_detail(parts[0], None)
+            navigator(self.app).open_detail(parts[0], None)
         elif key == "pid_syscall":
-            self.app.open_detail(parts[1], int(parts[0]))
+            navigator(self.app).open_detail(parts[1], int(parts[0]))
         elif key == "comm":  # the syscalls of every process of that name
             self._set_grouping(GROUPINGS[0])
-            self.query_one("#filter", Input).value = comm_term(parts[0])
+            self.query_one("#filter", Input).value = comm_term(str(parts[0]))
         else:  # a process or thread row: show its syscalls
             self._set_grouping(GROUPINGS[0])
             self.query_one("#filter", Input).value = (
@@ -366,13 +338,13 @@ class LiveScreen(SortKeys, Screen):
         self.app.push_screen(ConnectionsScreen(self.session, scope))
 
     def action_help(self) -> None:
-        self.app.action_show_help()
+        navigator(self.app).action_show_help()
 
     def action_quit(self) -> None:
-        self.app.request_quit()
+        navigator(self.app).request_quit()
 
     def action_new_trace(self) -> None:
-        self.app.request_new_trace()
+        navigator(self.app).request_new_trace()
 
 
 def comm_term(comm: str) -> str:
@@ -386,9 +358,7 @@ def comm_term(comm: str) -> str:
 
 def default_export_path(source: SnapshotSource) -> Path:
     """Beside the user, named after the session: ./20261123-101500-ls-parquet"""
-    if isinstance(source, StoredSource):
-        stem = source.session.name
-    else:
-        journal = getattr(source, "journal", None)
-        stem = journal.path.name if journal is not None and journal.path else "sikte-session"
+    stem = source.session_name()
+    if stem is None:  # a replay, or a journal kept in memory only
+        stem = "sikte-session"
     return Path.cwd() / f"{stem.removesuffix('.sikte.db')}-parquet"

@@ -1,4 +1,5 @@
-"""Table rows for the live view: grouping, filtering, rates, sorting.
+"""Table rows for the live view: grouping, filtering, rates, sorting (the groupings and
+their columns are declared in tui/columns.py).
 
 Pure Python over tracing's model (no Textual). The RowBuilder keeps every grouping's rows up
 to date from each snapshot's interval (what changed), so a snapshot costs what changed and a
@@ -11,8 +12,7 @@ second reads 2.0, not 0 or 4 by the luck of one tick), and none once the targets
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from operator import attrgetter, itemgetter
 
@@ -21,56 +21,8 @@ from tracing.model.expected_errors import expected_error_counts
 from tracing.model.report import key_name
 from tracing.model.stats import Snapshot, StatKey, SyscallStats, TraceState, percentile
 from tracing.model.units import format_count, format_duration, format_exact_count, format_rate
-from tracing.query.filters import Filter
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    key: str
-    label: str
-    numeric: bool = True
-    width: int = 7  # fixed, so the table never measures every row
-    # When the terminal is narrow, columns go from the highest priority down (0: always
-    # shown); the sort column always stays. See KeyedTable.
-    priority: int = 0
-    optional: bool = False  # hidden while no row has a value ("" or "-")
-
-
-@dataclass(frozen=True, slots=True)
-class Grouping:
-    key: str
-    label: str
-    identity: tuple[Column, ...]
-
-
-_NAME = Column("name", "syscall", False, 22)  # the longest syscall names are ~22 characters
-_COMM = Column("comm", "comm", False, 15)  # the kernel keeps 15 characters of a comm
-_PID = Column("pid", "pid")
-_CONTAINER = Column("container", "container", False, 14, priority=1, optional=True)
-GROUPINGS = (
-    Grouping("syscall", "by syscall", (_NAME,)),
-    Grouping("process", "by process", (_PID, _COMM, _CONTAINER)),
-    Grouping("thread", "by thread", (_PID, Column("tid", "tid"), _COMM, _CONTAINER)),
-    Grouping("pid_syscall", "process × syscall", (_PID, _COMM, _NAME)),
-    # As htop and csysdig do: many short-lived processes of one name (make, a shell loop)
-    # become one row; procs says how many processes it holds.
-    Grouping("comm", "by command", (_COMM, Column("procs", "procs"))),
-)
-
-METRICS = (
-    # calls, errors, total, p99 and max fit 80 columns; the others follow as room allows.
-    Column("count", "calls", True, 9),
-    Column("rate", "rate/s", priority=2),
-    Column("errors", "errors", True, 9),
-    Column("err_pct", "err%", priority=4),
-    Column("total_ns", "total"),
-    Column("time_pct", "%time", priority=5),
-    Column("avg_ns", "avg", priority=3),
-    Column("p50_ns", "p50", priority=7),
-    Column("p95_ns", "p95", priority=6),
-    Column("p99_ns", "p99"),
-    Column("max_ns", "max"),
-)
+from tracing.query.syscall_filter import Filter
+from tui.columns import GROUPINGS, METRICS, Grouping, Row, RowKey, columns, grouping_columns
 
 DEFAULT_SORT = "total_ns"
 _QUANTILES = {"p50_ns": 0.50, "p95_ns": 0.95, "p99_ns": 0.99}
@@ -78,32 +30,6 @@ _ATTRIBUTES = frozenset(("count", "errors", "total_ns", "max_ns"))
 RATE_WINDOW_S = 3.0  # rates are over the snapshots of the last 3 seconds
 _GONE = frozenset((TraceState.EXITED, TraceState.STOPPED))  # no rate: nothing runs any more
 EXPECTED_MARK = "*"  # before an errors count whose errors are all EAGAIN/EINPROGRESS/EINTR
-
-
-def columns(grouping: Grouping) -> tuple[Column, ...]:
-    return grouping.identity + METRICS
-
-
-def grouping_columns(grouping: Grouping) -> frozenset[str]:
-    return frozenset(c.key for c in grouping.identity)
-
-
-class Row:
-    """One table row: `key` is stable across snapshots; `values` are raw (for sorting and
-    filters); `cells` are the formatted texts, made when the row is drawn."""
-
-    __slots__ = ("_cells", "key", "values")
-
-    def __init__(self, key: str, values: Mapping[str, object],
-                 cells: Mapping[str, str] | Callable[[], Mapping[str, str]]) -> None:
-        self.key = key
-        self.values = values
-        self._cells = cells
-
-    @property
-    def cells(self) -> Mapping[str, str]:
-        cells = self._cells
-        return cells() if callable(cells) else cells
 
 
 def format_value(column: str, value: object) -> str:
@@ -129,7 +55,7 @@ def _errors_cell(errors: int, expected: int) -> str:
     return EXPECTED_MARK + (text if len(text) < 9 else format_count(errors))
 
 
-def _group_key(grouping: str, key: StatKey, name: str, comm: str = "") -> tuple[object, ...]:
+def _group_key(grouping: str, key: StatKey, name: str, comm: str = "") -> RowKey:
     if grouping == "syscall":
         return (name,)
     if grouping == "comm":
@@ -181,7 +107,7 @@ class _Aggregate(Mapping[str, object]):
     __slots__ = ("_cells", "_quantiles", "builder", "count", "errors", "expected", "grouping",
                  "hist", "identity", "max_ns", "min_ns", "pids", "row", "total_ns")
 
-    def __init__(self, builder: RowBuilder, grouping: Grouping, gkey: tuple[object, ...],
+    def __init__(self, builder: RowBuilder, grouping: Grouping, gkey: RowKey,
                  identity: dict[str, object]) -> None:
         self.builder, self.grouping, self.identity = builder, grouping, identity
         self.count = self.errors = self.total_ns = self.min_ns = self.max_ns = 0
@@ -190,7 +116,7 @@ class _Aggregate(Mapping[str, object]):
         self.hist: dict[int, int] = {}
         self._quantiles: dict[str, int] = {}
         self._cells: dict[str, str] = {}
-        self.row = Row("\x1f".join(map(str, gkey)), self, self.cells)
+        self.row = Row(gkey, self, self.cells)
 
     def add(self, delta: SyscallStats) -> None:
         self.count += delta.count
@@ -282,7 +208,7 @@ class RowBuilder:
         self.grand_total = 0  # total time of every entry, filtered or not (for %time)
         self.total_calls = 0  # every entry's calls, filtered or not (for the header)
         self._names: dict[tuple[StatKey, str], str] = {}
-        self._aggs: dict[str, dict[tuple[object, ...], _Aggregate]] = {
+        self._aggs: dict[str, dict[RowKey, _Aggregate]] = {
             g.key: {} for g in GROUPINGS}
         self._stale: set[str] = set()  # groupings to rebuild when next shown
         self.shown = GROUPINGS[0].key  # the grouping on screen
@@ -291,9 +217,9 @@ class RowBuilder:
         self._snapshot: Snapshot | None = None
         # The snapshots rates are counted over, each with its calls per row of the grouping
         # rates are kept for (the one shown; another is counted again when asked for).
-        self._window: deque[tuple[Snapshot, int, dict[str, int]]] = deque()
+        self._window: deque[tuple[Snapshot, int, dict[RowKey, int]]] = deque()
         self._window_calls = 0  # every entry's calls in the window, filtered or not
-        self._window_rows: dict[str, int] = {}  # calls per row in the window
+        self._window_rows: dict[RowKey, int] = {}  # calls per row in the window
         self._rate_grouping = GROUPINGS[0].key
         self._rates_live = True  # False once the targets are gone: no rates shown
         self._expected: dict[StatKey, int] = {}  # this epoch's expected errors per entry
@@ -437,7 +363,7 @@ class RowBuilder:
         for snapshot in snapshots:
             self._add_to_window(snapshot)
 
-    def _count_rows(self, rows: dict[str, int], sign: int) -> None:
+    def _count_rows(self, rows: dict[RowKey, int], sign: int) -> None:
         window = self._window_rows
         for row_key, n in rows.items():
             calls = window.get(row_key, 0) + sign * n
@@ -446,15 +372,15 @@ class RowBuilder:
             else:
                 del window[row_key]
 
-    def _rows_of(self, snapshot: Snapshot, grouping: str) -> dict[str, int]:
+    def _rows_of(self, snapshot: Snapshot, grouping: str) -> dict[RowKey, int]:
         """A snapshot's interval calls per row of a grouping (the filter's entries only)."""
-        rows: dict[str, int] = {}
+        rows: dict[RowKey, int] = {}
         for key, delta in snapshot.interval.items():
             name = self._selected_name(snapshot, key) if delta.count else None
             if name is None:
                 continue
             comm = _comm(snapshot, key.pid) if grouping == "comm" else ""
-            row_key = "\x1f".join(map(str, _group_key(grouping, key, name, comm)))
+            row_key = _group_key(grouping, key, name, comm)
             rows[row_key] = rows.get(row_key, 0) + delta.count
         return rows
 
@@ -463,7 +389,7 @@ class RowBuilder:
         """Every entry's calls per second over the window; None once the targets are gone."""
         return self._per_second(self._window_calls)
 
-    def rate_of(self, grouping: Grouping, row_key: str) -> float | None:
+    def rate_of(self, grouping: Grouping, row_key: RowKey) -> float | None:
         """A row's calls per second over the window; None once the targets are gone."""
         if grouping.key != self._rate_grouping:
             self._recount_window(grouping.key)

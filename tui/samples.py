@@ -24,6 +24,7 @@ from tracing.model.samples import (
     FlameNode,
     FunctionCount,
     IcicleCell,
+    SampleSet,
     find_node,
     flame_tree,
     icicle,
@@ -34,8 +35,8 @@ from tracing.model.samples import (
 from tracing.model.stats import Snapshot
 from tracing.model.units import format_id
 from tui.actions import bindings_for
+from tui.columns import Column, Row, RowKey
 from tui.footer import KeyFooter
-from tui.rows import Column, Row
 from tui.screens import DrillDown, SortKeys, ThrottledRedraw
 from tui.session import SessionView
 from tui.table import GAP, KeyedTable
@@ -94,17 +95,17 @@ def function_rows(functions: Sequence[FunctionCount], total: int, sort: str,
         cells = {k: f"{v:.1f}" if k.endswith("_pct") else (
             format_id(v) if k in ("pid", "tid") else f"{v:,}" if isinstance(v, int) else str(v))
             for k, v in values.items()}
-        key = "\x1f".join([*map(str, f.scope), f.function])
-        rows.append(Row(key, values, cells))
+        rows.append(Row((*f.scope, f.function), values, cells))
     rows.sort(key=lambda r: r.values["function"])  # ties stay by name, whichever the order
     rows.sort(key=lambda r: r.values[sort], reverse=reverse)  # type: ignore[arg-type,return-value]
     return rows
 
 
-def scope_of_key(row_key: str) -> tuple[tuple[int, ...], str]:
-    """(scope, function) of a function row's key."""
-    *scope, function = row_key.split("\x1f")
-    return tuple(int(p) for p in scope), function
+def scope_of_key(row_key: RowKey) -> tuple[tuple[int, ...], str]:
+    """(scope, function) of a function row's key: (pid, tid, function), (pid, function) or
+    (function,)."""
+    *scope, function = row_key
+    return tuple(int(p) for p in scope), str(function)
 
 
 def samples_line(snapshot: Snapshot | None, total: int) -> str:
@@ -121,19 +122,56 @@ def samples_line(snapshot: Snapshot | None, total: int) -> str:
     return line
 
 
-class SamplesScreen(ThrottledRedraw, SortKeys, DrillDown):
+class SamplesDrillDown(ThrottledRedraw, DrillDown):
+    """A view of the session's samples, redrawn when they change."""
+
+    def __init__(self, session: SessionView) -> None:
+        super().__init__()
+        self.session = session
+        self._version = -1  # of the samples last drawn
+
+    def _changed_samples(self) -> SampleSet | None:
+        """The session's samples if they changed since the last redraw (which this starts),
+        else None."""
+        samples = self.session.samples
+        if samples.version == self._version:
+            return None
+        self._version = samples.version
+        return samples
+
+
+class ScopedSamples(SamplesDrillDown):
+    """The samples and flame views: samples counted over all processes, per process or per
+    thread (the scope; `g` cycles it)."""
+
+    def __init__(self, session: SessionView, scope: str = "all") -> None:
+        super().__init__(session)
+        self.scope = scope
+
+    @property
+    def scope_label(self) -> str:
+        return SCOPE_LABELS[self.scope]
+
+    def action_cycle_scope(self) -> None:
+        self.scope = next_scope(self.scope)
+        self._scope_changed()
+        self._version = -1
+        self.redraw_from_session()
+
+    def _scope_changed(self) -> None:
+        """What a new scope resets besides the counts (columns, a zoom)."""
+
+
+class SamplesScreen(SortKeys, ScopedSamples):
     """Top functions by self and total samples, over all processes, per process or thread."""
 
     ACTION_SCREEN = "samples"
     BINDINGS = bindings_for("samples")
 
     def __init__(self, session: SessionView, scope: str = "all") -> None:
-        super().__init__()
-        self.session = session
-        self.scope = scope
+        super().__init__(session, scope)
         self.sort_column = "self"
         self.sort_reverse = True
-        self._version = -1
 
     def compose(self) -> ComposeResult:
         yield Static(id="samples-title")
@@ -159,10 +197,9 @@ class SamplesScreen(ThrottledRedraw, SortKeys, DrillDown):
         self.redraw_from_session()
 
     def redraw_from_session(self) -> None:
-        samples = self.session.samples
-        if samples.version == self._version:
+        samples = self._changed_samples()
+        if samples is None:
             return
-        self._version = samples.version
         total = samples.total
         rows = function_rows(top_functions(samples, self.scope), total, self.sort_column,
                              self.sort_reverse)
@@ -170,14 +207,12 @@ class SamplesScreen(ThrottledRedraw, SortKeys, DrillDown):
         arrow = "▼" if self.sort_reverse else "▲"
         self.query_one("#samples-title", Static).update(line(
             (samples_line(self.session.latest, total), "bold"),
-            f" · {SCOPE_LABELS[self.scope]} · sort {self.sort_column} {arrow}"))
+            f" · {self.scope_label} · sort {self.sort_column} {arrow}"))
 
     # -- actions ----------------------------------------------------------------------------
 
-    def action_cycle_scope(self) -> None:
-        self.scope = next_scope(self.scope)
+    def _scope_changed(self) -> None:
         self._set_columns()
-        self.redraw_from_session()
 
     def _set_sort(self, column: str, reverse: bool) -> None:
         self.sort_column, self.sort_reverse = column, reverse
@@ -210,23 +245,21 @@ _NAME_COLUMNS = {
 
 def neighbour_rows(pairs: Sequence[tuple[str, int]], total: int) -> list[Row]:
     """(function, samples) pairs as rows; % of the shown function's samples."""
-    return [Row(name, {"name": name, "samples": n, "pct": pct(n, total)},
+    return [Row((name,), {"name": name, "samples": n, "pct": pct(n, total)},
                 {"name": name, "samples": f"{n:,}", "pct": f"{pct(n, total):.1f}"})
             for name, n in pairs]
 
 
-class NeighboursScreen(ThrottledRedraw, DrillDown):
+class NeighboursScreen(SamplesDrillDown):
     """One function's callers and callees, counted once per stack; Enter on one shows it."""
 
     ACTION_SCREEN = "callers"
     BINDINGS = bindings_for("callers")
 
     def __init__(self, session: SessionView, function: str, scope: tuple[int, ...]) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.function = function
         self.scope = scope
-        self._version = -1
 
     def compose(self) -> ComposeResult:
         yield Static(id="callers-title")
@@ -247,10 +280,9 @@ class NeighboursScreen(ThrottledRedraw, DrillDown):
         self.redraw_from_session()
 
     def redraw_from_session(self) -> None:
-        samples = self.session.samples
-        if samples.version == self._version:
+        samples = self._changed_samples()
+        if samples is None:
             return
-        self._version = samples.version
         found = neighbours(samples, self.function, self.scope)
         total = samples.total
         where = ("all processes" if not self.scope else f"pid {self.scope[0]}"
@@ -268,10 +300,10 @@ class NeighboursScreen(ThrottledRedraw, DrillDown):
     def action_show_function(self) -> None:
         """Move to the caller or callee under the cursor of the focused table."""
         table = self.focused if isinstance(self.focused, KeyedTable) else None
-        name = table.cursor_key if table is not None else None
-        if name is None or name in (NO_CALLER, SELF):
+        key = table.cursor_key if table is not None else None
+        if key is None or key[0] in (NO_CALLER, SELF):
             return
-        self.function = name
+        self.function = str(key[0])
         self._version = -1
         self.redraw_from_session()
 
@@ -330,7 +362,7 @@ class Icicle(ScrollView, can_focus=True):
         return Strip(segments).extend_cell_length(width, self.rich_style).crop(0, width)
 
 
-class FlameScreen(ThrottledRedraw, DrillDown):
+class FlameScreen(ScopedSamples):
     """The samples as an icicle: arrows select a frame, Enter zooms into it, Escape zooms
     back out (and, at the top, goes back)."""
 
@@ -338,15 +370,12 @@ class FlameScreen(ThrottledRedraw, DrillDown):
     BINDINGS = bindings_for("flame")
 
     def __init__(self, session: SessionView, scope: str = "all") -> None:
-        super().__init__()
-        self.session = session
-        self.scope = scope
+        super().__init__(session, scope)
         self.zoom: tuple[str, ...] = ()
         self.zooms: list[tuple[str, ...]] = []  # where Escape goes back to
         self.selected: tuple[str, ...] = ()
         self.flame = FlameNode("all")
         self.rows: list[list[IcicleCell]] = []
-        self._version = -1
 
     def compose(self) -> ComposeResult:
         yield Static(id="flame-title")
@@ -362,10 +391,9 @@ class FlameScreen(ThrottledRedraw, DrillDown):
         self._layout()
 
     def redraw_from_session(self) -> None:
-        samples = self.session.samples
-        if samples.version == self._version:
+        samples = self._changed_samples()
+        if samples is None:
             return
-        self._version = samples.version
         self.flame = flame_tree(samples, self.scope)
         # Frames that no longer exist (after a reset): back to the top.
         if find_node(self.flame, self.zoom) is None:
@@ -385,7 +413,7 @@ class FlameScreen(ThrottledRedraw, DrillDown):
         trail = " ▸ ".join(("all", *self.zoom))
         self.query_one("#flame-title", Static).update(line(
             ("flame", "bold"), f" · {samples_line(self.session.latest, total)} · "
-            f"{SCOPE_LABELS[self.scope]} · zoom: {trail}"))  # the trail: frames' names
+            f"{self.scope_label} · zoom: {trail}"))  # the trail: frames' names
         node = find_node(self.flame, self.selected)
         text = line("no samples")
         if node is not None and total:
@@ -443,8 +471,5 @@ class FlameScreen(ThrottledRedraw, DrillDown):
         self.zoom = self.zooms.pop()
         self._layout()
 
-    def action_cycle_scope(self) -> None:
-        self.scope = next_scope(self.scope)
+    def _scope_changed(self) -> None:
         self.zoom, self.zooms, self.selected = (), [], ()
-        self._version = -1
-        self.redraw_from_session()

@@ -18,8 +18,8 @@ from tracing.model.units import format_bytes
 from tracing.session.catalogue import SessionSummary, list_sessions
 from tracing.session.retention import delete_session
 from tui.actions import bindings_for
+from tui.columns import Column, Row
 from tui.footer import KeyFooter
-from tui.rows import Column, Row
 from tui.table import KeyedTable
 from tui.text import data, error_line, line
 from tui.widgets import format_elapsed
@@ -61,7 +61,7 @@ def session_rows(sessions: list[SessionSummary]) -> list[Row]:
                  # An unreadable session says why where its targets would be.
                  "targets": f"✗ {s.problem}" if s.problem else values["targets"] or "?",
                  "name": s.path.name}
-        rows.append(Row(str(s.path), values, cells))
+        rows.append(Row((str(s.path),), values, cells))
     return rows
 
 
@@ -110,7 +110,7 @@ class SessionsScreen(Screen):
         if key is None:
             return None
         # None when the list changed under the cursor
-        return next((s for s in self.sessions if str(s.path) == key), None)
+        return next((s for s in self.sessions if (str(s.path),) == key), None)
 
     def action_open_session(self) -> None:
         summary = self._selected()

@@ -23,9 +23,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tracing.boundary.display_text import sanitize
-from tui.rows import Column, Row
+from tui.columns import GAP, Column, Row, RowKey
 
-GAP = 2  # spaces between columns
 NARROW_GAP = 1  # when only that lets the columns that must stay fit
 EMPTY_CELLS = frozenset({"", "-"})
 
@@ -102,7 +101,7 @@ class KeyedTable(ScrollView, can_focus=True):
         self.cursor = 0
         self.sort_column = ""
         self.sort_reverse = True
-        self._index: dict[str, int] = {}
+        self._index: dict[RowKey, int] = {}
 
     # -- data -------------------------------------------------------------------------------
 
@@ -146,7 +145,7 @@ class KeyedTable(ScrollView, can_focus=True):
         return len(self.rows)
 
     @property
-    def cursor_key(self) -> str | None:
+    def cursor_key(self) -> RowKey | None:
         return self.rows[self.cursor].key if 0 <= self.cursor < len(self.rows) else None
 
     @property

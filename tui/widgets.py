@@ -171,10 +171,11 @@ class OutputPanel(RichLog):
     def explain_empty(self, source: SnapshotSource) -> None:
         """Say why the panel stays empty: only a command sikte-tui launches has its output
         here (it owns that terminal); a traced PID writes where it always did."""
-        if source.launched():
+        if source.capabilities.output:
             return
         why = ("no output: sikte-tui did not launch this process (its output goes where it "
-               "always did; sikte-tui -- COMMAND shows a command's output here)" if source.live
+               "always did; sikte-tui -- COMMAND shows a command's output here)"
+               if source.capabilities.live
                else "no output: a saved session keeps no command output")
         self.write(Text(why, style="dim italic"))
         self._explained = True

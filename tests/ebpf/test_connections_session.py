@@ -18,6 +18,7 @@ from tracing.session.stored import open_session
 from tracing.session.window import whole, window_connections
 from tracing.sources import StoredSource
 from tui.app import SikteApp
+from tui.columns import RowKey
 from tui.connections import ConnectionsScreen
 from tui.table import KeyedTable
 
@@ -119,7 +120,7 @@ def test_connections_survive_export_and_open(recorded, which):
     expected_rows(frame, recorded["ports"])
 
 
-def select_row(table: KeyedTable, key: str) -> None:
+def select_row(table: KeyedTable, key: RowKey) -> None:
     """Put the cursor on the row `key`: which row comes first depends on timing (connect and
     accept4 take about as long), and `c` opens the connections of the cursor's row."""
     table.move_cursor(next(i for i, row in enumerate(table.rows) if row.key == key))
@@ -134,11 +135,12 @@ def shown_results(screen: ConnectionsScreen) -> list[str]:
 async def test_open_shows_the_connections_view(recorded, which):
     app = SikteApp(source=StoredSource(open_session(recorded[which])))
     async with app.run_test(size=(160, 48)) as pilot:
-        def row_keys() -> list[str]:
+        def row_keys() -> list[RowKey]:
             return [row.key for row in app.screen.query_one(KeyedTable).rows]
 
-        await until(pilot, lambda: {"connect", "accept4"} <= set(row_keys()), seen=row_keys)
-        select_row(app.screen.query_one(KeyedTable), "connect")
+        await until(pilot, lambda: {("connect",), ("accept4",)} <= set(row_keys()),
+                    seen=row_keys)
+        select_row(app.screen.query_one(KeyedTable), ("connect",))
         await pilot.press("c")
         screen = await until(pilot, lambda: isinstance(app.screen, ConnectionsScreen)
                              and app.screen)

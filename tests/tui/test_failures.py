@@ -13,7 +13,13 @@ import pytest
 from cli.interactive_cmd import exit_lines
 from tracing.errors import UserError
 from tracing.model.stats import Snapshot
-from tracing.sources import FailureCallback, OutputCallback, ReplaySource, SnapshotCallback
+from tracing.sources import (
+    Capabilities,
+    FailureCallback,
+    OutputCallback,
+    ReplaySource,
+    SnapshotCallback,
+)
 from tui.app import SikteApp
 from tui.live import LiveScreen
 from tui.picker import PickerScreen
@@ -34,7 +40,7 @@ SIZE = (160, 48)
 class FailingSource(ReplaySource):
     """A live trace whose thread dies after a few snapshots, as the tracer's would."""
 
-    live = True
+    capabilities = Capabilities(live=True)
 
     def __init__(self, snapshots: Sequence[Snapshot], reason: str = "") -> None:
         super().__init__(snapshots, title="pid 4242")

@@ -17,13 +17,13 @@ from tracing.boundary.display_text import sanitize
 from tracing.model.stats import Snapshot
 from tracing.sources import ReplaySource
 from tui.app import SikteApp
+from tui.columns import GROUPINGS
 from tui.connections import ConnectionsHelp, ConnectionsScreen
 from tui.detail import DetailScreen
 from tui.dialogs import HelpScreen, RunCommand
 from tui.live import LiveScreen
 from tui.messages import CommandOutput, SourceFailed
 from tui.picker import PickerScreen
-from tui.rows import GROUPINGS
 from tui.samples import FlameScreen, NeighboursScreen, SamplesScreen
 from tui.table import KeyedTable
 from tui.widgets import OutputPanel, ProcessTreePanel
@@ -142,10 +142,10 @@ async def test_live_view_container_column_and_comm_filter(hostile_snapshots):
         # What is shown is what a filter matches: the escaped name, as the user types it
         live.query_one("#filter", Input).value = f"comm={ESC_SHOWN}"
         await until(pilot, lambda: {r.key for r in table.rows} != everyone)
-        assert {r.key for r in table.rows} == everyone - {str(p) for p in MARKUP_NAMED}
+        assert {r.key for r in table.rows} == everyone - {(p,) for p in MARKUP_NAMED}
         live.query_one("#filter", Input).value = f"comm={MARKUP}"
         await until(pilot, lambda: {r.key for r in table.rows} == {
-            str(p) for p in MARKUP_NAMED})
+            (p,) for p in MARKUP_NAMED})
 
 
 async def test_details_of_a_probe_with_a_hostile_name(hostile_snapshots):
@@ -153,7 +153,7 @@ async def test_details_of_a_probe_with_a_hostile_name(hostile_snapshots):
     async with app.run_test(size=SIZE) as pilot:
         live = await loaded(pilot)
         table = live.query_one(KeyedTable)
-        index = next(i for i, r in enumerate(table.rows) if r.key == PROBE)
+        index = next(i for i, r in enumerate(table.rows) if r.key == (PROBE,))
         table.move_cursor(index)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
@@ -170,7 +170,7 @@ async def test_connections_list_and_summary(hostile_snapshots):
         await until(pilot, lambda: live.grouping.key == "process")
         await pilot.pause(0.1)
         table = live.query_one(KeyedTable)
-        table.move_cursor(next(i for i, r in enumerate(table.rows) if r.key == "4242"))
+        table.move_cursor(next(i for i, r in enumerate(table.rows) if r.key == (4242,)))
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ConnectionsScreen))
         await pilot.pause(0.2)
@@ -210,8 +210,8 @@ async def test_samples_callers_and_flame(hostile_snapshots):
             assert_shown_as_data(app, "\\x1b[2J")  # the comm column
         await pilot.press("g")
         table = samples.query_one(KeyedTable)
-        await until(pilot, lambda: any(r.key == FRAME for r in table.rows))
-        table.move_cursor(next(i for i, r in enumerate(table.rows) if r.key == FRAME))
+        await until(pilot, lambda: any(r.key == (FRAME,) for r in table.rows))
+        table.move_cursor(next(i for i, r in enumerate(table.rows) if r.key == (FRAME,)))
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, NeighboursScreen))
         await pilot.pause(0.2)

@@ -24,11 +24,11 @@ from tracing.model.report import key_name
 from tracing.model.stats import Snapshot, StatKey, SyscallStats, merge_stats
 from tracing.sources import ReplaySource
 from tui.app import SikteApp
+from tui.columns import GROUPINGS, RowKey, columns
 from tui.detail import DetailScreen
 from tui.dialogs import HelpScreen
 from tui.live import LiveScreen
 from tui.messages import SnapshotReady
-from tui.rows import GROUPINGS, columns
 from tui.table import GAP, KeyedTable
 from tui.widgets import ProcessTreePanel
 
@@ -130,7 +130,7 @@ def column_values(app: SikteApp, column: str) -> list[object]:
     return [r.values[column] for r in table_of(app).rows]
 
 
-async def move_to(pilot: Pilot, key: str) -> None:
+async def move_to(pilot: Pilot, key: RowKey) -> None:
     """Put the cursor on the row `key`: the last step by a key, the rest directly (keys cost
     ~0.1 s each under Pilot)."""
     table = table_of(pilot.app)
@@ -497,7 +497,7 @@ async def test_enter_on_openat_opens_its_details(replay_app: SikteApp, snapshots
               if StatKey(int(e["pid"]), int(e["tid"]), int(e["nr"])) in openat_keys]
     async with replay_app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
-        await move_to(pilot, "openat")
+        await move_to(pilot, ("openat",))
         await pilot.press("enter")
         await pilot.pause()
         screen = replay_app.screen
@@ -518,7 +518,7 @@ async def test_enter_on_openat_opens_its_details(replay_app: SikteApp, snapshots
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(replay_app.screen, LiveScreen)
-        assert table_of(replay_app).cursor_key == "openat"
+        assert table_of(replay_app).cursor_key == ("openat",)
 
 
 async def test_enter_on_a_process_syscall_row_scopes_the_details(replay_app, last):
@@ -527,7 +527,7 @@ async def test_enter_on_a_process_syscall_row_scopes_the_details(replay_app, las
     async with replay_app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         await pilot.press("g", "g", "g")
-        await move_to(pilot, f"{pid}\x1fopenat")
+        await move_to(pilot, (pid, "openat"))
         await pilot.press("enter")
         await pilot.pause()
         screen = replay_app.screen
@@ -544,7 +544,7 @@ async def test_enter_on_a_process_row_filters_to_its_pid(replay_app: SikteApp, l
     async with replay_app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         await pilot.press("g")
-        await move_to(pilot, str(subshell))
+        await move_to(pilot, (subshell,))
         await pilot.press("enter")
         await until(pilot, lambda: f"filter: pid={subshell}" in header(replay_app))
         assert isinstance(replay_app.screen, LiveScreen)
@@ -563,7 +563,7 @@ async def test_enter_on_a_thread_row_filters_to_its_tid(replay_app: SikteApp, la
     async with replay_app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         await pilot.press("g", "g")
-        await move_to(pilot, f"{python}\x1f{tid}")
+        await move_to(pilot, (python, tid))
         await pilot.press("enter")
         await until(pilot, lambda: f"filter: pid={python} tid={tid}" in header(replay_app))
         assert replay_app.screen.query_one("#filter", Input).value == f"pid={python} tid={tid}"
@@ -581,7 +581,7 @@ async def test_enter_on_a_process_row_sorted_by_pid(replay_app: SikteApp, last: 
         await pilot.click(KeyedTable, offset=(header_x(table_of(replay_app), "pid"), 0))
         await pilot.pause()
         assert table_of(replay_app).sort_column == "pid"
-        await move_to(pilot, str(subshell))
+        await move_to(pilot, (subshell,))
         await pilot.press("enter")
         await until(pilot, lambda: not replay_app.is_running
                     or f"filter: pid={subshell}" in header(replay_app))
@@ -594,7 +594,7 @@ async def test_enter_on_a_process_row_sorted_by_pid(replay_app: SikteApp, last: 
 # -- pause, reset ----------------------------------------------------------------------------
 
 
-def count_of(app: SikteApp, key: str) -> int:
+def count_of(app: SikteApp, key: RowKey) -> int:
     return next(int(r.values["count"]) for r in table_of(app).rows if r.key == key)
 
 
@@ -627,8 +627,8 @@ async def test_pause_freezes_the_table_and_resume_catches_up(make_replay_app, sn
         await pilot.press("p")
         await until(pilot, lambda: "syscalls 9,076" in header(app))
         after = {r.key: r.values["count"] for r in table_of(app).rows}
-        assert after == {n: s.count for n, s in by_name(snapshots[3]).items()}
-        assert after["getppid"] == 7901
+        assert after == {(n,): s.count for n, s in by_name(snapshots[3]).items()}
+        assert after[("getppid",)] == 7901
         assert "syscalls 9,076" in header(app)
         assert "paused" not in header(app)
 
@@ -641,15 +641,15 @@ async def test_snapshots_while_paused_all_count_on_resume(replay_app: SikteApp, 
         second = grown(first, "getppid", 50)
         live(replay_app).post_message(SnapshotReady(first))
         await settle(pilot)
-        assert count_of(replay_app, "getppid") == 7901
+        assert count_of(replay_app, ("getppid",)) == 7901
         live(replay_app).post_message(SnapshotReady(second))
         await pilot.press("p")
-        await until(pilot, lambda: count_of(replay_app, "getppid") == 7901 + 150)
+        await until(pilot, lambda: count_of(replay_app, ("getppid",)) == 7901 + 150)
         # and a snapshot after the resume adds its interval once
         live(replay_app).post_message(SnapshotReady(grown(second, "getppid", 7)))
-        await until(pilot, lambda: count_of(replay_app, "getppid") == 7901 + 157)
+        await until(pilot, lambda: count_of(replay_app, ("getppid",)) == 7901 + 157)
         await settle(pilot)
-        assert count_of(replay_app, "getppid") == 7901 + 157
+        assert count_of(replay_app, ("getppid",)) == 7901 + 157
         assert header(replay_app).count(f"syscalls {last.total_count + 157:,}") == 1
 
 

@@ -11,11 +11,11 @@ from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 
 from tui.app import SikteApp
+from tui.columns import GROUPINGS, Column, Row, columns
 from tui.detail import DetailScreen
 from tui.footer import KeyFooter
 from tui.live import LiveScreen
 from tui.messages import SnapshotReady
-from tui.rows import GROUPINGS, Column, Row, columns
 from tui.table import KeyedTable, fit_columns
 
 from .conftest import until
@@ -172,7 +172,7 @@ async def test_the_footer_at_160_columns_shows_every_key(replay_app: SikteApp):
 async def _open_openat(pilot: Pilot) -> DetailScreen:
     await _rows_shown(pilot)
     table = pilot.app.screen.query_one(KeyedTable)
-    table.move_cursor([r.key for r in table.rows].index("openat"))
+    table.move_cursor([r.key for r in table.rows].index(("openat",)))
     await pilot.press("enter")
     await until(pilot, lambda: isinstance(pilot.app.screen, DetailScreen))
     screen = pilot.app.screen

@@ -34,7 +34,7 @@ def table_of(app: SikteApp) -> KeyedTable:
 
 
 def pids(app: SikteApp) -> list[int]:
-    return [int(r.key) for r in table_of(app).rows]
+    return [int(r.key[0]) for r in table_of(app).rows]
 
 
 def plain(widget: Static) -> str:
@@ -73,7 +73,7 @@ async def put_cursor_on(pilot: Pilot, pid: int) -> None:
     index = pids(pilot.app).index(pid)
     table.move_cursor(index + 1 if index == 0 else index - 1)
     await pilot.press("up" if index == 0 else "down")
-    assert table.cursor_key == str(pid)
+    assert table.cursor_key == (pid,)
 
 
 # -- the list --------------------------------------------------------------------------------
@@ -89,7 +89,7 @@ async def test_lists_the_processes(picker_app: SikteApp, processes: list[Process
         # Most CPU first.
         assert (table.sort_column, table.sort_reverse) == ("cpu", True)
         assert pids(picker_app) == [p.pid for p in sorted(processes, key=lambda p: -p.cpu_pct)]
-        rows = {int(r.key): dict(r.cells) for r in table.rows}
+        rows = {int(r.key[0]): dict(r.cells) for r in table.rows}
         assert rss_bytes(rows[4567].pop("rss")) == pytest.approx(2 << 30, rel=0.05)
         assert rows[4567] == {"selected": " ", "pid": "4567", "user": "postgres",
                               "cpu": "33.5", "threads": "8", "started": "22:03",
@@ -113,7 +113,7 @@ def rss_bytes(cell: str) -> float:
 async def test_rss_is_shown_in_one_unit(picker_app: SikteApp, processes: list[ProcessEntry]):
     async with picker_app.run_test(size=SIZE) as pilot:
         await listed(pilot)
-        cells = {int(r.key): r.cells["rss"] for r in table_of(picker_app).rows}
+        cells = {int(r.key[0]): r.cells["rss"] for r in table_of(picker_app).rows}
         for p in processes:
             assert rss_bytes(cells[p.pid]) == pytest.approx(p.rss, rel=0.05), (p.rss, cells[p.pid])
 
@@ -217,10 +217,10 @@ async def test_space_selects_several(picker_app: SikteApp):
         table = table_of(picker_app)
         first, second, third = pids(picker_app)[:3]
         await pilot.press("space")  # selects and moves down
-        assert table.cursor_key == str(second)
+        assert table.cursor_key == (second,)
         await pilot.press("space")
         assert f"selected: {', '.join(map(str, sorted([first, second])))}" in title(picker_app)
-        rows = {int(r.key): r.cells["selected"] for r in table.rows}
+        rows = {int(r.key[0]): r.cells["selected"] for r in table.rows}
         assert (rows[first], rows[second], rows[third]) == ("✓", "✓", " ")
         await pilot.press("up", "space")  # unselect the second
         assert title(picker_app).endswith(f"selected: {first}")

@@ -16,7 +16,8 @@ from tracing.query import fuzzy
 from tracing.system.proclist import ProcessEntry
 from tui import picker
 from tui.app import SikteApp
-from tui.picker import COMMAND_MATCH, Catalog, PickerScreen, match_all
+from tui.picker import PickerScreen
+from tui.picker_rows import COMMAND_MATCH, Catalog, match_all
 from tui.table import KeyedTable
 
 from .conftest import until
@@ -57,7 +58,7 @@ def entries() -> list[ProcessEntry]:
 
 
 def shown(app: SikteApp) -> list[int]:
-    return [int(r.key) for r in app.screen.query_one(KeyedTable).rows]
+    return [int(r.key[0]) for r in app.screen.query_one(KeyedTable).rows]
 
 
 async def type_query(pilot: Pilot, query: str) -> None:
@@ -92,7 +93,7 @@ async def test_typing_ends_with_exactly_the_matching_rows(entries: list[ProcessE
         command = table.rows[0].cells["command"]
         start = command.index("--id=") + len("--id=")
         assert command[start:start + 4] == f"{best[0] - 10_000:04d}"
-        hit = table.matches[str(best[0])]
+        hit = table.matches[(best[0],)]
         assert fuzzy.positions_in(hit[2], 0) == (start, start + 1, start + 2)
         assert "\x1b" not in table.rows[0].cells["command"]
 
@@ -153,7 +154,7 @@ def test_matching_reuses_the_last_result(entries: list[ProcessEntry],
     monkeypatch.setattr(picker.fuzzy, "match", counting)
     first = match_all("01", listed, None)
     assert first is not None and len(calls) == 200
-    matched = set(first.hits)
+    matched = {str(pid) for (pid,) in first.hits}  # the hits are keyed by (pid,)
     calls.clear()
     # A longer query: only those that matched the shorter one are matched again.
     second = match_all("015", listed, first)

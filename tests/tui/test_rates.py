@@ -9,6 +9,7 @@ from textual.widgets import Static
 from tracing.model.stats import Snapshot
 from tracing.sources import ReplaySource
 from tui.app import SikteApp
+from tui.columns import RowKey
 from tui.live import LiveScreen
 from tui.table import KeyedTable
 
@@ -38,7 +39,7 @@ def header(app: SikteApp) -> str:
     return content.plain if isinstance(content, Text) else Text.from_markup(content).plain
 
 
-def rate_cells(app: SikteApp) -> dict[str, str]:
+def rate_cells(app: SikteApp) -> dict[RowKey, str]:
     table = app.screen.query_one(KeyedTable)
     return {r.key: r.cells["rate"] for r in table.rows}
 

@@ -12,6 +12,7 @@ from textual.pilot import Pilot
 from tracing.model.samples import StackSample
 from tracing.sources import ReplaySource
 from tui.app import SikteApp
+from tui.columns import RowKey
 from tui.samples import FlameScreen, NeighboursScreen, SamplesScreen
 from tui.table import KeyedTable
 
@@ -57,7 +58,7 @@ async def open_samples(pilot: Pilot) -> SamplesScreen:
     return pilot.app.screen  # type: ignore[return-value]
 
 
-def table_of(screen, selector: str = "#functions") -> dict[str, dict]:
+def table_of(screen, selector: str = "#functions") -> dict[RowKey, dict]:
     return {r.key: r.values for r in screen.query_one(selector, KeyedTable).rows}
 
 
@@ -70,13 +71,13 @@ async def test_top_functions_with_self_and_total_samples(sampled):
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await open_samples(pilot)
         rows = table_of(screen)
-        assert (rows["burn"]["self"], rows["burn"]["total"]) == (130, 130)
-        assert (rows["work"]["self"], rows["work"]["total"]) == (10, 130)
-        assert (rows["main"]["self"], rows["main"]["total"]) == (0, 150)
-        assert round(rows["burn"]["self_pct"], 1) == 86.7
-        assert rows["ksys_write"]["module"] == "[kernel]"
+        assert (rows[("burn",)]["self"], rows[("burn",)]["total"]) == (130, 130)
+        assert (rows[("work",)]["self"], rows[("work",)]["total"]) == (10, 130)
+        assert (rows[("main",)]["self"], rows[("main",)]["total"]) == (0, 150)
+        assert round(rows[("burn",)]["self_pct"], 1) == 86.7
+        assert rows[("ksys_write",)]["module"] == "[kernel]"
         keys = [r.key for r in screen.query_one(KeyedTable).rows]
-        assert keys[:3] == ["burn", "ksys_write", "work"]  # equal self counts: by name
+        assert keys[:3] == [("burn",), ("ksys_write",), ("work",)]  # equal self counts: by name
         assert "99 Hz · 150 samples" in title(screen, "#samples-title")
         header = str(app.screen_stack[-2].query_one("#status").render())
         assert "samples 150 @99 Hz" in header
@@ -89,17 +90,17 @@ async def test_sorting_and_scopes(sampled):
         await pilot.press("full_stop")  # self -> self%
         await pilot.press("full_stop")  # -> total
         assert screen.sort_column == "total" and screen.sort_reverse
-        assert next(r.key for r in screen.query_one(KeyedTable).rows) == "main"
+        assert next(r.key for r in screen.query_one(KeyedTable).rows) == ("main",)
         await pilot.press("i")
         assert not screen.sort_reverse
-        assert next(r.key for r in screen.query_one(KeyedTable).rows) == "ksys_write"
+        assert next(r.key for r in screen.query_one(KeyedTable).rows) == ("ksys_write",)
         await pilot.press("g")  # per process
         assert screen.scope == "process"
-        assert table_of(screen)[f"{PID}\x1fburn"]["pid"] == PID
+        assert table_of(screen)[(PID, "burn")]["pid"] == PID
         await pilot.press("g")  # per thread: the two threads' burn apart
         rows = table_of(screen)
-        assert rows[f"{PID}\x1f{PID}\x1fburn"]["self"] == 110
-        assert rows[f"{PID}\x1f19954\x1fburn"]["self"] == 20
+        assert rows[(PID, PID, "burn")]["self"] == 110
+        assert rows[(PID, 19954, "burn")]["self"] == 20
         assert "per thread" in title(screen, "#samples-title")
 
 
@@ -112,15 +113,15 @@ async def test_enter_shows_callers_and_callees_and_escape_goes_back(sampled):
         await until(pilot, lambda: isinstance(app.screen, NeighboursScreen))
         callers = app.screen
         assert table_of(callers, "#callers") == {
-            "work": {"name": "work", "samples": 110, "pct": pytest.approx(84.6, abs=0.05)},
-            "idle": {"name": "idle", "samples": 20, "pct": pytest.approx(15.4, abs=0.05)}}
-        assert list(table_of(callers, "#callees")) == ["(self)"]
+            ("work",): {"name": "work", "samples": 110, "pct": pytest.approx(84.6, abs=0.05)},
+            ("idle",): {"name": "idle", "samples": 20, "pct": pytest.approx(15.4, abs=0.05)}}
+        assert list(table_of(callers, "#callees")) == [("(self)",)]
         assert "self 130 (86.7%)" in title(callers, "#callers-title")
         # Enter on a caller moves to it.
         callers.query_one("#callers", KeyedTable).focus()
         await pilot.press("enter")
         assert callers.function == "work"
-        assert list(table_of(callers, "#callees")) == ["burn", "(self)", "write"]
+        assert list(table_of(callers, "#callees")) == [("burn",), ("(self)",), ("write",)]
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, SamplesScreen))
         await pilot.press("escape")
@@ -166,13 +167,13 @@ async def test_reset_counts_samples_from_zero(sampled):
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SamplesScreen))
         assert table_of(app.screen) == {
-            "burn": pytest.approx({"function": "burn", "self": 50, "self_pct": 100.0,
+            ("burn",): pytest.approx({"function": "burn", "self": 50, "self_pct": 100.0,
                                    "total": 50, "total_pct": 100.0, "module": "python3.11",
                                    "pid": 0, "tid": 0, "comm": ""}),
-            "work": pytest.approx({"function": "work", "self": 0, "self_pct": 0.0,
+            ("work",): pytest.approx({"function": "work", "self": 0, "self_pct": 0.0,
                                    "total": 50, "total_pct": 100.0, "module": "python3.11",
                                    "pid": 0, "tid": 0, "comm": ""}),
-            "main": pytest.approx({"function": "main", "self": 0, "self_pct": 0.0,
+            ("main",): pytest.approx({"function": "main", "self": 0, "self_pct": 0.0,
                                    "total": 50, "total_pct": 100.0, "module": "python3.11",
                                    "pid": 0, "tid": 0, "comm": ""})}
 

@@ -156,7 +156,7 @@ async def test_the_sessions_list_is_newest_first_and_opens(tmp_path, snapshots, 
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: isinstance(app.screen, SessionsScreen))
         table = app.screen.query_one(KeyedTable)
-        assert [Path(r.key).name for r in table.rows] == [newer.name, older.name]
+        assert [Path(r.key[0]).name for r in table.rows] == [newer.name, older.name]
         assert "exited (0)" in table.rows[0].cells["state"]
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, LiveScreen) and bool(counts(app)))

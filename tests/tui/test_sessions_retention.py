@@ -33,7 +33,7 @@ os._exit(9)  # killed before its first tick: no close, no final metadata
 
 
 def rows(app: SikteApp) -> dict[str, dict[str, str]]:
-    return {Path(r.key).name: r.cells for r in app.screen.query_one(KeyedTable).rows}
+    return {Path(r.key[0]).name: r.cells for r in app.screen.query_one(KeyedTable).rows}
 
 
 def files(directory: Path) -> set[str]:
@@ -43,10 +43,10 @@ def files(directory: Path) -> set[str]:
 async def select(pilot, app: SikteApp, name: str) -> None:
     table = app.screen.query_one(KeyedTable)
     for _ in range(len(table.rows)):
-        if Path(table.cursor_key or "").name == name:
+        if Path((table.cursor_key or ("",))[0]).name == name:
             return
         await pilot.press("down")
-    assert Path(table.cursor_key or "").name == name
+    assert Path((table.cursor_key or ("",))[0]).name == name
 
 
 def dialog_text(app: SikteApp) -> str:

@@ -28,9 +28,10 @@ from tracing.model.stats import (
     no_events,
 )
 from tracing.model.units import format_elapsed, format_exact_count, format_id, format_rate
-from tracing.query.filters import ERRORS_ONLY, parse_filter
+from tracing.query.syscall_filter import ERRORS_ONLY, parse_filter
+from tui.columns import GROUPINGS, Grouping, RowKey
 from tui.live import comm_term
-from tui.rows import GROUPINGS, RATE_WINDOW_S, Grouping, RowBuilder
+from tui.rows import RATE_WINDOW_S, RowBuilder
 
 READ, GETPPID, OPENAT, CONNECT = 0, 110, 257, 42  # x86_64
 BY = {g.key: g for g in GROUPINGS}
@@ -82,11 +83,11 @@ class Trace:
             drops=Drops(), tracer_cpu_s=0.0, epoch=self.epoch)
 
 
-def row_values(builder: RowBuilder, grouping: Grouping) -> dict[str, Mapping[str, object]]:
+def row_values(builder: RowBuilder, grouping: Grouping) -> dict[RowKey, Mapping[str, object]]:
     return {r.key: r.values for r in builder.rows(grouping)}
 
 
-def cells(builder: RowBuilder, grouping: Grouping) -> dict[str, Mapping[str, str]]:
+def cells(builder: RowBuilder, grouping: Grouping) -> dict[RowKey, Mapping[str, str]]:
     return {r.key: r.cells for r in builder.rows(grouping)}
 
 
@@ -103,28 +104,28 @@ def test_a_call_made_twice_a_second_reads_two_per_second() -> None:
     builder, trace = RowBuilder(), Trace({1: "app"})
     twice_a_second(builder, trace, 4.0)
     assert RATE_WINDOW_S == 3.0
-    assert builder.rate_of(BY["syscall"], "getppid") == 2.0
-    assert builder.rate_of(BY["process"], "1") == 2.0
+    assert builder.rate_of(BY["syscall"], ("getppid",)) == 2.0
+    assert builder.rate_of(BY["process"], (1,)) == 2.0
     assert builder.total_rate == 2.0
-    assert cells(builder, BY["syscall"])["getppid"]["rate"] == "2.0"
+    assert cells(builder, BY["syscall"])[("getppid",)]["rate"] == "2.0"
     # Not one tick's luck: a tick without the call still reads 2.0 (6 calls in 3.0 s)...
     builder.feed(trace.tick({}))
-    assert builder.rate_of(BY["syscall"], "getppid") == 2.0
+    assert builder.rate_of(BY["syscall"], ("getppid",)) == 2.0
     # ... and the one after it, with the call, too.
     builder.feed(trace.tick({(1, GETPPID): 1}))
-    assert builder.rate_of(BY["syscall"], "getppid") == 2.0
+    assert builder.rate_of(BY["syscall"], ("getppid",)) == 2.0
 
 
 def test_a_rate_counts_only_the_window() -> None:
     builder, trace = RowBuilder(), Trace({1: "app"})
     builder.feed(trace.tick({(1, READ): 100}))  # 100 calls in the first 0.25 s
-    assert builder.rate_of(BY["syscall"], "read") == 400.0
+    assert builder.rate_of(BY["syscall"], ("read",)) == 400.0
     for _ in range(11):
         builder.feed(trace.tick({}))
-    assert builder.rate_of(BY["syscall"], "read") == 100 / 3.0  # still in the last 3 s
+    assert builder.rate_of(BY["syscall"], ("read",)) == 100 / 3.0  # still in the last 3 s
     builder.feed(trace.tick({}))
-    assert builder.rate_of(BY["syscall"], "read") == 0.0  # left the window
-    assert cells(builder, BY["syscall"])["read"]["rate"] == "0"
+    assert builder.rate_of(BY["syscall"], ("read",)) == 0.0  # left the window
+    assert cells(builder, BY["syscall"])[("read",)]["rate"] == "0"
     assert builder.total_calls == 100
 
 
@@ -132,10 +133,10 @@ def test_no_rate_once_the_targets_are_gone() -> None:
     builder, trace = RowBuilder(), Trace({1: "app"})
     twice_a_second(builder, trace, 4.0)
     builder.feed(trace.tick({(1, GETPPID): 1}, state=TraceState.EXITED))
-    assert builder.rate_of(BY["syscall"], "getppid") is None
+    assert builder.rate_of(BY["syscall"], ("getppid",)) is None
     assert builder.total_rate is None
-    assert cells(builder, BY["syscall"])["getppid"]["rate"] == "-"
-    assert row_values(builder, BY["syscall"])["getppid"]["rate"] == 0.0  # sorts, filters
+    assert cells(builder, BY["syscall"])[("getppid",)]["rate"] == "-"
+    assert row_values(builder, BY["syscall"])[("getppid",)]["rate"] == 0.0  # sorts, filters
     assert builder.total_calls == 9
 
 
@@ -143,16 +144,16 @@ def test_no_rate_once_stopped_either() -> None:
     builder, trace = RowBuilder(), Trace({1: "app"})
     builder.feed(trace.tick({(1, READ): 5}))
     builder.feed(trace.tick({(1, READ): 5}, state=TraceState.STOPPED))
-    assert builder.rate_of(BY["process"], "1") is None
+    assert builder.rate_of(BY["process"], (1,)) is None
 
 
 def test_a_key_filter_applies_to_the_rates_of_the_window_already_seen() -> None:
     builder, trace = RowBuilder(), Trace({1: "a", 2: "b"})
     for _ in range(4):
         builder.feed(trace.tick({(1, READ): 1, (2, READ): 3}))
-    assert builder.rate_of(BY["syscall"], "read") == 16.0
+    assert builder.rate_of(BY["syscall"], ("read",)) == 16.0
     builder.set_filter(parse_filter("pid=2"))
-    assert builder.rate_of(BY["syscall"], "read") == 12.0
+    assert builder.rate_of(BY["syscall"], ("read",)) == 12.0
     assert builder.total_rate == 16.0  # the header counts everything
 
 
@@ -162,7 +163,7 @@ def test_a_reset_starts_the_window_again() -> None:
         builder.feed(trace.tick({(1, READ): 10}))
     trace.epoch, trace.totals = 1, {}
     builder.feed(trace.tick({(1, READ): 1}))
-    assert builder.rate_of(BY["syscall"], "read") == 4.0
+    assert builder.rate_of(BY["syscall"], ("read",)) == 4.0
 
 
 def test_rates_are_formatted_to_be_read() -> None:
@@ -206,10 +207,11 @@ def test_processes_of_one_name_make_one_row() -> None:
     builder.feed(trace.tick({(10, READ): 5, (11, READ): 7, (12, OPENAT): 1, (20, READ): 2}))
     builder.feed(trace.tick({(12, READ): 3}))
     rows = row_values(builder, BY["comm"])
-    assert sorted(rows) == ["make", "sh"]
-    assert (rows["make"]["count"], rows["make"]["procs"], rows["make"]["comm"]) == (16, 3, "make")
-    assert (rows["sh"]["count"], rows["sh"]["procs"]) == (2, 1)
-    assert builder.rate_of(BY["comm"], "make") == 16 / 0.5
+    assert sorted(rows) == [("make",), ("sh",)]
+    make = rows[("make",)]
+    assert (make["count"], make["procs"], make["comm"]) == (16, 3, "make")
+    assert (rows[("sh",)]["count"], rows[("sh",)]["procs"]) == (2, 1)
+    assert builder.rate_of(BY["comm"], ("make",)) == 16 / 0.5
     # Shown, it grows with each snapshot like the others.
     builder.feed(trace.tick({(13, READ): 4}))  # pid 13: not known yet, shown as "?"
     trace.processes[13] = ProcessInfo(13, comm="make")
@@ -217,20 +219,20 @@ def test_processes_of_one_name_make_one_row() -> None:
                             proc_events=(ProcEvent(0, ProcKind.EXEC, 13, 13, 10, -1, False,
                                                    "make", ""),)))
     rows = row_values(builder, BY["comm"])
-    assert (rows["make"]["count"], rows["make"]["procs"]) == (21, 4)
-    assert "?" not in rows  # counted again under its name once known
+    assert (rows[("make",)]["count"], rows[("make",)]["procs"]) == (21, 4)
+    assert ("?",) not in rows  # counted again under its name once known
 
 
 def test_a_process_that_execs_counts_under_its_new_name() -> None:
     builder, trace = RowBuilder(), Trace({10: "make", 11: "make"})
     builder.feed(trace.tick({(10, READ): 5, (11, READ): 7}))
-    assert row_values(builder, BY["comm"])["make"]["count"] == 12
+    assert row_values(builder, BY["comm"])[("make",)]["count"] == 12
     trace.processes[11] = ProcessInfo(11, comm="cc1")
     builder.feed(trace.tick({(11, READ): 1}, proc_events=(
         ProcEvent(0, ProcKind.EXEC, 11, 11, 10, -1, False, "cc1", "/usr/lib/cc1"),)))
     rows = row_values(builder, BY["comm"])
     assert {k: (v["count"], v["procs"]) for k, v in rows.items()} == {
-        "make": (5, 1), "cc1": (8, 1)}
+        ("make",): (5, 1), ("cc1",): (8, 1)}
 
 
 def test_enter_on_a_command_row_filters_by_its_name() -> None:
@@ -263,14 +265,14 @@ def test_rows_whose_only_errors_are_expected_are_marked_and_left_out_by_e() -> N
                      (2, CONNECT, errno.EINPROGRESS), (1, OPENAT, errno.ENOENT))))
     shown = cells(builder, BY["syscall"])
     assert {k: c["errors"] for k, c in shown.items()} == {
-        "read": "*2", "connect": "*1", "openat": "1", "getppid": "0"}
+        ("read",): "*2", ("connect",): "*1", ("openat",): "1", ("getppid",): "0"}
     values = row_values(builder, BY["syscall"])
     assert {k: (v["errors"], v["unexpected"]) for k, v in values.items()} == {
-        "read": (2, 0), "connect": (1, 0), "openat": (1, 1), "getppid": (0, 0)}
+        ("read",): (2, 0), ("connect",): (1, 0), ("openat",): (1, 1), ("getppid",): (0, 0)}
     builder.set_filter(parse_filter(ERRORS_ONLY))
-    assert list(row_values(builder, BY["syscall"])) == ["openat"]
+    assert list(row_values(builder, BY["syscall"])) == [("openat",)]
     builder.set_filter(parse_filter("errors>0"))  # errors still counts them all, as strace
-    assert sorted(row_values(builder, BY["syscall"])) == ["connect", "openat", "read"]
+    assert sorted(row_values(builder, BY["syscall"])) == [("connect",), ("openat",), ("read",)]
 
 
 def test_errors_not_all_seen_as_events_stay_unexpected() -> None:
@@ -278,8 +280,8 @@ def test_errors_not_all_seen_as_events_stay_unexpected() -> None:
     # 3 errors, 2 events kept (one dropped, or --events none): not known to be all EAGAIN.
     builder.feed(trace.tick({(1, READ): (10, 3)},
                             batch=events((1, READ, errno.EAGAIN), (1, READ, errno.EAGAIN))))
-    row = row_values(builder, BY["syscall"])["read"]
-    assert (row["unexpected"], cells(builder, BY["syscall"])["read"]["errors"]) == (1, "3")
+    row = row_values(builder, BY["syscall"])[("read",)]
+    assert (row["unexpected"], cells(builder, BY["syscall"])[("read",)]["errors"]) == (1, "3")
 
 
 def test_events_a_tick_before_or_after_their_counts_still_mark_the_row() -> None:
@@ -287,11 +289,11 @@ def test_events_a_tick_before_or_after_their_counts_still_mark_the_row() -> None
     # pid 1: the event comes a tick after the count; pid 2: a tick before it.
     builder.feed(trace.tick({(1, READ): (5, 1)}, batch=events((2, READ, errno.EAGAIN))))
     builder.rows(BY["process"])
-    assert cells(builder, BY["process"])["1"]["errors"] == "1"
+    assert cells(builder, BY["process"])[(1,)]["errors"] == "1"
     builder.feed(trace.tick({(2, READ): (1, 1)}, batch=events((1, READ, errno.EAGAIN))))
     shown = cells(builder, BY["process"])
-    assert (shown["1"]["errors"], shown["2"]["errors"]) == ("*1", "*1")
-    assert cells(builder, BY["syscall"])["read"]["errors"] == "*2"  # rebuilt from totals
+    assert (shown[(1,)]["errors"], shown[(2,)]["errors"]) == ("*1", "*1")
+    assert cells(builder, BY["syscall"])[("read",)]["errors"] == "*2"  # rebuilt from totals
 
 
 def test_a_paused_view_counts_the_events_it_skips_once() -> None:
@@ -302,6 +304,6 @@ def test_a_paused_view_counts_the_events_it_skips_once() -> None:
     latest = trace.tick({(1, READ): (1, 1)}, batch=events((1, READ, errno.EAGAIN)))
     builder.skip(latest)
     builder.feed(latest)  # unpausing feeds the newest again: its events count once
-    row = row_values(builder, BY["syscall"])["read"]
+    row = row_values(builder, BY["syscall"])[("read",)]
     assert (row["errors"], row["unexpected"], row["count"]) == (3, 0, 3)
-    assert cells(builder, BY["syscall"])["read"]["errors"] == "*3"
+    assert cells(builder, BY["syscall"])[("read",)]["errors"] == "*3"
