@@ -397,7 +397,8 @@ def run(ctx: BenchContext) -> BenchResult:
     for name, why in unavailable.items():
         ctx.log(f"{name} cannot run here: {why}")
     available = [t for t in all_tools if t.name not in unavailable]
-    sections, all_checks = [], []
+    sections: list[Section] = []
+    all_checks: list[Check] = []
     for workload in workloads(ctx.quick):
         samples = measure(workload, available, ctx)
         samples.failed = {**unavailable, **samples.failed}

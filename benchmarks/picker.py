@@ -24,9 +24,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.common import BenchContext, BenchResult, Check, Section
+
+if TYPE_CHECKING:
+    from tracing.system.proclist import ProcessEntry
 
 N_PROCESSES = 2000
 CMDLINE_CHARS = 4096
@@ -40,7 +43,7 @@ SERVICES = ("orders", "billing", "kafka", "search", "payments", "gateway", "inve
 
 
 def _classpath(rng: random.Random, size: int) -> str:
-    jars = []
+    jars: list[str] = []
     while sum(len(j) + 1 for j in jars) < size:
         group = rng.choice(("org/apache", "com/fasterxml", "io/netty", "org/springframework",
                             "com/google", "io/micrometer", "ch/qos/logback"))
@@ -50,14 +53,15 @@ def _classpath(rng: random.Random, size: int) -> str:
 
 
 def _json_args(rng: random.Random, size: int) -> str:
-    fields = []
+    fields: list[str] = []
     while sum(len(f) + 1 for f in fields) < size:
         key = rng.choice(("queue", "retries", "endpoint", "timeoutMs", "region", "shard"))
         fields.append(f'"{key}{len(fields)}":"{rng.choice(SERVICES)}-{rng.randint(0, 9999)}"')
     return "{" + ",".join(fields)[:size] + "}"
 
 
-def fake_processes(n: int = N_PROCESSES, chars: int = CMDLINE_CHARS, seed: int = 13) -> list:
+def fake_processes(n: int = N_PROCESSES, chars: int = CMDLINE_CHARS,
+                   seed: int = 13) -> list[ProcessEntry]:
     """`n` processes with command lines of about `chars` characters, as the lister gives."""
     from tracing.system.proclist import ProcessEntry
 
@@ -97,14 +101,14 @@ def _emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
 
-def _fresh_copies(entries: list) -> Callable[[], list]:
+def _fresh_copies(entries: list[ProcessEntry]) -> Callable[[], list[ProcessEntry]]:
     """A lister that, like the real one, gives new objects on every call, with new CPU and
     RSS figures for one process in ten (busy ones; most of a server's processes sleep)."""
     from tracing.system.proclist import ProcessEntry
 
     calls = [0]
 
-    def lister() -> list:
+    def lister() -> list[ProcessEntry]:
         calls[0] += 1
         return [ProcessEntry(e.pid, e.user, e.name,
                              tuple(a.encode().decode() for a in e.cmdline),
@@ -123,7 +127,8 @@ async def _child(picker_file: str | None, rounds: int) -> None:
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        tui.app.PickerScreen = module.PickerScreen  # type: ignore[attr-defined]
+        # The app opens whatever class tui.app names: swap in the picker under test.
+        tui.app.PickerScreen = module.PickerScreen  # type: ignore[misc]
     from textual.widgets import Input
 
     app = tui.app.SikteApp(lister=_fresh_copies(fake_processes()))
@@ -148,6 +153,7 @@ async def _child(picker_file: str | None, rounds: int) -> None:
             renders.append(time.perf_counter())
             return render_line(y)
 
+        # Wrap this one table's methods to time them (a test double would not be the app).
         table.update_rows = recording_update  # type: ignore[method-assign]
         table.render_line = recording_render  # type: ignore[method-assign]
         await pilot.pause(0.3)
@@ -233,7 +239,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     keys = [r["ms"] for r in records if "ms" in r]
     first = next((r["rss_listed"] for r in records if "rss_listed" in r), 0)
     rounds = [r["rss"] for r in records if "rss" in r]
-    end = next((r for r in records if "rss_end" in r), {})
+    end: dict[str, Any] = next((r for r in records if "rss_end" in r), {})
     return {"presses": len(keys), "planned": None, "p50": _percentile(keys, 0.5),
             "p95": _percentile(keys, 0.95), "max": max(keys, default=float("nan")),
             "rss_listed": first, "rss_rounds": rounds, "rss_end": end.get("rss_end", 0),

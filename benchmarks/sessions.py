@@ -23,6 +23,7 @@ from tracing.model.stats import (
     Snapshot,
     StatKey,
     SyscallStats,
+    TraceState,
     bucket_of,
 )
 
@@ -66,7 +67,7 @@ def _snapshots(seconds: float, rate: int) -> list[Snapshot]:
                     n, 0, n * 1800, 300, 90_000, ((bucket_of(1800), n),))
         out.append(Snapshot(
             seq=i + 1, ts_ns=ts, wall_time=1.7e9 + i * TICK_S, start_ts_ns=start,
-            start_wall_time=1.7e9, arch="x86_64", state="tracing", stats=interval,
+            start_wall_time=1.7e9, arch="x86_64", state=TraceState.TRACING, stats=interval,
             interval=interval, interval_s=TICK_S, processes=proc, events=events,
             proc_events=(), drops=Drops(), tracer_cpu_s=0.0))
     return out
@@ -111,7 +112,7 @@ def _drain_with_journal(ctx: BenchContext, paced: int) -> list[tuple[str, ...]]:
     from benchmarks.event_rate import one_rate
     from tracing.session.journal import Journal
 
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for label in ("no journal", "journal"):
         journal = (Journal(ctx.scratch / f"drain-{time.monotonic_ns()}.sikte.db", {})
                    if label == "journal" else None)

@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from tracing.errors import UserError
 
@@ -46,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", default="20", metavar="S",
                         help="run for S seconds (default: 20; 0: until Ctrl+C)")
     parser.add_argument("--quiet", action="store_true", help="print nothing")
+    # argparse has no other hook for its usage errors; the replacement has error's signature.
     parser.error = _one_line_error  # type: ignore[method-assign]
 
 
@@ -150,7 +151,8 @@ class EchoServer:
         _name_thread("demo-server")
         while not self._stop.is_set():
             for key, _ in self._selector.select(timeout=0.1):
-                self._echo_one(key.fileobj)  # type: ignore[arg-type]
+                # Only listening sockets are registered (_listen).
+                self._echo_one(cast(socket.socket, key.fileobj))
 
     @staticmethod
     def _echo_one(listener: socket.socket) -> None:
@@ -167,7 +169,7 @@ class EchoServer:
         self._stop.set()
         self._thread.join(5)
         for key in list(self._selector.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
+            cast(socket.socket, key.fileobj).close()
         self._selector.close()
 
 

@@ -6,9 +6,13 @@ import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
+
+if TYPE_CHECKING:
+    from tracing.model.samples import StackSample
 
 
 def add_folded_argument(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +36,7 @@ def check_folded(path: Path | None) -> None:
                         "another file", exit_code=1) from None
 
 
-def write_folded(path: Path, samples: Iterable, sample_hz: int) -> None:
+def write_folded(path: Path, samples: Iterable[StackSample], sample_hz: int) -> None:
     """The samples (StackSample) as folded stacks, made the invoking user's way
     (tracing.boundary.userfiles: theirs, 0600, no link followed); on stderr, where they went."""
     from tracing.boundary.userfiles import write_file

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from typing import TYPE_CHECKING
 
 from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
+
+if TYPE_CHECKING:  # imported when used: `sikte-tui --help` does not load Textual
+    from tui.app import SikteApp
 
 
 def require_terminal() -> None:
@@ -38,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     require_terminal()
     defaults = TraceConfig(events=event_selection(args), user=args.user,
                            follow=not args.no_follow,
-                           **trace_options(args))  # type: ignore[arg-type]
+                           **trace_options(args))
     command = command_of(args)
     source = None
     if args.pid or command:
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         require_tracing_privileges()
         source = LiveSource(config, journal_options(args), session_meta(config))
     elif defaults.uprobes:  # for traces started from the picker: bad probes fail now
-        from tracing.engine.program import check_probes
+        from tracing.engine.uprobes import check_probes
 
         check_probes(defaults.uprobes)
     # A key crosses threads (input reader, event loop) while the tracer thread works: hand
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     raise UserError("the interface ended unexpectedly", exit_code=1)
 
 
-def exit_lines(app) -> list[str]:
+def exit_lines(app: SikteApp) -> list[str]:
     """What the person reads once the terminal is back: a crash or a failure while stopping
     (one line each), where each trace's session is, and what was left running."""
     lines = [app.crash] if app.crash is not None else []

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import signal
 import sys
+from typing import Protocol, cast
 
+from cli.output import drop_stdout
 from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
 
@@ -26,6 +27,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 PROG = "sikte-tui"
+
+
+class Command(Protocol):
+    """A command module: cli.interactive_cmd, whose arguments _interactive_parser adds."""
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+class Subcommand(Command, Protocol):
+    """A subcommand module (SUBCOMMANDS): it adds its own arguments."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
 
 def _interactive_parser() -> argparse.ArgumentParser:
@@ -43,7 +56,7 @@ def _interactive_parser() -> argparse.ArgumentParser:
 
 def _run_subcommand(name: str, argv: list[str]) -> int:
     module_name, help_ = SUBCOMMANDS[name]
-    module = importlib.import_module(module_name)
+    module = cast(Subcommand, importlib.import_module(module_name))
     parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=help_)
     module.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -56,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             return _run_subcommand(argv[0], argv[1:])
         args = _interactive_parser().parse_args(argv)
-        module = importlib.import_module("cli.interactive_cmd")
+        module = cast(Command, importlib.import_module("cli.interactive_cmd"))
         return module.run(args)
     except UserError as err:
         print(f"{PROG}: {sanitize(str(err))}", file=sys.stderr)  # it may quote names, paths
@@ -74,14 +87,6 @@ def main(argv: list[str] | None = None) -> int:
               f"details in {path}; "
               "please report it", file=sys.stderr)
         return 70  # EX_SOFTWARE
-
-
-def drop_stdout() -> None:
-    """Point stdout at /dev/null: what is still buffered for it goes nowhere, so the
-    interpreter's last flush does not fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 def _save_traceback() -> str:

@@ -7,11 +7,19 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from cli.folded import add_folded_argument, check_folded, write_folded
+from cli.output import drop_stdout
 from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
 from tracing.model.units import parse_duration_ns
+
+if TYPE_CHECKING:  # imported when used: `record --help` loads neither bcc nor SQLite
+    from tracing.engine.program import EventSelection
+    from tracing.engine.tracer import TraceConfig, Tracer
+    from tracing.model.stats import Snapshot
+    from tracing.session.journal import Journal, JournalOptions
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_folded_argument(parser)
 
 
-def journal_options(args: argparse.Namespace):  # -> JournalOptions
+def journal_options(args: argparse.Namespace) -> JournalOptions:
     from tracing.session.journal import JournalOptions
     from tracing.session.retention import sessions_cap
 
@@ -73,7 +81,7 @@ def journal_options(args: argparse.Namespace):  # -> JournalOptions
                           sessions_cap=sessions_cap(args.sessions_cap))
 
 
-def session_meta(config, argv: list[str] | None = None) -> dict[str, object]:
+def session_meta(config: TraceConfig, argv: list[str] | None = None) -> dict[str, object]:
     """What the journal records of how the trace was asked for."""
     from tracing.model.probes import probe_names
 
@@ -92,7 +100,7 @@ def session_meta(config, argv: list[str] | None = None) -> dict[str, object]:
     }
 
 
-def event_selection(args: argparse.Namespace):  # -> EventSelection
+def event_selection(args: argparse.Namespace) -> EventSelection:
     from tracing.engine.program import EventSelection
 
     try:
@@ -108,13 +116,27 @@ def event_selection(args: argparse.Namespace):  # -> EventSelection
 MAX_SAMPLE_HZ = 1000
 
 
-def trace_options(args: argparse.Namespace) -> dict[str, object]:
+class EngineFields(TypedDict):
+    """The fields TraceConfig and EngineOptions share, as keyword arguments."""
+
+    sample_hz: int
+    uprobes: tuple[str, ...]
+    tcp: bool
+
+
+class TraceFields(EngineFields):
+    """EngineFields and what only TraceConfig has."""
+
+    docker: bool
+
+
+def trace_options(args: argparse.Namespace) -> TraceFields:
     """TraceConfig's sampling, probe, TCP and Docker fields from the command line (the probes
     are checked by validate_targets)."""
     return {**engine_options(args), "docker": not args.disable_docker_mon}
 
 
-def engine_options(args: argparse.Namespace) -> dict[str, object]:
+def engine_options(args: argparse.Namespace) -> EngineFields:
     """The fields TraceConfig and EngineOptions share."""
     if not 0 <= args.sample_hz <= MAX_SAMPLE_HZ:
         raise UserError(f"--sample-hz takes 0 (off) to {MAX_SAMPLE_HZ} samples a second")
@@ -129,7 +151,7 @@ def command_of(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(command)
 
 
-def validate_targets(config) -> None:
+def validate_targets(config: TraceConfig) -> None:
     """Bad targets fail first, before privileges are checked or anything is loaded."""
     from tracing.system.targets import check_pid, resolve_command
 
@@ -140,12 +162,12 @@ def validate_targets(config) -> None:
     if config.command:
         resolve_command(config.command)
     if config.uprobes:
-        from tracing.engine.program import check_probes
+        from tracing.engine.uprobes import check_probes
 
         check_probes(config.uprobes)
 
 
-def announce(tracer) -> None:
+def announce(tracer: Tracer) -> None:
     """Say on stderr what is traced (like strace's "Process N attached")."""
     what = ", ".join(tracer.config.describe_targets())
     if tracer.command is not None:
@@ -161,7 +183,7 @@ def print_program(args: argparse.Namespace) -> int:
     from tracing.engine.program import EngineOptions, build_cflags, program_text
 
     options = EngineOptions(follow=not args.no_follow, events=event_selection(args),
-                            **engine_options(args))  # type: ignore[arg-type]
+                            **engine_options(args))
     print("// cflags: " + " ".join(build_cflags(options, canonical_arch(platform.machine()))))
     print(program_text(options))
     return 0
@@ -175,7 +197,7 @@ def check_output(args: argparse.Namespace) -> None:
         check_export_output(args.output, args.force)
 
 
-def save_session(journal, args: argparse.Namespace) -> None:
+def save_session(journal: Journal, args: argparse.Namespace) -> None:
     """Say where the session is kept, and export it when asked (on stderr: stdout is the
     summary's)."""
     from tracing.session.export import export_parquet
@@ -195,7 +217,7 @@ def save_session(journal, args: argparse.Namespace) -> None:
         print(f"sikte-tui: Parquet written to {sanitize(str(out))}", file=sys.stderr)
 
 
-def disk_failure_line(journal, output: Path | None) -> str:
+def disk_failure_line(journal: Journal, output: Path | None) -> str:
     """The journal fell back to memory: what record keeps of the session."""
     if output is not None:
         return f"{journal.status}; --output saves all of it as Parquet"
@@ -217,7 +239,7 @@ def parse_duration_s(text: str | None) -> float | None:
     return seconds
 
 
-def print_summary(text: str, journal) -> None:
+def print_summary(text: str, journal: Journal) -> None:
     """The summary on stdout; a stdout that cannot take it (a full disk) is one line."""
     try:
         sys.stdout.write(text)
@@ -225,8 +247,6 @@ def print_summary(text: str, journal) -> None:
     except BrokenPipeError:
         raise  # the reader went away (| head): cli.main ends quietly
     except OSError as err:
-        from cli.main import drop_stdout
-
         drop_stdout()
         where = f"kept in {journal.path}" if journal.on_disk else "not kept (--no-journal)"
         raise UserError(f"could not write the summary to stdout ({err.strerror}); the "
@@ -252,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
         follow=not args.no_follow,
         events=event_selection(args),
         command_stdout=2 if args.json else None,
-        **trace_options(args),  # type: ignore[arg-type]
+        **trace_options(args),
     )
     validate_targets(config)
     check_output(args)
@@ -262,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
                             session_meta(config))
     samples, connections = SampleSet(), ConnectionSet()
 
-    def on_snapshot(snapshot) -> None:
+    def on_snapshot(snapshot: Snapshot) -> None:
         journal.put(snapshot)
         samples.update(snapshot.samples)
         connections.update(snapshot.connections)

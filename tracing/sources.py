@@ -1,5 +1,6 @@
-"""Snapshot sources for the TUI: a live trace, or a replay of a recorded one. The TUI sees
-only this interface, so it runs the same on both (and its tests need no root).
+"""Snapshot sources for the TUI: a live trace, a replay of a recorded one, or a saved
+session. The TUI sees only this interface, so it runs the same on all (and its tests need no
+root); each source's `capabilities` say what it can do, so the TUI never asks for its type.
 
 Callbacks run on the source's own threads; the receiver must only post messages from them.
 """
@@ -12,6 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from tracing.engine.tracer import TraceConfig, Tracer
@@ -24,9 +26,10 @@ from tracing.session.window import Window, whole, window_snapshot
 from tracing.system.reaper import GRACE_S, session_members
 from tracing.system.terminal_relay import CommandTerminal
 
-SnapshotCallback = Callable[[Snapshot], None]
-OutputCallback = Callable[[str], None]
-FailureCallback = Callable[[str], None]  # one line: what failed (what was kept is said apart)
+# What the callbacks return is ignored (the TUI's post_message says whether it was queued).
+SnapshotCallback = Callable[[Snapshot], object]
+OutputCallback = Callable[[str], object]
+FailureCallback = Callable[[str], object]  # one line: what failed (what was kept is said apart)
 STOP_TIMEOUT_S = 10.0
 
 
@@ -40,8 +43,30 @@ def describe_failure(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
+class SavedSessionView(Protocol):
+    """A saved session, read-only, shown one stretch of its time at a time."""
+
+    session: StoredSession
+    window: Window  # the stretch shown
+
+    def set_window(self, window: Window) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a snapshot source can do: the TUI asks this, never the source's type."""
+
+    live: bool = False  # traces now: quitting stops it, a launched command may still run
+    output: bool = False  # relays the output of a command sikte-tui launched
+    # A saved session: a stretch of its time can be chosen, and reset shows the whole
+    # session again (for the others, reset zeroes the counts and counting goes on).
+    saved: SavedSessionView | None = None
+
+
 class SnapshotSource(Protocol):
-    live: bool
+    """What the TUI watches; methods a source cannot honour do nothing (or return None)."""
+
+    capabilities: Capabilities
     title: str
 
     def start(self, on_snapshot: SnapshotCallback, on_output: OutputCallback,
@@ -50,22 +75,22 @@ class SnapshotSource(Protocol):
     def journal_line(self) -> str | None: ...
     def journal_failed(self) -> bool: ...
     def stored(self) -> StoredSession | None: ...
+    def session_name(self) -> str | None: ...
     def reset(self) -> None: ...
     def command_running(self) -> bool: ...
     def stop_command(self) -> None: ...
     def leave_command(self) -> None: ...
-    def launched(self) -> bool: ...
+    def left_running(self) -> tuple[int, ...]: ...
 
 
 class LiveSource:
     """Traces for real. `start()` blocks while the program compiles and loads (about a second)
     and raises UserError for bad targets, so call it off the UI thread."""
 
-    live = True
-
     def __init__(self, config: TraceConfig, journal_options: JournalOptions | None = None,
                  meta: Mapping[str, object] | None = None) -> None:
         self.config = config
+        self.capabilities = Capabilities(live=True, output=bool(config.command))
         self.title = ", ".join(config.describe_targets())
         self.tracer: Tracer | None = None
         self.journal: Journal | None = None
@@ -120,9 +145,11 @@ class LiveSource:
         if config.command:
             # The command gets a terminal of its own, never ours: its output is captured
             # for the output panel and it cannot read the keys meant for the TUI.
+            def relay(data: bytes) -> None:
+                on_output(data.decode(errors="replace").replace("\r\n", "\n"))
+
             terminal = CommandTerminal()
-            terminal.relay_output(
-                lambda data: on_output(data.decode(errors="replace").replace("\r\n", "\n")))
+            terminal.relay_output(relay)
             slave = terminal.slave
             config = dataclasses.replace(config, command_stdin=slave, command_stdout=slave,
                                          command_stderr=slave, terminal=terminal)
@@ -192,6 +219,11 @@ class LiveSource:
     def stored(self) -> StoredSession | None:
         return self.journal.stored() if self.journal is not None else None
 
+    def session_name(self) -> str | None:
+        """The journal's file name (None: no journal, or one in memory only)."""
+        journal = self.journal
+        return journal.path.name if journal is not None and journal.path else None
+
     def command_running(self) -> bool:
         command = self.tracer.command if self.tracer else None
         return command is not None and command.poll() is None
@@ -215,12 +247,9 @@ class LiveSource:
         """The PIDs left running by leave_command (its command's session, as it was)."""
         return self._left
 
-    def launched(self) -> bool:
-        return bool(self.config.command)
 
-
-class _Unjournaled:
-    """Sources that keep no journal of their own."""
+class _Playback:
+    """Sources that play what was recorded: no journal of their own, no command."""
 
     def journal_line(self) -> str | None:
         return None
@@ -231,14 +260,26 @@ class _Unjournaled:
     def stored(self) -> StoredSession | None:
         return None
 
-    def launched(self) -> bool:
+    def session_name(self) -> str | None:
+        return None
+
+    def command_running(self) -> bool:
         return False
 
+    def stop_command(self) -> None:
+        pass
 
-class ReplaySource(_Unjournaled):
+    def leave_command(self) -> None:
+        pass
+
+    def left_running(self) -> tuple[int, ...]:
+        return ()
+
+
+class ReplaySource(_Playback):
     """Plays recorded snapshots: all at once (interval None, for tests) or paced."""
 
-    live = False
+    capabilities = Capabilities()
 
     def __init__(self, snapshots: Sequence[Snapshot], title: str = "replay",
                  interval_s: float | None = None) -> None:
@@ -278,25 +319,14 @@ class ReplaySource(_Unjournaled):
         if self._latest is not None:
             self._emit(self._latest)
 
-    def command_running(self) -> bool:
-        return False
 
-    def stop_command(self) -> None:
-        pass
-
-    def leave_command(self) -> None:
-        pass
-
-
-
-class StoredSource(_Unjournaled):
+class StoredSource(_Playback):
     """A saved session (journal or Parquet), shown read-only: one snapshot for the chosen
     stretch of time, the whole session at first; `set_window` shows another stretch."""
 
-    live = False
-
     def __init__(self, session: StoredSession) -> None:
         self.session = session
+        self.capabilities = Capabilities(saved=self)
         self.title = f"{session.name} ({', '.join(session.meta.get('targets') or ()) or '?'})"
         self.window = whole(session)
         self._on_snapshot: SnapshotCallback | None = None
@@ -328,11 +358,5 @@ class StoredSource(_Unjournaled):
     def stored(self) -> StoredSession | None:
         return self.session
 
-    def command_running(self) -> bool:
-        return False
-
-    def stop_command(self) -> None:
-        pass
-
-    def leave_command(self) -> None:
-        pass
+    def session_name(self) -> str | None:
+        return self.session.name

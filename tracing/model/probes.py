@@ -1,7 +1,7 @@
 """Function probes (uprobes) as the user writes them: `BINARY_OR_LIB:FUNCTION`.
 
 Pure: parsing and the pseudo syscall numbers probes are counted under. Whether the binary and
-the function exist is checked by tracing.engine.program (it needs bcc's ELF reader).
+the function exist is checked by tracing.engine.uprobes (it needs bcc's ELF reader).
 
 A probe's calls are counted in the syscall stats map under nr = PROBE_NR_BASE + its index, so
 they flow through snapshots, tables and journals like syscalls. The base has bit 29 set: no

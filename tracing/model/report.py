@@ -65,7 +65,7 @@ HEADER = ("% time", "calls", "errors", "total", "avg", "p50", "p95", "p99", "max
 def format_table(rows: Iterable[SyscallRow]) -> str:
     rows = list(rows)
     grand = sum(r.stats.total_ns for r in rows) or 1
-    lines = [HEADER]
+    lines: list[tuple[str, ...]] = [HEADER]
     for r in rows:
         s = r.stats
         lines.append((

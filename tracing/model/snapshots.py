@@ -21,6 +21,7 @@ from tracing.model.stats import (
     Snapshot,
     StatKey,
     SyscallStats,
+    TraceState,
     no_events,
 )
 
@@ -70,7 +71,7 @@ class SnapshotBuilder:
         *,
         ts_ns: int,
         wall_time: float,
-        state: str,
+        state: TraceState,
         changes: Mapping[StatKey, SyscallStats],
         events: np.ndarray,
         deltas: Mapping[StatKey, SyscallStats] | None = None,

@@ -1,7 +1,8 @@
 """The data model: syscall statistics, processes, events and immutable snapshots.
 
 Pure data and functions: imports neither bcc nor Textual, so the TUI, the store, replay and
-most tests use it without root. The histogram layout mirrors bpf/syscalls.bpf.c.
+most tests use it without root. The histogram layout is defined here; the engine passes it
+to bpf/syscalls.bpf.c as -D flags.
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from enum import IntEnum, StrEnum
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from tracing.model.connections import Connection
 from tracing.model.samples import StackSample
 
-# Log-linear latency histogram, as in bpf/syscalls.bpf.c: values below HIST_SUB ns have a
-# bucket each; above, every power of two is split into HIST_SUB linear buckets.
+# Log-linear latency histogram, compiled into bpf/syscalls.bpf.c from these values (-D flags
+# from tracing.engine.program): values below HIST_SUB ns have a bucket each; above, every
+# power of two is split into HIST_SUB linear buckets (HIST_SUB a power of two).
 HIST_SUB = 8
 HIST_PMAX = 39
 HIST_BUCKETS = HIST_SUB * (HIST_PMAX - 1)
@@ -181,7 +184,10 @@ class SyscallEvent:
         return -self.ret if self.failed else 0
 
 
-class ProcKind:
+class ProcKind(IntEnum):
+    """What happened to a process; the numbers are the kernel's (struct proc_event in
+    bpf/syscalls.bpf.c) and the journal's."""
+
     FORK = 1
     EXEC = 2
     EXIT = 3
@@ -190,7 +196,7 @@ class ProcKind:
 @dataclass(frozen=True, slots=True)
 class ProcEvent:
     ts_ns: int
-    kind: int
+    kind: ProcKind
     pid: int
     tid: int
     ppid: int
@@ -239,7 +245,8 @@ class ProcessInfo:
     def alive(self) -> bool:
         return self.exit is None
 
-    def replace(self, **changes: object) -> ProcessInfo:
+    def replace(self, **changes: Any) -> ProcessInfo:
+        # Any, as dataclasses.replace takes it: each field has its own type.
         return dataclasses.replace(self, **changes)
 
 
@@ -265,11 +272,15 @@ class Drops:
                 + self.stack_collisions + self.samples_lost + self.tcp_events)
 
 
-class TraceState:
+class TraceState(StrEnum):
+    """Where a trace is; the values are what the header shows and sessions store."""
+
     STARTING = "starting"
     TRACING = "tracing"
     EXITED = "exited"  # every target is gone
     STOPPED = "stopped"  # stopped by the user or a signal
+    FAILED = "failed"  # the tracer ended on an error; what it recorded until then is kept
+    SAVED = "saved session"  # a stretch of a session read back from disk
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +293,7 @@ class Snapshot:
     start_ts_ns: int
     start_wall_time: float
     arch: str
-    state: str
+    state: TraceState
     stats: Mapping[StatKey, SyscallStats]  # cumulative since start or reset
     interval: Mapping[StatKey, SyscallStats]  # change since the previous snapshot
     interval_s: float

@@ -16,26 +16,26 @@ def parse_duration_ns(text: str, default_unit: str = "ns") -> int:
     return round(float(m.group(1)) * _DURATION_UNITS[m.group(2) or default_unit])
 
 
+_DURATION_SCALES = (("µs", 1e3), ("ms", 1e6), ("s", 1e9))
+_COUNT_SCALES = (("k", 1e3), ("M", 1e6), ("G", 1e9))
+
+
+def _scaled(x: float, scales: tuple[tuple[str, float], ...]) -> str:
+    """`x` in the first unit that keeps it under 1000 (else the last): three significant
+    digits, whole numbers from 100 on."""
+    unit, scale = next(((u, s) for u, s in scales if x / s < 1_000), scales[-1])
+    value = x / scale
+    return f"{value:.3g}{unit}" if value < 100 else f"{value:.0f}{unit}"
+
+
 def format_duration(ns: float) -> str:
     """Four significant characters or so: 812ns, 3.4µs, 12ms, 1.25s."""
-    if ns < 1_000:
-        return f"{ns:.0f}ns"
-    for unit, scale in (("µs", 1e3), ("ms", 1e6), ("s", 1e9)):
-        value = ns / scale
-        if value < 1_000 or unit == "s":
-            return f"{value:.3g}{unit}" if value < 100 else f"{value:.0f}{unit}"
-    raise AssertionError("unreachable")
+    return f"{ns:.0f}ns" if ns < 1_000 else _scaled(ns, _DURATION_SCALES)
 
 
 def format_count(n: float) -> str:
     """1234 -> 1234, 12345 -> 12.3k, 2500000 -> 2.50M."""
-    if n < 10_000:
-        return f"{n:.0f}"
-    for unit, scale in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
-        value = n / scale
-        if value < 1_000 or unit == "G":
-            return f"{value:.3g}{unit}" if value < 100 else f"{value:.0f}{unit}"
-    raise AssertionError("unreachable")
+    return f"{n:.0f}" if n < 10_000 else _scaled(n, _COUNT_SCALES)
 
 
 def format_bytes(n: float) -> str:
