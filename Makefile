@@ -15,13 +15,16 @@ run: bootstrap
 
 test: bootstrap
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
+# Lint and type check only (mypy's settings and the files it checks: pyproject.toml).
 lint: bootstrap
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: bootstrap
 	$(PY) -m benchmarks $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

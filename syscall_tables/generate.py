@@ -29,7 +29,8 @@ def package_table(arch: str) -> dict[str, int]:
     """The name -> number dict that system-calls ships for `arch`."""
     name = PACKAGE_TABLE.get(arch, arch)
     module = importlib.import_module(f"system_calls.tables.{name}")
-    return getattr(module, f"syscalls_{name}")
+    table: dict[str, int] = getattr(module, f"syscalls_{name}")  # the package is untyped
+    return table
 
 
 def render(arch: str) -> str:

@@ -104,10 +104,11 @@ def _syscall_numbers() -> tuple[int, int, int]:
     from syscall_tables import host_arch, syscall_number
 
     arch = host_arch()
-    numbers = [syscall_number(n, arch) for n in ("setfsuid", "setfsgid", "setgroups")]
-    if None in numbers:
+    setfsuid, setfsgid, setgroups = (syscall_number(n, arch)
+                                     for n in ("setfsuid", "setfsgid", "setgroups"))
+    if setfsuid is None or setfsgid is None or setgroups is None:
         raise OSError(f"no setfsuid/setfsgid/setgroups numbers for {arch}")
-    return numbers[0], numbers[1], numbers[2]  # type: ignore[return-value]
+    return setfsuid, setfsgid, setgroups
 
 
 def _set_fs_id(nr: int, value: int) -> None:

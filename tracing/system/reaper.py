@@ -31,6 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from typing import NotRequired, TypedDict
 
 GRACE_S = 1.0  # from SIGTERM to SIGKILL: the whole stop stays under 2 s
 SCAN_S = 0.5  # how often a finished command's session is checked for leftovers
@@ -38,6 +39,24 @@ PR_SET_PDEATHSIG = 1
 TIOCSCTTY = 0x540E  # asm-generic/ioctls.h (x86, arm64, riscv)
 RESET_SIGNALS = ("SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP", "SIGPIPE", "SIGTSTP", "SIGTTIN",
                  "SIGTTOU", "SIGXFSZ", "SIGCHLD")
+
+
+class LaunchSpec(TypedDict):
+    """The first line of stdin, as JSON (written by tracing/system/targets.py); fds are
+    inherited from sikte-tui."""
+
+    path: str
+    argv: list[str]
+    env: dict[str, str]
+    uid: int
+    gid: int
+    groups: list[int]
+    gate_r: int  # read end of the gate: a byte once the tracer watches the command
+    err_w: int  # write end for an exec failure
+    tty: int  # the command's pty (slave side)
+    stdio: list[int]  # what becomes its fds 0, 1, 2
+    master: int | None  # the pty's master side; None once closed (left running, then hung up)
+    ready_w: NotRequired[int]  # added here, before the fork
 
 
 # -- the session of the command: its whole tree ----------------------------------------------
@@ -88,7 +107,7 @@ def signal_session(sid: int, sig: int) -> int:
 
 # -- the child: becomes the command ------------------------------------------------------------
 
-def _child(spec: dict, parent: int) -> None:
+def _child(spec: LaunchSpec, parent: int) -> None:
     """In the forked child: a session and a terminal of its own, only its three standard
     fds, the user's credentials, a parent-death signal; then wait for the tracer and exec."""
     code = 127
@@ -119,7 +138,7 @@ def _close_all_but(*keep: int) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def _prepare_child(spec: dict, parent: int) -> None:
+def _prepare_child(spec: LaunchSpec, parent: int) -> None:
     os.setsid()
     libc = ctypes.CDLL(None, use_errno=True)
     # Our own pseudo-terminal becomes the controlling terminal: /dev/tty is it, never
@@ -148,7 +167,7 @@ def _prepare_child(spec: dict, parent: int) -> None:
 # -- the launcher: watches the control pipe and the command ---------------------------------
 
 class Launcher:
-    def __init__(self, spec: dict) -> None:
+    def __init__(self, spec: LaunchSpec) -> None:
         self.spec = spec
         self.pid = 0
         self.pidfd: int | None = None
@@ -179,8 +198,9 @@ class Launcher:
                 self._reap()
             if sys.stdin.fileno() in readable and not self._read_control():
                 return
-            if self.spec["master"] in readable:
-                self._drain_terminal()
+            master = self.spec["master"]
+            if master is not None and master in readable:
+                self._drain_terminal(master)
             if self.kill_at is not None and time.monotonic() >= self.kill_at:
                 signal_session(self.pid, signal.SIGKILL)
                 self.kill_at = time.monotonic() + GRACE_S  # again, for late forks
@@ -198,7 +218,8 @@ class Launcher:
 
     def _reap(self) -> None:
         _, self.status = os.waitpid(self.pid, 0)
-        os.close(self.pidfd)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
         self.pidfd = None
         _report(f"exit {self.status}")
 
@@ -238,14 +259,14 @@ class Launcher:
         if self.pidfd is not None:
             self._reap()
 
-    def _drain_terminal(self) -> None:
+    def _drain_terminal(self, master: int) -> None:
         """Left running: the terminal stays open (no hangup) and its output goes nowhere."""
         try:
-            if os.read(self.spec["master"], 65536):
+            if os.read(master, 65536):
                 return
         except OSError:
             pass  # EIO: every process closed the terminal
-        os.close(self.spec["master"])
+        os.close(master)
         self.spec["master"] = None
 
     def _finished(self) -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tracing.boundary.userfiles import invoking_user
 from tracing.errors import UserError
+from tracing.system.reaper import LaunchSpec
 from tracing.system.terminal_relay import CommandTerminal
 
 REAPER = str(Path(__file__).with_name("reaper.py"))
@@ -166,7 +167,7 @@ class LaunchedCommand:
         copies = [os.dup(fd) for fd in stdio if fd < 3]
         moved = iter(copies)
         stdio_fds = [fd if fd >= 3 else next(moved) for fd in stdio]
-        spec = {
+        spec: LaunchSpec = {
             "path": self.path, "argv": self.argv, "env": self._environment(),
             "uid": self.user.uid, "gid": self.user.gid, "groups": self.user.groups(),
             "gate_r": gate_r, "err_w": err_w, "tty": self.terminal.slave,
