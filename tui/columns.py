@@ -6,6 +6,7 @@ Pure Python (no Textual): KeyedTable (table.py) draws these; the screens build t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -61,7 +62,9 @@ GROUPINGS = (
     Grouping("syscall", "by syscall", (_NAME,)),
     Grouping("process", "by process", (_PID, _COMM, _CONTAINER)),
     Grouping("thread", "by thread", (_PID, Column("tid", "tid"), _COMM, _CONTAINER)),
-    Grouping("pid_syscall", "process × syscall", (_PID, _COMM, _NAME)),
+    # At 80 columns the comm goes first here: pid and syscall already name the row.
+    Grouping("pid_syscall", "process × syscall",
+             (_PID, dataclasses.replace(_COMM, priority=1), _NAME)),
     # As htop and csysdig do: many short-lived processes of one name (make, a shell loop)
     # become one row; procs says how many processes it holds.
     Grouping("comm", "by command", (_COMM, Column("procs", "procs"))),

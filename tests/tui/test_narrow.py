@@ -16,7 +16,7 @@ from tui.detail import DetailScreen
 from tui.footer import KeyFooter
 from tui.live import LiveScreen
 from tui.messages import SnapshotReady
-from tui.table import KeyedTable, fit_columns
+from tui.table import KeyedTable, fit_columns, span
 
 from .conftest import until
 
@@ -34,6 +34,14 @@ def keys(cols) -> list[str]:
 
 def test_the_must_fit_columns_are_all_that_fit_beside_an_80_column_scrollbar():
     assert keys(fit_columns(columns(GROUPINGS[0]), 78, "total_ns").columns) == MUST_FIT
+
+
+def test_process_by_syscall_fits_80_columns_without_the_comm():
+    grouping = next(g for g in GROUPINGS if g.key == "pid_syscall")
+    layout = fit_columns(columns(grouping), 78, "total_ns")
+    assert keys(layout.columns) == ["pid", *MUST_FIT]
+    assert span(layout.columns, layout.gap) <= 78  # nothing cut at the right edge
+    assert "comm" in keys(fit_columns(columns(grouping), 158, "total_ns").columns)
 
 
 def test_columns_come_back_by_priority_as_room_grows():
