@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.command import Hit, Hits, Provider
 
 
@@ -166,7 +166,8 @@ def help_sections(screen: str) -> tuple[list[Action], list[Action]]:
     return here, others
 
 
-def bindings_for(screen: str) -> list[Binding]:
+def bindings_for(screen: str) -> list[BindingType]:
+    # Textual's Screen declares BINDINGS as list[BindingType]; list is invariant.
     return [
         Binding(a.keys, a.name, a.label, show=a.footer)
         for a in ACTIONS

@@ -152,13 +152,17 @@ class SikteApp(App[int]):
             return
         reason = source.journal_line() or "the session is kept in memory only"
 
+        def exported(path: Path | None) -> None:
+            if path is not None:  # None: the export was cancelled, and the app stays
+                self._leave(choice, leaving)
+
         def chosen(answer: str | None) -> None:
             if answer == "discard":
                 self._leave(choice, leaving)
             elif answer == "export":
                 assert source is not None
                 self.push_screen(ExportDialog(source.stored, default_export_path(source)),
-                                 lambda path: path is not None and self._leave(choice, leaving))
+                                 exported)
 
         self.push_screen(ExportBeforeLeaving(reason, leaving), chosen)
 

@@ -247,17 +247,24 @@ def narrowed(columns: Sequence[Column], cells: Sequence[dict[str, str]], availab
     until they do (see NARROWING); what still does not fit scrolls sideways."""
     dropped: set[str] = set()
     short: set[str] = set()
-    for step in (None, *steps):
-        if step is not None:
-            (dropped if step[0] == "drop" else short).add(step[1])
-        chosen = [Column(c.key, _SHORT_LABELS.get(c.key, c.label), c.numeric, c.width)
-                  if c.key in short else c for c in columns if c.key not in dropped]
-        shown_cells = [{c.key: row[f"{c.key}:short" if c.key in short else c.key]
-                        for c in chosen} for row in cells]
-        shown = fitted(chosen, shown_cells)
+    shown, shown_cells = _narrowed_once(columns, cells, dropped, short)
+    for kind, key in steps:
         if table_width((c.width for c in shown), (c.label for c in shown)) <= available:
             break
+        (dropped if kind == "drop" else short).add(key)
+        shown, shown_cells = _narrowed_once(columns, cells, dropped, short)
     return shown, shown_cells
+
+
+def _narrowed_once(columns: Sequence[Column], cells: Sequence[dict[str, str]],
+                   dropped: set[str], short: set[str],
+                   ) -> tuple[list[Column], list[dict[str, str]]]:
+    """The columns without `dropped`, those in `short` with their short label and cells."""
+    chosen = [Column(c.key, _SHORT_LABELS.get(c.key, c.label), c.numeric, c.width)
+              if c.key in short else c for c in columns if c.key not in dropped]
+    shown_cells = [{c.key: row[f"{c.key}:short" if c.key in short else c.key]
+                    for c in chosen} for row in cells]
+    return fitted(chosen, shown_cells), shown_cells
 
 
 # -- the line under the table ------------------------------------------------------------------

@@ -233,7 +233,7 @@ class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
         info = latest.processes.get(pid) if latest is not None and pid is not None else None
         filtered = self.filter is not None and not self.filter.is_empty
         arrow = "▼" if self.sort_reverse else "▲"
-        parts = [counts_line(shown, total, filtered)]
+        parts: list[str | Text] = [counts_line(shown, total, filtered)]
         if self.mode == SUMMARY:
             parts.append(f"by remote endpoint ({len(self._summaries):,})")
         if not self.tcp:

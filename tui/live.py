@@ -317,9 +317,9 @@ class LiveScreen(SortKeys, Screen):
         parts = row_key
         key = self.grouping.key
         if key == "syscall":
-            navigator(self.app).open_detail(parts[0], None)
+            navigator(self.app).open_detail(str(parts[0]), None)
         elif key == "pid_syscall":
-            navigator(self.app).open_detail(parts[1], int(parts[0]))
+            navigator(self.app).open_detail(str(parts[1]), int(parts[0]))
         elif key == "comm":  # the syscalls of every process of that name
             self._set_grouping(GROUPINGS[0])
             self.query_one("#filter", Input).value = comm_term(str(parts[0]))

@@ -46,6 +46,7 @@ from tui.columns import Column, Row, RowKey
 from tui.dialogs import RunCommand
 from tui.footer import KeyFooter
 from tui.messages import ProcessesListed
+from tui.navigation import navigator
 from tui.picker_rows import Catalog, Hit, Listed, Matches, filtered_rows, match_all, sorted_rows
 from tui.table import KeyedTable, column_width, span
 from tui.text import error_line, line
@@ -124,7 +125,7 @@ class ProcessTable(KeyedTable):
                                underline=match_style.underline)
         cells, gap = row.cells, " " * self.fit.gap
         segments: list[Segment] = []
-        for column in self.visible:
+        for column in self.shown_columns:
             width = column_width(column)
             text = sanitize(cells[column.key], width + 1)[:width]
             shift = width - len(text) if column.numeric else 0
@@ -346,28 +347,28 @@ class PickerScreen(Screen):
         pids = sorted(self.selected) or [p for p in [self._cursor_pid()] if p is not None]
         if not pids:
             return
-        try:
-            for pid in pids:
+        for pid in pids:
+            try:
                 check_pid(pid)
-        except UserError as err:
-            notice = self.query_one("#notice", Static)
-            notice.update(error_line(err))
-            notice.add_class("error")
-            self.selected.discard(pid)
-            self.refresh_list()
-            return
-        self.app.start_trace(pids=tuple(pids))
+            except UserError as err:
+                notice = self.query_one("#notice", Static)
+                notice.update(error_line(err))
+                notice.add_class("error")
+                self.selected.discard(pid)
+                self.refresh_list()
+                return
+        navigator(self.app).start_trace(pids=tuple(pids))
 
     def action_run_command(self) -> None:
         def launched(result: tuple[tuple[str, ...], bool] | None) -> None:
             if result is not None:
                 argv, follow = result
-                self.app.start_trace(command=argv, follow=follow)
+                navigator(self.app).start_trace(command=argv, follow=follow)
 
         self.app.push_screen(RunCommand(), launched)
 
     def action_help(self) -> None:
-        self.app.action_show_help()
+        navigator(self.app).action_show_help()
 
     def action_quit(self) -> None:
-        self.app.request_quit()
+        navigator(self.app).request_quit()

@@ -12,9 +12,10 @@ second reads 2.0, not 0 or 4 by the luck of one tick), and none once the targets
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from operator import attrgetter, itemgetter
+from typing import Any
 
 from tracing.boundary.display_text import sanitize
 from tracing.model.expected_errors import expected_error_counts
@@ -412,10 +413,9 @@ class RowBuilder:
             for agg in self._aggs[g.key].values():
                 pid = agg.identity["pid"]
                 if pid in changed:
-                    agg.set_identity("comm", _comm(snapshot, pid))  # type: ignore[arg-type]
+                    agg.set_identity("comm", _comm(snapshot, pid))
                     if "container" in agg.identity:
-                        agg.set_identity("container",
-                                         _container(snapshot, pid))  # type: ignore[arg-type]
+                        agg.set_identity("container", _container(snapshot, pid))
 
     def _selected_name(self, snapshot: Snapshot, key: StatKey) -> str | None:
         """The entry's syscall name, or None when the filter's key terms leave it out."""
@@ -441,17 +441,18 @@ class RowBuilder:
         self.shown = grouping.key
         if grouping.key in self._stale:
             self._rebuild(grouping)
-        aggs = self._aggs[grouping.key].values()
+        aggs: Iterable[_Aggregate] = self._aggs[grouping.key].values()
         flt = self.filter
         if flt is not None and flt.has_metric_terms:
             aggs = [a for a in aggs if flt.matches_row(a)]
         # %time orders like total time, and is cheaper to sort by. Ties break by name, then
         # pid, so rows keep their places from one render to the next.
         column = "total_ns" if sort == "time_pct" else sort
+        primary: Callable[[_Aggregate], Any]
         if column in _ATTRIBUTES:
             primary = attrgetter(column)
         elif column in grouping_columns(grouping):
-            def primary(a: _Aggregate) -> object:
+            def primary(a: _Aggregate) -> Any:
                 return a.identity[column]
         else:
             primary = itemgetter(column)

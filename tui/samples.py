@@ -85,20 +85,27 @@ def pct(part: int, whole: int) -> float:
 def function_rows(functions: Sequence[FunctionCount], total: int, sort: str,
                   reverse: bool) -> list[Row]:
     """Table rows of top_functions' counts; % are of every sample shown."""
-    rows = []
-    for f in functions:
-        values: dict[str, object] = {
-            "pid": f.scope[0] if f.scope else 0, "tid": f.scope[1] if len(f.scope) > 1 else 0,
-            "comm": f.comm, "function": f.function, "self": f.self_count,
-            "self_pct": pct(f.self_count, total), "total": f.total_count,
-            "total_pct": pct(f.total_count, total), "module": f.module.rsplit("/", 1)[-1]}
-        cells = {k: f"{v:.1f}" if k.endswith("_pct") else (
-            format_id(v) if k in ("pid", "tid") else f"{v:,}" if isinstance(v, int) else str(v))
-            for k, v in values.items()}
-        rows.append(Row((*f.scope, f.function), values, cells))
-    rows.sort(key=lambda r: r.values["function"])  # ties stay by name, whichever the order
-    rows.sort(key=lambda r: r.values[sort], reverse=reverse)  # type: ignore[arg-type,return-value]
-    return rows
+    # Sorted before they become Rows, whose values are typed only as objects.
+    entries = [(f, _function_values(f, total)) for f in functions]
+    entries.sort(key=lambda e: e[1]["function"])  # ties stay by name, whichever the order
+    entries.sort(key=lambda e: e[1][sort], reverse=reverse)
+    return [Row((*f.scope, f.function), values, _function_cells(values))
+            for f, values in entries]
+
+
+def _function_values(f: FunctionCount, total: int) -> dict[str, int | float | str]:
+    return {
+        "pid": f.scope[0] if f.scope else 0, "tid": f.scope[1] if len(f.scope) > 1 else 0,
+        "comm": f.comm, "function": f.function, "self": f.self_count,
+        "self_pct": pct(f.self_count, total), "total": f.total_count,
+        "total_pct": pct(f.total_count, total), "module": f.module.rsplit("/", 1)[-1]}
+
+
+def _function_cells(values: dict[str, int | float | str]) -> dict[str, str]:
+    return {k: f"{v:.1f}" if k.endswith("_pct") else (
+        format_id(v) if k in ("pid", "tid") and isinstance(v, int)
+        else f"{v:,}" if isinstance(v, int) else str(v))
+        for k, v in values.items()}
 
 
 def scope_of_key(row_key: RowKey) -> tuple[tuple[int, ...], str]:

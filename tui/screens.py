@@ -8,6 +8,8 @@ import time
 from textual.screen import Screen
 from textual.timer import Timer
 
+from tui.navigation import navigator
+
 
 class DrillDown(Screen):
     """A screen pushed over the live view: Escape goes back, ? helps, q quits."""
@@ -16,10 +18,10 @@ class DrillDown(Screen):
         self.app.pop_screen()
 
     def action_help(self) -> None:
-        self.app.action_show_help()  # type: ignore[attr-defined]
+        navigator(self.app).action_show_help()
 
     def action_quit(self) -> None:
-        self.app.request_quit()  # type: ignore[attr-defined]
+        navigator(self.app).request_quit()
 
 
 class SortKeys:

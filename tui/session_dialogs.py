@@ -236,12 +236,15 @@ class ExportDialog(ModalScreen[Path | None]):
             session = self._load()
             if session is None:
                 raise UserError("this view has no session to export (a replay)")
-            export_parquet(session, path, force=force,
-                           progress=lambda f, what: self.post_message(ExportProgress(f, what)))
+            export_parquet(session, path, force=force, progress=self._report_progress)
         except UserError as err:
             self.post_message(ExportDone(None, dialog_wording(str(err))))
             return
         self.post_message(ExportDone(path, None))
+
+    def _report_progress(self, fraction: float, what: str) -> None:
+        """From the export thread: only a message crosses to the UI."""
+        self.post_message(ExportProgress(fraction, what))
 
     @on(ExportProgress)
     def _progress(self, message: ExportProgress) -> None:

@@ -20,6 +20,7 @@ from tracing.session.retention import delete_session
 from tui.actions import bindings_for
 from tui.columns import Column, Row
 from tui.footer import KeyFooter
+from tui.navigation import navigator
 from tui.table import KeyedTable
 from tui.text import data, error_line, line
 from tui.widgets import format_elapsed
@@ -54,12 +55,13 @@ def _length(s: SessionSummary) -> str:
 def session_rows(sessions: list[SessionSummary]) -> list[Row]:
     rows = []
     for s in sessions:
+        targets = ", ".join(s.targets)
         values = {"started": s.start_wall_time, "duration": s.duration_s, "state": _state(s),
-                  "size": s.size_bytes, "targets": ", ".join(s.targets), "name": s.path.name}
+                  "size": s.size_bytes, "targets": targets, "name": s.path.name}
         cells = {"started": _started(s), "duration": _length(s), "state": _state(s),
                  "size": format_bytes(s.size_bytes),
                  # An unreadable session says why where its targets would be.
-                 "targets": f"✗ {s.problem}" if s.problem else values["targets"] or "?",
+                 "targets": f"✗ {s.problem}" if s.problem else targets or "?",
                  "name": s.path.name}
         rows.append(Row((str(s.path),), values, cells))
     return rows
@@ -119,7 +121,7 @@ class SessionsScreen(Screen):
         if summary.problem:
             self._notice(f"{summary.path.name}: {summary.problem}")
             return
-        self.app.open_stored(summary.path)
+        navigator(self.app).open_stored(summary.path)
 
     def action_delete_session(self) -> None:
         summary = self._selected()
@@ -148,10 +150,10 @@ class SessionsScreen(Screen):
                         markup=False)  # the name is data
 
     def action_help(self) -> None:
-        self.app.action_show_help()
+        navigator(self.app).action_show_help()
 
     def action_quit(self) -> None:
-        self.app.request_quit()
+        navigator(self.app).request_quit()
 
 
 def _what_goes(s: SessionSummary) -> str:

@@ -149,7 +149,7 @@ class KeyedTable(ScrollView, can_focus=True):
         return self.rows[self.cursor].key if 0 <= self.cursor < len(self.rows) else None
 
     @property
-    def visible(self) -> tuple[Column, ...]:
+    def shown_columns(self) -> tuple[Column, ...]:
         """The columns drawn, left to right."""
         return self.fit.columns
 
@@ -157,7 +157,7 @@ class KeyedTable(ScrollView, can_focus=True):
         """Where a column's label starts on screen (scrolled sideways or not), or None
         when it is not drawn."""
         left, scroll_x = 0, int(self.scroll_offset.x)
-        for index, c in enumerate(self.visible):
+        for index, c in enumerate(self.shown_columns):
             if c.key == column:
                 return left if index < self.frozen else left - scroll_x
             left += column_width(c) + self.fit.gap
@@ -181,11 +181,11 @@ class KeyedTable(ScrollView, can_focus=True):
         self._relayout()
 
     def _frozen_width(self) -> int:
-        frozen = self.visible[:self.frozen]
+        frozen = self.shown_columns[:self.frozen]
         return span(frozen, self.fit.gap) + self.fit.gap if frozen else 0
 
     def _resize(self) -> None:
-        width = span(self.visible, self.fit.gap) + self.fit.gap
+        width = span(self.shown_columns, self.fit.gap) + self.fit.gap
         size = Size(width, len(self.rows) + 1)
         if size != self.virtual_size:
             self.virtual_size = size
@@ -215,7 +215,7 @@ class KeyedTable(ScrollView, can_focus=True):
 
     def _cells(self, texts: Sequence[str]) -> str:
         parts = []
-        for text, column in zip(texts, self.visible, strict=True):
+        for text, column in zip(texts, self.shown_columns, strict=True):
             width = column_width(column)
             # Cells hold names and command lines from outside: drawn as segments, a control
             # character in one would reach the terminal. Cut plainly, as before (sanitizing
@@ -229,7 +229,7 @@ class KeyedTable(ScrollView, can_focus=True):
         sorted_style = self.get_component_rich_style("table--sorted")
         segments = []
         gap = " " * self.fit.gap
-        for column in self.visible:
+        for column in self.shown_columns:
             width = column_width(column)
             marker = (" ▼" if self.sort_reverse else " ▲") if column.key == self.sort_column \
                 else "  "
@@ -247,7 +247,7 @@ class KeyedTable(ScrollView, can_focus=True):
         elif index % 2:
             style = style + self.get_component_rich_style("table--stripe")
         cells = row.cells
-        text = self._cells([cells[c.key] for c in self.visible]) + " " * self.fit.gap
+        text = self._cells([cells[c.key] for c in self.shown_columns]) + " " * self.fit.gap
         return Strip([Segment(text, style)])
 
     # -- cursor and scrolling ---------------------------------------------------------------
@@ -290,7 +290,7 @@ class KeyedTable(ScrollView, can_focus=True):
 
     def _column_at(self, x: int) -> str | None:
         left = 0
-        for column in self.visible:
+        for column in self.shown_columns:
             width = column_width(column) + self.fit.gap
             if left <= x < left + width:
                 return column.key

@@ -52,6 +52,8 @@ class _TerminalFile:
 class TerminalDriver(LinuxDriver):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self._file is None:  # Textual draws on sys.__stderr__, None without a terminal
+            raise RuntimeError("sikte-tui needs a terminal on standard error to draw on")
         self._out = _TerminalFile(self._file)
         self._file = self._out  # type: ignore[assignment]  # what the writer thread writes to
 

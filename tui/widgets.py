@@ -90,7 +90,7 @@ def _coarse(hist: Hist) -> list[tuple[int, int, int]]:
         power = max(lo, 1).bit_length() - 1
         bar = bars.setdefault(power, [1 << power, 1 << (power + 1), 0])
         bar[2] += count
-    return [tuple(bars[p]) for p in sorted(bars)]  # type: ignore[misc]
+    return [(low, high, n) for low, high, n in (bars[p] for p in sorted(bars))]
 
 
 class HistogramChart(Static):

@@ -120,7 +120,7 @@ class Filter:
         entry = {"name": name, "nr": nr, "pid": pid, "tid": tid, "comm": comm}
         return all(term.holds(entry[term.key]) for term in self.key_terms)
 
-    def matches_row(self, metrics: Mapping[str, float]) -> bool:
+    def matches_row(self, metrics: Mapping[str, object]) -> bool:
         """True when a grouped row passes every METRIC term.
 
         A term whose metric is missing from `metrics` (or NaN) does not match, negated or
