@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from types import MappingProxyType
 
 import numpy as np
 import pytest
 
-from tracing.model.stats import EVENT_DTYPE, Snapshot
+from tracing.model.stats import EVENT_DTYPE, Snapshot, StatKey, SyscallStats, merge_stats
 
 
 def wait_until(condition: Callable[[], object], what: str = "the condition",
@@ -37,3 +38,18 @@ def with_extra_events(snapshot: Snapshot, n: int) -> Snapshot:
     events = np.concatenate([snapshot.events, extra])
     events.setflags(write=False)
     return dataclasses.replace(snapshot, events=events)
+
+
+def played_again(snapshots: list[Snapshot], times: int) -> list[Snapshot]:
+    """The stream `times` times over, as one trace going on: each round's totals (`stats`)
+    continue from the round before, as the engine's would (the journal writes the totals the
+    snapshots carry, it does not add up their intervals)."""
+    running: dict[StatKey, SyscallStats] = {}
+    out = []
+    for _ in range(times):
+        for s in snapshots:
+            for key, delta in s.interval.items():
+                before = running.get(key)
+                running[key] = delta if before is None else merge_stats((before, delta))
+            out.append(dataclasses.replace(s, stats=MappingProxyType(dict(running))))
+    return out

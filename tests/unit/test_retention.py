@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import with_extra_events
+from tests.helpers import played_again, with_extra_events
 from tracing.boundary.userfiles import invoking_user, open_dir
 from tracing.errors import UserError
 from tracing.model.stats import Snapshot
@@ -306,7 +306,7 @@ def held_events(journal: Journal) -> tuple[int, int]:
 def test_no_journal_keeps_only_the_newest_events_in_memory(snapshots):
     cap = 300 * KIB
     journal = Journal(None, {"targets": ["x"]}, limits=Limits(memory_events_cap=cap))
-    fed = [with_extra_events(s, 1000) for s in snapshots] * 3
+    fed = played_again([with_extra_events(s, 1000) for s in snapshots], 3)
     for s in fed:
         journal.put(s)
         assert journal.sync()
@@ -329,7 +329,7 @@ def test_a_full_disk_falls_back_to_a_bounded_memory(tmp_path, snapshots):
     cap = 300 * KIB
     journal = Journal(tmp_path / "s.sikte.db", {"targets": ["x"]},
                       limits=Limits(memory_events_cap=cap))
-    fed = [with_extra_events(s, 1000) for s in snapshots] * 3
+    fed = played_again([with_extra_events(s, 1000) for s in snapshots], 3)
     for s in fed[:4]:
         journal.put(s)
         assert journal.sync()

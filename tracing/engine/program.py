@@ -43,6 +43,7 @@ from tracing.model.stats import (
     HIST_BUCKETS,
     HIST_PMAX,
     HIST_SUB,
+    HIST_SUB_BITS,
     Drops,
     ProcessInfo,
     ProcEvent,
@@ -149,7 +150,7 @@ def histogram_defines() -> dict[str, int]:
     (percentiles are computed there from the buckets the kernel fills)."""
     return {
         "HIST_SUB": HIST_SUB,
-        "HIST_SUB_BITS": HIST_SUB.bit_length() - 1,  # HIST_SUB is a power of two
+        "HIST_SUB_BITS": HIST_SUB_BITS,
         "HIST_PMAX": HIST_PMAX,
         "HIST_BUCKETS": HIST_BUCKETS,
     }
@@ -311,8 +312,10 @@ class SyscallProgram:
 
     def read_changes(self) -> tuple[dict[StatKey, SyscallStats], dict[StatKey, SyscallStats]]:
         """The (pid, tid, syscall) aggregates that are new or changed since the last call:
-        their totals (cumulative since load) and their change since the last call. The
-        arithmetic is done in numpy; Python work is one object per changed entry."""
+        their totals (cumulative since load, an exited thread's kept values included) and
+        their change since the last call. These totals are the trace's only ones: snapshots
+        carry them (SnapshotBuilder folds them in), the journal writes them. The arithmetic is
+        done in numpy; Python work is one object per changed entry."""
         keys, values = self._stats_reader.read()
         ids = key_ids(keys)
         order = np.argsort(ids)

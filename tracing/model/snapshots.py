@@ -1,6 +1,9 @@
-"""Turns what the engine reads each tick into immutable Snapshots.
+"""Turns what the engine reads each tick into immutable Snapshots, and rebases a snapshot on
+an earlier one (reset in a replayed session).
 
-Pure: no bcc, no Textual, no I/O. Live tracing and replay both feed it.
+The engine owns the totals; each tick hands over the changed entries' totals, which the
+builder folds into a PersistentMap shared with the snapshots before. Pure: no bcc, no
+Textual, no I/O.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from types import MappingProxyType
 import numpy as np
 
 from tracing.model.connections import Connection
+from tracing.model.persistent_map import PersistentMap
 from tracing.model.samples import StackSample
 from tracing.model.stats import (
     Drops,
@@ -27,9 +31,14 @@ from tracing.model.stats import (
 
 
 class SnapshotBuilder:
-    """Keeps the cumulative statistics, updated from the entries that changed each tick, so
-    each snapshot carries both the totals and the interval's change at a cost proportional to
-    what changed. `reset()` starts the shown totals from zero again (a new epoch)."""
+    """Makes each tick's Snapshot from the entries that changed, at a cost proportional to
+    them: the totals are a PersistentMap, whose new version shares every unchanged entry
+    with the snapshot before (which keeps showing what it showed).
+
+    The totals come from the caller (the engine owns them: its `changes` are cumulative since
+    the start); the builder only folds the changed ones into the snapshots' map. `reset()`
+    starts the shown totals from zero again (a new epoch): snapshots then show the totals
+    since the reset and still carry those since the start (`Snapshot.totals`)."""
 
     def __init__(self, start_ts_ns: int, start_wall_time: float, arch: str,
                  targets: tuple[str, ...] = (), sample_hz: int = 0,
@@ -44,27 +53,23 @@ class SnapshotBuilder:
         self.epoch = 0
         self._seq = 0
         self._prev_ts_ns = start_ts_ns
-        self._cumulative: dict[StatKey, SyscallStats] = {}
-        self._baseline: dict[StatKey, SyscallStats] = {}
-        self._since_reset: dict[StatKey, SyscallStats] | None = None
+        self._totals: PersistentMap[StatKey, SyscallStats] = PersistentMap()  # since the start
+        # The totals at the last reset (immutable: kept, not copied), and those since then.
+        self._baseline: PersistentMap[StatKey, SyscallStats] = PersistentMap()
+        self._since_reset: PersistentMap[StatKey, SyscallStats] | None = None
 
     def reset(self) -> None:
-        self._baseline = dict(self._cumulative)
-        self._since_reset = {}
+        self._baseline = self._totals
+        self._since_reset = PersistentMap()
         self.epoch += 1
 
     def _apply(self, changes: Mapping[StatKey, SyscallStats],
                deltas: Mapping[StatKey, SyscallStats] | None) -> Mapping[StatKey, SyscallStats]:
-        interval: dict[StatKey, SyscallStats] = {}
-        for key, now in changes.items():
-            if deltas is None:
-                before = self._cumulative.get(key)
-                interval[key] = now if before is None else now - before
-            self._cumulative[key] = now
-            if self._since_reset is not None:
-                base = self._baseline.get(key)
-                self._since_reset[key] = now if base is None else now - base
-        return interval if deltas is None else deltas
+        """Fold the changed totals in; the interval's change (`deltas`, else computed)."""
+        before, self._totals = self._totals, self._totals.updated(changes)
+        if self._since_reset is not None:
+            self._since_reset = self._since_reset.updated(_since(changes, self._baseline))
+        return deltas if deltas is not None else _since(changes, before)
 
     def build(
         self,
@@ -87,7 +92,7 @@ class SnapshotBuilder:
         """`changes`: the entries that are new or changed since the last build, cumulative;
         `deltas`: their change since then, when the caller has it (else it is computed)."""
         interval = self._apply(changes, deltas)
-        shown = self._cumulative if self._since_reset is None else self._since_reset
+        since_reset = self._since_reset
         interval_s = max((ts_ns - self._prev_ts_ns) / 1e9, 1e-9)
         self._prev_ts_ns = ts_ns
         self._seq += 1
@@ -99,7 +104,8 @@ class SnapshotBuilder:
             start_wall_time=self.start_wall_time,
             arch=self.arch,
             state=state,
-            stats=MappingProxyType(dict(shown)),
+            stats=self._totals if since_reset is None else since_reset,
+            since_start=None if since_reset is None else self._totals,
             interval=MappingProxyType(dict(interval)),
             interval_s=interval_s,
             processes=MappingProxyType(processes),  # the tracker never mutates a handed-out dict
@@ -119,6 +125,16 @@ class SnapshotBuilder:
         )
 
 
+def _since(changes: Mapping[StatKey, SyscallStats],
+           base: Mapping[StatKey, SyscallStats]) -> dict[StatKey, SyscallStats]:
+    """The changed entries counted since `base` (their totals there)."""
+    since = {}
+    for key, now in changes.items():
+        before = base.get(key)
+        since[key] = now if before is None else now - before
+    return since
+
+
 def rebase(snapshot: Snapshot, baseline: Snapshot | None) -> Snapshot:
     """The snapshot as counted since `baseline` (for reset in replayed sessions); its
     samples stay cumulative (SampleSet keeps its own baseline)."""
@@ -134,5 +150,6 @@ def rebase(snapshot: Snapshot, baseline: Snapshot | None) -> Snapshot:
             stats[key] = now - before
     # Counted since the baseline: nothing happened in between, and its events are older.
     return dataclasses.replace(snapshot, stats=MappingProxyType(stats),
+                               since_start=snapshot.totals,
                                interval=MappingProxyType({}), events=no_events(),
                                epoch=snapshot.epoch + 1)

@@ -21,7 +21,8 @@ from tracing.model.samples import StackSample
 # Log-linear latency histogram, compiled into bpf/syscalls.bpf.c from these values (-D flags
 # from tracing.engine.program): values below HIST_SUB ns have a bucket each; above, every
 # power of two is split into HIST_SUB linear buckets (HIST_SUB a power of two).
-HIST_SUB = 8
+HIST_SUB_BITS = 3
+HIST_SUB = 1 << HIST_SUB_BITS
 HIST_PMAX = 39
 HIST_BUCKETS = HIST_SUB * (HIST_PMAX - 1)
 
@@ -42,7 +43,7 @@ def bucket_of(duration_ns: int) -> int:
     p = duration_ns.bit_length() - 1
     if p > HIST_PMAX:
         return HIST_BUCKETS - 1
-    return HIST_SUB * (p - 3) + (duration_ns >> (p - 3))
+    return HIST_SUB * (p - HIST_SUB_BITS) + (duration_ns >> (p - HIST_SUB_BITS))
 
 
 Hist = tuple[tuple[int, int], ...]  # sparse: (bucket, count) pairs sorted by bucket
@@ -294,7 +295,7 @@ class Snapshot:
     start_wall_time: float
     arch: str
     state: TraceState
-    stats: Mapping[StatKey, SyscallStats]  # cumulative since start or reset
+    stats: Mapping[StatKey, SyscallStats]  # cumulative since start or reset (shown)
     interval: Mapping[StatKey, SyscallStats]  # change since the previous snapshot
     interval_s: float
     processes: Mapping[int, ProcessInfo]
@@ -316,6 +317,15 @@ class Snapshot:
     # Connection.conn_id).
     connections: tuple[Connection, ...] = ()
     tcp_monitored: bool = True  # False: TCP monitoring was off (or the kernel has no hook)
+    # After a reset: the totals since the start, whatever the resets (what the session store
+    # writes); None: `stats` are those (never reset). Read them as `totals`.
+    since_start: Mapping[StatKey, SyscallStats] | None = None
+
+    @property
+    def totals(self) -> Mapping[StatKey, SyscallStats]:
+        """Cumulative since the start, every entry, resets or not (`stats` start again at
+        each reset). Both are immutable and shared with later snapshots where unchanged."""
+        return self.stats if self.since_start is None else self.since_start
 
     @property
     def elapsed_s(self) -> float:

@@ -18,10 +18,8 @@ from tracing.model.samples import SampleKey, StackSample
 from tracing.model.stats import (
     ProcessInfo,
     Snapshot,
-    StatKey,
     SyscallStats,
     bucket_bounds,
-    merge_stats,
 )
 from tracing.session.schema import CONNECTION_COLUMNS, hist_to_blob
 
@@ -55,7 +53,6 @@ class JournalWriter:
     """What the writer thread keeps between flushes (it alone touches the database)."""
 
     def __init__(self) -> None:
-        self.cumulative: dict[StatKey, SyscallStats] = {}
         self.processes: dict[int, ProcessInfo] = {}
         self.stack_ids: dict[SampleKey, int] = {}
         self.sample_counts: dict[SampleKey, int] = {}  # cumulative, as written
@@ -69,12 +66,11 @@ class JournalWriter:
               meta: Mapping[str, Any]) -> None:
         """Write snapshots in one transaction. The in-memory state changes only after the
         commit, so a failed flush can be retried whole elsewhere."""
-        cumulative = dict(self.cumulative)
         stack_ids, sample_counts = dict(self.stack_ids), dict(self.sample_counts)
         budget, capped, written = self.event_budget, 0, 0
         with db:
             for snapshot in snapshots:
-                self._timeline(db, snapshot, cumulative)
+                self._timeline(db, snapshot)
                 budget, n_bytes, n_capped = self._events(db, snapshot, budget)
                 written += n_bytes
                 capped += n_capped
@@ -84,17 +80,12 @@ class JournalWriter:
                 f"({','.join('?' * len(CONNECTION_COLUMNS))})",
                 (dataclasses.astuple(c) for c in {
                     c.conn_id: c for s in snapshots for c in s.connections}.values()))
-            changed = [k for s in snapshots for k in s.interval]
-            db.executemany(
-                "INSERT OR REPLACE INTO aggregates VALUES (?,?,?,?,?,?,?,?,?)",
-                ((k.pid, k.tid, k.nr, s.count, s.errors, s.total_ns, s.min_ns, s.max_ns,
-                  hist_to_blob(s.hist)) for k in set(changed) for s in (cumulative[k],)))
+            self._aggregates(db, snapshots)
             processes = self._changed_processes(snapshots[-1])
             db.executemany("INSERT OR REPLACE INTO processes VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                            (_process_row(p) for p in processes))
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                            ((k, json.dumps(v)) for k, v in meta.items()))
-        self.cumulative = cumulative
         self.event_budget = budget
         self.events_capped += capped
         self.events_bytes += written
@@ -102,12 +93,22 @@ class JournalWriter:
         self.processes.update((p.pid, p) for p in processes)
 
     @staticmethod
-    def _timeline(db: sqlite3.Connection, snapshot: Snapshot,
-                  cumulative: dict[StatKey, SyscallStats]) -> None:
+    def _aggregates(db: sqlite3.Connection, snapshots: list[Snapshot]) -> None:
+        """The totals since the start of the entries that changed in these snapshots, as the
+        last one carries them (the engine keeps the totals; they are not summed here)."""
+        totals = snapshots[-1].totals
+        changed = dict.fromkeys(k for s in snapshots for k in s.interval)
+        db.executemany(
+            "INSERT OR REPLACE INTO aggregates VALUES (?,?,?,?,?,?,?,?,?)",
+            ((k.pid, k.tid, k.nr, s.count, s.errors, s.total_ns, s.min_ns, s.max_ns,
+              hist_to_blob(s.hist)) for k in changed if k in totals for s in (totals[k],)))
+        # (A key without totals can only come from a hand-made stream; a missing row beats
+        # a writer thread that dies and loses the rest of the session.)
+
+    @staticmethod
+    def _timeline(db: sqlite3.Connection, snapshot: Snapshot) -> None:
         rows = []
         for key, delta in snapshot.interval.items():
-            before = cumulative.get(key)
-            cumulative[key] = delta if before is None else merge_stats((before, delta))
             if delta.count:
                 rows.append((snapshot.ts_ns, key.pid, key.tid, key.nr, delta.count,
                              delta.errors, delta.total_ns, interval_max(delta),
