@@ -10,7 +10,7 @@ import argparse
 import importlib
 import signal
 import sys
-from typing import Protocol, cast
+from typing import NoReturn, Protocol, cast
 
 from cli.output import drop_stdout
 from tracing.boundary.display_text import sanitize
@@ -41,10 +41,20 @@ class Subcommand(Command, Protocol):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse quotes what was typed in its errors ("unrecognized arguments: ..."), raw: an
+    argument can carry terminal escapes (pasted, or from a script's variables), so the
+    message is sanitized like every other line sikte-tui prints."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {sanitize(message)}\n")
+
+
 def _interactive_parser() -> argparse.ArgumentParser:
     from cli.record_cmd import add_target_arguments
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG,
         description="Interactive eBPF syscall explorer. With no target, opens the process picker.",
         epilog="subcommands: "
@@ -57,7 +67,7 @@ def _interactive_parser() -> argparse.ArgumentParser:
 def _run_subcommand(name: str, argv: list[str]) -> int:
     module_name, help_ = SUBCOMMANDS[name]
     module = cast(Subcommand, importlib.import_module(module_name))
-    parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=help_)
+    parser = ArgumentParser(prog=f"{PROG} {name}", description=help_)
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     return module.run(args)
