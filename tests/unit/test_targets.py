@@ -120,3 +120,29 @@ def test_the_explorer_without_a_terminal_is_one_line():
     assert result.returncode == 2
     assert result.stderr == ("sikte-tui: the interactive explorer needs a terminal; use "
                              "sikte-tui record to trace without one\n")
+
+
+# -- the launched command's environment -----------------------------------------------------
+
+ROOT_ENV = {"PATH": "/usr/sbin:/usr/bin", "TERM": "xterm-256color", "LANG": "C.UTF-8",
+            "LC_TIME": "en_GB.UTF-8", "HOME": "/root", "USER": "root",
+            "AWS_SECRET_ACCESS_KEY": "canary", "LD_LIBRARY_PATH": "/opt/root-only"}
+BOB = targets.RunAs(1000, 1000, "bob", "/home/bob")
+
+
+def test_another_user_gets_only_the_terminal_locale_and_path_not_roots_secrets():
+    env = targets.launch_environment(BOB, ROOT_ENV, uid=0)
+    assert env == {"PATH": "/usr/sbin:/usr/bin", "TERM": "xterm-256color", "LANG": "C.UTF-8",
+                   "LC_TIME": "en_GB.UTF-8", "HOME": "/home/bob", "USER": "bob",
+                   "LOGNAME": "bob"}
+
+
+def test_the_sudo_caller_keeps_the_environment_sudo_passed_with_their_home():
+    env = targets.launch_environment(BOB, {**ROOT_ENV, "SUDO_UID": "1000"}, uid=0)
+    assert env["AWS_SECRET_ACCESS_KEY"] == "canary"  # theirs: sudo brought it from them
+    assert (env["HOME"], env["USER"], env["LOGNAME"]) == ("/home/bob", "bob", "bob")
+
+
+def test_running_as_ourselves_changes_nothing():
+    root = targets.RunAs(0, 0, "root", "/root")
+    assert targets.launch_environment(root, ROOT_ENV, uid=0) == ROOT_ENV

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +124,29 @@ def run_as(user: str | None) -> RunAs:
     return RunAs(owner.uid, owner.gid, name, str(owner.home))
 
 
+# What a command run as another user keeps of our environment, as `sudo -u` keeps it: the
+# terminal, the locale and the time zone, never what root's own shell may hold (tokens,
+# credentials, library paths).
+KEPT_FOR_ANOTHER_USER = ("TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "PATH", "DISPLAY",
+                         "WAYLAND_DISPLAY", "NO_COLOR")
+
+
+def launch_environment(user: RunAs, environ: Mapping[str, str], uid: int) -> dict[str, str]:
+    """The launched command's environment. Run as ourselves, or as the sudo caller (whose
+    environment this is, through sudo), it is ours, with the user's HOME, USER and LOGNAME;
+    run as anyone else (--user), only KEPT_FOR_ANOTHER_USER and LC_* pass."""
+    if user.uid == uid:
+        return dict(environ)
+    if str(user.uid) == environ.get("SUDO_UID"):
+        env = dict(environ)
+    else:
+        env = {k: v for k, v in environ.items()
+               if k in KEPT_FOR_ANOTHER_USER or k.startswith("LC_")}
+        env.setdefault("PATH", os.defpath)
+    env.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
+    return env
+
+
 def resolve_command(argv: Sequence[str]) -> str:
     """The executable path for argv[0], or UserError with a shell's exit code (127, 126)."""
     if not argv:
@@ -191,10 +214,7 @@ class LaunchedCommand:
         return launcher
 
     def _environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        if self.user.uid != os.getuid():
-            env.update(HOME=self.user.home, USER=self.user.name, LOGNAME=self.user.name)
-        return env
+        return launch_environment(self.user, os.environ, os.getuid())
 
     def _read_pid(self) -> int:
         assert self._launcher.stdout is not None
