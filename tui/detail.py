@@ -8,6 +8,7 @@ event stays where it is on screen. `p` pauses the list."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 import numpy as np
 from textual.app import ComposeResult
@@ -16,7 +17,13 @@ from textual.widgets import Static
 
 from syscall_tables import errno_name
 from tracing.model.report import key_name
-from tracing.model.stats import StatKey, SyscallEvent, event_objects, merge_stats
+from tracing.model.stats import (
+    StatKey,
+    SyscallEvent,
+    SyscallStats,
+    event_objects,
+    merge_stats,
+)
 from tracing.model.units import format_count, format_duration, format_exact_count
 from tui.actions import bindings_for
 from tui.columns import Column, Row, RowKey
@@ -109,7 +116,7 @@ class DetailScreen(DrillDown):
         if not self.events_paused:
             self._render_events(mine, len(mine))
 
-    def _render_title(self, stats) -> None:
+    def _render_title(self, stats: SyscallStats | None) -> None:
         # The name may be a function probe's, which names a binary and a function.
         scope = f"pid {self.pid}" if self.pid is not None else "all processes"
         title = self.query_one("#detail-title", Static)
@@ -124,9 +131,9 @@ class DetailScreen(DrillDown):
             f"p95 {format_duration(stats.quantile(0.95))} · p99 "
             f"{format_duration(stats.quantile(0.99))} · max {format_duration(stats.max_ns)}"))
 
-    def _render_processes(self, entries) -> None:
+    def _render_processes(self, entries: Mapping[StatKey, SyscallStats]) -> None:
         snapshot = self.session.latest
-        by_pid: dict[int, list] = {}
+        by_pid: dict[int, list[SyscallStats]] = {}
         for key, s in entries.items():
             by_pid.setdefault(key.pid, []).append(s)
         rows = sorted(((pid, merge_stats(v)) for pid, v in by_pid.items()),

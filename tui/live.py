@@ -40,7 +40,7 @@ from tui.widgets import OutputPanel, ProcessTreePanel, StatusHeader, alert_line
 APPLY_INTERVAL_S = 0.25  # at most 4 snapshots rendered per second
 
 
-class LiveScreen(SortKeys, Screen):
+class LiveScreen(SortKeys, Screen[None]):
     ACTION_SCREEN = "live"
     BINDINGS = bindings_for("live")
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.message import Message
 
 from tracing.model.stats import Snapshot
+
+if TYPE_CHECKING:
+    from tui.picker_rows import Listed
 
 
 class SnapshotReady(Message):
@@ -40,6 +45,6 @@ class SourceStarted(Message):
 class ProcessesListed(Message):
     """A fresh process list for the picker."""
 
-    def __init__(self, processes: list) -> None:
+    def __init__(self, processes: list[Listed]) -> None:
         super().__init__()
         self.processes = processes

@@ -7,7 +7,7 @@ it names the methods it calls here instead, so a type checker sees the calls.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from textual.app import App
 
@@ -22,6 +22,6 @@ class Navigator(Protocol):
     def request_new_trace(self) -> None: ...
 
 
-def navigator(app: App) -> Navigator:
+def navigator(app: App[Any]) -> Navigator:
     """The running app, as the screens use it (always a SikteApp)."""
     return cast(Navigator, app)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 
 from rich.segment import Segment
 from rich.style import Style
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
@@ -169,7 +169,7 @@ def _freeze_long_lived() -> None:
 
 
 
-class PickerScreen(Screen):
+class PickerScreen(Screen[None]):
     ACTION_SCREEN = "picker"
     BINDINGS = bindings_for("picker")
 
@@ -292,7 +292,7 @@ class PickerScreen(Screen):
     def _filter_done(self, _event: Input.Submitted) -> None:
         self.query_one(KeyedTable).focus()
 
-    def on_key(self, event) -> None:
+    def on_key(self, event: events.Key) -> None:
         bar = self.query_one("#picker-filter", Input)
         if event.key == "escape" and bar.has_focus:
             event.stop()

@@ -11,7 +11,7 @@ from textual.timer import Timer
 from tui.navigation import navigator
 
 
-class DrillDown(Screen):
+class DrillDown(Screen[None]):
     """A screen pushed over the live view: Escape goes back, ? helps, q quits."""
 
     def action_back(self) -> None:

@@ -67,7 +67,7 @@ def session_rows(sessions: list[SessionSummary]) -> list[Row]:
     return rows
 
 
-class SessionsScreen(Screen):
+class SessionsScreen(Screen[None]):
     ACTION_SCREEN = "sessions"
     BINDINGS = bindings_for("sessions")
 

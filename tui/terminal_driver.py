@@ -67,7 +67,7 @@ class TerminalDriver(LinuxDriver):
         try:
             termios.tcgetattr(self.fileno)
         except termios.error as err:
-            return err.args[0] == errno.EIO
+            return bool(err.args[0] == errno.EIO)
         return False
 
     def terminal_gone(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Input, RichLog, Static, Tree
+from textual.widgets.tree import TreeNode
 
 from tracing.boundary.display_text import sanitize
 from tracing.model.report import drop_parts
@@ -128,7 +129,8 @@ class ProcessTreePanel(Tree[int]):
         self.root.expand()
         self._add(self.root, 0, children)
 
-    def _add(self, node, pid: int, children: dict[int, list[ProcessInfo]]) -> None:
+    def _add(self, node: TreeNode[int], pid: int,
+             children: dict[int, list[ProcessInfo]]) -> None:
         for p in sorted(children.get(pid, []), key=lambda p: p.pid):
             label = Text(f"{p.pid} ", style="bold")
             label.append(sanitize(p.comm, COMM_LIMIT) if p.comm else "?")

@@ -22,7 +22,7 @@ import functools
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from tracing.boundary.untrusted_files import (
     Limits,
@@ -128,7 +128,7 @@ def _cxa_demangle() -> Callable[..., int] | None:
     function.restype = ctypes.c_void_p
     function.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p,
                          ctypes.POINTER(ctypes.c_int)]
-    return function
+    return cast("Callable[..., int]", function)
 
 
 def demangle(name: str) -> str:

@@ -26,7 +26,7 @@ def probe_path(spec: ProbeSpec) -> str:
 
     found = bcc.BPF.find_library(target)
     if found:
-        return found.decode()
+        return str(found.decode())
     program = shutil.which(target)
     if program:
         return program

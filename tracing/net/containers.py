@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from tracing.boundary.untrusted_files import Limits, Refused, read_untrusted
 from tracing.net.cgroups import (
@@ -146,7 +146,7 @@ class ContainerResolver:
         return (info.runtime != "docker" or bool(info.name) or self._docker is None
                 or not self._docker.available)
 
-    def _remember(self, cache: dict, key: object, info: ContainerInfo) -> None:
+    def _remember(self, cache: dict[Any, ContainerInfo], key: object, info: ContainerInfo) -> None:
         if len(cache) >= self.MAX_CACHED:
             del cache[next(iter(cache))]
         cache[key] = info

@@ -146,7 +146,7 @@ def _member_in(data: bytes, order: str, pos: int, vlen: int, kind_flag: int, mem
 # -- events -> connections -------------------------------------------------------------------
 
 
-def _address(raw: ctypes.Array, family: int) -> str:
+def _address(raw: ctypes.Array[ctypes.c_ubyte], family: int) -> str:
     data = bytes(raw)
     if family == 6:
         return socket.inet_ntop(socket.AF_INET6, data)

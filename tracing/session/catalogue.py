@@ -15,6 +15,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tracing.boundary.untrusted_files import Refused, kind_of, open_untrusted, read_fd
 from tracing.errors import UserError
@@ -57,7 +58,7 @@ def _size(path: Path) -> int:
     return total
 
 
-def _time(meta: dict, key: str) -> float | None:
+def _time(meta: dict[str, Any], key: str) -> float | None:
     value = meta.get(key)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
@@ -69,7 +70,7 @@ def _time(meta: dict, key: str) -> float | None:
 RUNNING_STATES = ("tracing", "starting", "?")
 
 
-def _summary(path: Path, meta: dict, journal: bool) -> SessionSummary:
+def _summary(path: Path, meta: dict[str, Any], journal: bool) -> SessionSummary:
     has_data = _time(meta, "start_wall_time") is not None
     start = (_time(meta, "start_wall_time") or _time(meta, "created_wall_time")
              or _mtime(path))
@@ -86,7 +87,7 @@ def _summary(path: Path, meta: dict, journal: bool) -> SessionSummary:
                           aborted=aborted, has_data=has_data)
 
 
-def _parquet_meta(path: Path) -> dict:
+def _parquet_meta(path: Path) -> dict[str, Any]:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         json_fd = open_untrusted("session.json", dir_fd=fd)
@@ -105,7 +106,7 @@ def _ended(s: SessionSummary) -> str:
     return time.strftime("%H:%M:%S", time.localtime(s.start_wall_time + s.duration_s))
 
 
-def cut_short_notice(path: Path, meta: dict) -> str | None:
+def cut_short_notice(path: Path, meta: dict[str, Any]) -> str | None:
     """What to tell a person opening a journal whose trace was killed, or None."""
     summary = _summary(path, meta, journal=not path.is_dir())  # Parquet: never cut short
     if not summary.aborted:
@@ -115,7 +116,7 @@ def cut_short_notice(path: Path, meta: dict) -> str | None:
     return f"{path.name}: the trace was cut short (killed); it holds {held}"
 
 
-def _journal_meta(path: Path) -> dict:
+def _journal_meta(path: Path) -> dict[str, Any]:
     with journal_connection(path) as db:
         return read_meta(db)
 

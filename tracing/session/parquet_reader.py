@@ -101,7 +101,10 @@ def _parquet_table(path: Path, dir_fd: int, name: str) -> pd.DataFrame:
         raise refused(path / f"{name}.parquet", why) from None
     try:
         with os.fdopen(fd, "rb") as f:
-            return pq.read_table(f).to_pandas()
+            # Without Arrow's thread pools: a pool thread still joinable when the interpreter
+            # exits aborts the process (apache/arrow#34314), seen after a one-line refusal.
+            return pq.read_table(f, use_threads=False, pre_buffer=False).to_pandas(
+                use_threads=False)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError,
             pyarrow.lib.ArrowException) as err:
         raise Bad(f"it has a {name}.parquet that cannot be read ({one_line(err)})") from None

@@ -201,7 +201,7 @@ def _dms_locked(fd: int) -> bool:
             return False
         query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, _SHM_DMS_BYTE, 1, 0)
         answer = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, query))
-        return answer[0] != fcntl.F_UNLCK
+        return bool(answer[0] != fcntl.F_UNLCK)
     except OSError:
         return False
     finally:

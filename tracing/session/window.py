@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -105,7 +106,7 @@ def stored_processes(session: StoredSession) -> dict[int, ProcessInfo]:
     return processes
 
 
-def _drops(meta: dict) -> Drops:
+def _drops(meta: dict[str, Any]) -> Drops:
     d = meta.get("drops") or {}
     return Drops(**{f.name: int(d.get(f.name, 0)) for f in dataclasses.fields(Drops)})
 
@@ -117,7 +118,7 @@ def window_samples(session: StoredSession, window: Window) -> tuple[StackSample,
         return ()
     if window != whole(session):
         frame = frame[(frame["ts_ns"] > window.start_ns) & (frame["ts_ns"] <= window.end_ns)]
-    stacks: dict[tuple, StackSample] = {}
+    stacks: dict[tuple[Any, ...], StackSample] = {}
     for row in frame.itertuples(index=False):
         key = (int(row.pid), int(row.tid), tuple(row.frames))
         before = stacks.get(key)
@@ -178,5 +179,6 @@ def activity(session: StoredSession, buckets: int) -> list[int]:
         return [0] * max(buckets, 0)
     position = (tl["ts_ns"].to_numpy(np.int64) - window.start_ns) * buckets
     slot = np.clip(position // max(window.end_ns - window.start_ns, 1), 0, buckets - 1)
-    return np.bincount(slot, weights=tl["count"].to_numpy(np.float64),
-                       minlength=buckets).astype(np.int64).tolist()
+    counts: list[int] = np.bincount(slot, weights=tl["count"].to_numpy(np.float64),
+                                    minlength=buckets).astype(np.int64).tolist()
+    return counts
