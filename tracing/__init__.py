@@ -4,6 +4,9 @@ Each folder holds one concern and says what it may import (tests/unit/test_layer
 
 - model/     pure data: syscall statistics, snapshots, connections, stack samples, units and
              the summaries of a snapshot. Imports no other folder but boundary/ (for text).
+- decode/    syscall events as strace prints them: argument kinds from the kernel's
+             tracepoint formats, generated constant names, quoting, socket addresses.
+             Pure: imports the model and syscall_tables only.
 - engine/    the kernel side: the BPF program and its maps, the tracer loop, symbols, tracefs,
              kernel headers and the doctor. The only folder that imports bcc.
 - session/   sessions on disk: the journal, stored sessions, time windows, Parquet export, the

@@ -109,6 +109,20 @@ def test_the_model_imports_only_itself_and_plain_data() -> None:
                            + ", numpy and the standard library", bad)
 
 
+DECODE_MAY_IMPORT = (*MODEL_MAY_IMPORT, "tracing.decode")
+
+
+def test_decoding_is_pure() -> None:
+    """tracing/decode turns captured bytes into strace's text: model data in, text out."""
+    stdlib = sys.stdlib_module_names
+    bad = [i for i in IMPORTS if is_under(i.module, "tracing.decode")
+           and not any(is_under(i.target, allowed) for allowed in DECODE_MAY_IMPORT)
+           and (i.target.split(".")[0] in PACKAGES
+                or i.target.split(".")[0] not in stdlib | MODEL_EXTERNAL)]
+    assert not bad, broken("tracing/decode may import only " + ", ".join(DECODE_MAY_IMPORT)
+                           + ", numpy and the standard library", bad)
+
+
 def test_only_the_engine_imports_bcc() -> None:
     bad = [i for i in IMPORTS if is_under(i.target, "bcc")
            and not is_under(i.module, "tracing.engine")]

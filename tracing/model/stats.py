@@ -146,8 +146,26 @@ EVENT_DTYPE = np.dtype(
         ("ret", "<i8"),
         ("duration_ns", "<u8"),
         ("args", "<u8", (6,)),
+        # Issue 15: the call's ABI (0 native, 1 i386 compat, 2 x32), EVF_* flags
+        # (tracing.model.captures), the bytes of captured fields after the record, and the
+        # PathTable id of args[0]'s descriptor, written in user space (0: unknown).
+        ("abi", "u1"),
+        ("flags", "u1"),
+        ("data_len", "<u2"),
+        ("fd_path", "<u4"),
     ]
 )
+# The records of sessions saved before issue 15: the same fields up to args.
+EVENT_DTYPE_V1 = np.dtype([(name, EVENT_DTYPE.fields[name][0]) for name in
+                           ("ts", "pid", "tid", "nr", "ret", "duration_ns", "args")])
+
+
+def events_from_v1(raw: np.ndarray) -> np.ndarray:
+    """Records of the old layout in the current one (no ABI, flags or captures known)."""
+    out = np.zeros(len(raw), dtype=EVENT_DTYPE)
+    for name in EVENT_DTYPE_V1.names or ():
+        out[name] = raw[name]
+    return out
 
 
 def no_events() -> np.ndarray:
