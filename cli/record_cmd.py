@@ -16,10 +16,11 @@ from tracing.errors import UserError
 from tracing.model.units import parse_duration_ns
 
 if TYPE_CHECKING:  # imported when used: `record --help` loads neither bcc nor SQLite
-    from tracing.engine.program import EventSelection
     from tracing.engine.tracer import TraceConfig, Tracer
+    from tracing.model.selection import EventSelection
     from tracing.model.stats import Snapshot
     from tracing.session.journal import Journal, JournalOptions
+    from tracing.session.trace_writer import TraceWriter
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +31,11 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not trace children the targets start")
     parser.add_argument("--user", help="run the launched command as this user "
                         "(default: the sudo caller)")
-    parser.add_argument("--events", choices=("failed", "all", "none"), default="failed",
-                        help="individual events to keep besides the counts (default: failed)")
+    parser.add_argument("--events", default="failed", metavar="SPEC",
+                        help="individual events to keep (decoded) besides the counts: "
+                        "failed, all, none, slow:10ms, sample:100, or several joined with "
+                        "commas, e.g. failed,slow:5ms (default: failed; none: counts only, "
+                        "no per-file accounting)")
     parser.add_argument("--slow", metavar="DURATION",
                         help="also keep events slower than this (e.g. 10ms)")
     parser.add_argument("--sample", type=int, default=0, metavar="N",
@@ -70,6 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also save the session as a Parquet directory")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing --output directory")
+    parser.add_argument("--trace", metavar="FILE",
+                        help="also write the kept events as strace's lines to FILE "
+                        "(-: stderr), with [pid N] once several processes are traced and "
+                        "each call's time as with strace -T")
     add_folded_argument(parser)
 
 
@@ -93,7 +101,8 @@ def session_meta(config: TraceConfig, argv: list[str] | None = None) -> dict[str
         "follow": config.follow,
         "command_line": ["sikte-tui", *(sys.argv[1:] if argv is None else argv)],
         "event_selection": {"all": events.all, "failed": events.failed,
-                            "slow_ns": events.slow_ns, "sample_n": events.sample_n},
+                            "slow_ns": events.slow_ns, "sample_n": events.sample_n,
+                            "files": events.files},
         "sample_hz": config.sample_hz,
         "tcp": config.tcp,
         "probes": {str(nr): name for nr, name in probe_names(config.uprobes).items()},
@@ -101,16 +110,26 @@ def session_meta(config: TraceConfig, argv: list[str] | None = None) -> dict[str
 
 
 def event_selection(args: argparse.Namespace) -> EventSelection:
-    from tracing.engine.program import EventSelection
+    """--events SPEC, with --slow and --sample adding to it."""
+    import dataclasses
 
+    from tracing.model.selection import EventSelection
+
+    try:
+        selection = EventSelection.parse(args.events)
+    except ValueError as err:
+        raise UserError(f"--events {sanitize(args.events)}: {err}") from None
     try:
         slow = parse_duration_ns(args.slow) if args.slow else 0
     except ValueError as err:
         raise UserError(f"--slow: {err}") from None
     if args.sample < 0:
         raise UserError("--sample takes a positive N (1 in N events)")
-    return EventSelection(all=args.events == "all", failed=args.events == "failed",
-                          slow_ns=slow, sample_n=args.sample)
+    if slow:
+        selection = dataclasses.replace(selection, slow_ns=slow)
+    if args.sample:
+        selection = dataclasses.replace(selection, sample_n=args.sample)
+    return selection
 
 
 MAX_SAMPLE_HZ = 1000
@@ -225,6 +244,31 @@ def disk_failure_line(journal: Journal, output: Path | None) -> str:
             "use --output DIR to save it as Parquet")
 
 
+def check_trace(target: str | None) -> None:
+    """A --trace file that cannot be written fails before tracing, not after."""
+    if target is None or target == "-":
+        return
+    from tracing.boundary.userfiles import check_new_file
+
+    try:
+        check_new_file(Path(target))
+    except UserError as err:
+        raise UserError(f"--trace {err}", exit_code=err.exit_code) from None
+    except OSError as err:
+        raise UserError(f"--trace {sanitize(target)}: cannot write it "
+                        f"({err.strerror or err}); choose another file") from None
+
+
+def start_trace(target: str | None) -> TraceWriter | None:
+    """The --trace writer, its file made for the user (None: no --trace)."""
+    if target is None:
+        return None
+    from tracing.session.trace_writer import TraceWriter, open_trace_file
+
+    out, ours = open_trace_file(target)
+    return TraceWriter(out, "stderr" if target == "-" else sanitize(target), close_out=ours)
+
+
 def parse_duration_s(text: str | None) -> float | None:
     """--duration: a finite positive number of seconds (nan, inf and 0 are refused)."""
     if text is None:
@@ -261,6 +305,7 @@ def run(args: argparse.Namespace) -> int:
     from tracing.model.report import format_connections, format_summary, summary_json
     from tracing.model.samples import SampleSet
     from tracing.record import record
+    from tracing.session.export_decoded import files_json
     from tracing.session.journal import start_journal
     from tracing.system.privileges import require_tracing_privileges
 
@@ -277,13 +322,17 @@ def run(args: argparse.Namespace) -> int:
     validate_targets(config)
     check_output(args)
     check_folded(args.folded)
+    check_trace(args.trace)
     require_tracing_privileges()
+    trace = start_trace(args.trace)
     journal = start_journal(journal_options(args), config.describe_targets(),
                             session_meta(config))
     samples, connections = SampleSet(), ConnectionSet()
 
     def on_snapshot(snapshot: Snapshot) -> None:
         journal.put(snapshot)
+        if trace is not None:
+            trace.put(snapshot)
         samples.update(snapshot.samples)
         connections.update(snapshot.connections)
 
@@ -292,6 +341,8 @@ def run(args: argparse.Namespace) -> int:
                                   on_snapshot=on_snapshot)
     finally:
         journal.close()
+        if trace is not None:
+            trace.close()
     save_session(journal, args)
     if args.folded is not None:
         write_folded(args.folded, samples, config.sample_hz)
@@ -307,12 +358,17 @@ def run(args: argparse.Namespace) -> int:
         "state": snapshot.state,
     }
     if args.json:
-        print_summary(json.dumps(summary_json(snapshot, target, args.per_process,
-                                              list(connections)), indent=2) + "\n", journal)
+        summary = summary_json(snapshot, target, args.per_process, list(connections))
+        summary["files"] = files_json(snapshot.files, snapshot.paths)
+        print_summary(json.dumps(summary, indent=2) + "\n", journal)
     else:
         tcp = format_connections(list(connections))
         print_summary(format_summary(snapshot, args.per_process) + "\n"
                       + (f"\n{tcp}\n" if tcp else ""), journal)
+    if trace is not None and trace.error is not None:
+        kept = f"in {journal.path}" if journal.on_disk else "in memory only"
+        raise UserError(sanitize(f"--trace: {trace.error}; the session is kept {kept}"),
+                        exit_code=1)
     # Like strace: the launched command's own exit status becomes ours.
     if exit_status is None:
         return 0

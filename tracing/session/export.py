@@ -27,13 +27,14 @@ from syscall_tables import errno_name, syscall_name
 from tracing.boundary.userfiles import Dir, Owner, invoking_user, open_dir, read_json_object
 from tracing.errors import UserError
 from tracing.model.stats import bucket_bounds, percentile
+from tracing.session.export_decoded import decoded_columns, files_table
 from tracing.session.stored_session import StoredSession
 
 Progress = Callable[[float, str], None]  # (fraction done, what is being written)
 META_KEY = b"sikte-tui"
 TIMESTAMP = pa.timestamp("ns", tz="UTC")
 HIST_TYPE = pa.list_(pa.int64())
-TABLES = ("processes", "syscalls", "timeline", "events", "samples", "connections")
+TABLES = ("processes", "syscalls", "timeline", "events", "samples", "connections", "files")
 SESSION_FILES = frozenset({"session.json", *(f"{t}.parquet" for t in TABLES)})
 
 
@@ -165,6 +166,7 @@ def _write_all(session: StoredSession, directory: Dir, report: Progress) -> None
         ("events", lambda: events_table(session, names)),
         ("samples", lambda: samples_table(session)),
         ("connections", lambda: connections_table(session)),
+        ("files", lambda: files_table(session)),
     )
     encoded = json.dumps(meta).encode()
     for i, (name, build) in enumerate(steps):
@@ -299,6 +301,7 @@ def events_table(session: StoredSession, names: Namer) -> pa.Table:
     }
     for i in range(6):
         columns[f"arg{i}"] = pa.array(ev["args"][:, i].astype(np.uint64))
+    columns.update(decoded_columns(session))
     return pa.table(columns)
 
 

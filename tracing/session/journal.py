@@ -340,7 +340,8 @@ class Journal:
         excess = self._writer.events_bytes - self.limits.memory_events_cap * 3 // 4
         freed, dropped, last_id = 0, 0, None
         for batch_id, n, size in self._db.execute(
-                "SELECT id, n, length(data) FROM event_batches ORDER BY id"):
+                "SELECT id, n, length(data) + ifnull(length(captures), 0) FROM event_batches "
+                "ORDER BY id"):
             if freed >= excess:
                 break
             freed, dropped, last_id = freed + size, dropped + n, batch_id

@@ -21,7 +21,9 @@ import pandas as pd
 
 from tracing.boundary.untrusted_files import Refused, open_untrusted
 from tracing.errors import UserError
-from tracing.model.stats import EVENT_DTYPE
+from tracing.model.files import FileKey, FileStats
+from tracing.model.paths import PathTable
+from tracing.model.stats import EVENT_DTYPE, EVENT_DTYPE_V1, events_from_v1
 from tracing.session.checks import (
     ID32,
     NATURAL,
@@ -37,9 +39,13 @@ from tracing.session.checks import (
     typed,
 )
 from tracing.session.schema import (
+    EVENT_LAYOUT,
+    EVENT_LAYOUT_V1,
+    FILE_COLUMNS,
     FORMAT,
     JOURNAL_TABLES,
     JOURNAL_TABLES_2,
+    JOURNAL_TABLES_3,
     SCHEMA_VERSION,
     SQLITE_MAGIC,
 )
@@ -51,6 +57,8 @@ from tracing.session.stored_session import (
     SAMPLE_KINDS,
     TIMELINE_COLUMNS,
     StoredSession,
+    open_errors,
+    path_table,
 )
 
 
@@ -179,8 +187,10 @@ def read_journal(db: sqlite3.Connection, path: Path) -> StoredSession:
     a table or value is not what a journal holds."""
     meta = check_meta(read_meta(db), SCHEMA_VERSION)
     tables = _tables(db)
-    newer = int(meta.get("schema_version", 1)) >= 2
-    needed = JOURNAL_TABLES + (JOURNAL_TABLES_2 if newer else ())
+    version = int(meta.get("schema_version", 1))
+    newer = version >= 2
+    needed = JOURNAL_TABLES + (JOURNAL_TABLES_2 if newer else ()) \
+        + (JOURNAL_TABLES_3 if version >= 3 else ())
     missing = [t for t in needed if t not in tables]
     if missing:
         raise Bad(f"it has no {missing[0]} table")
@@ -195,8 +205,12 @@ def read_journal(db: sqlite3.Connection, path: Path) -> StoredSession:
     timeline = _journal_stats(db, "timeline", "SELECT * FROM timeline ORDER BY ts_ns")
     aggregates = _journal_stats(db, "aggregates",
                                 "SELECT * FROM aggregates ORDER BY pid, tid, nr")
+    events, event_data = _journal_events(db, version)
     session = StoredSession(path, meta, processes, proc_events, timeline, aggregates,
-                            _journal_events(db))
+                            events, event_data=event_data)
+    if version >= 3:
+        session.paths = _journal_paths(db)
+        session.files = _journal_files(db)
     if newer:
         session.samples = _journal_samples(db)
         session.connections = typed(pd.read_sql_query(
@@ -214,19 +228,65 @@ def _journal_stats(db: sqlite3.Connection, table: str, query: str) -> pd.DataFra
     return frame
 
 
-def _journal_events(db: sqlite3.Connection) -> np.ndarray:
-    blobs = []
-    for (blob,) in db.execute("SELECT data FROM event_batches ORDER BY id"):
-        if not isinstance(blob, bytes) or len(blob) % EVENT_DTYPE.itemsize:
-            raise Bad("it has a batch of events that is not whole events")
-        blobs.append(blob)
-    events = np.frombuffer(b"".join(blobs), dtype=EVENT_DTYPE)
+def _journal_events(db: sqlite3.Connection,
+                    version: int) -> tuple[np.ndarray, tuple[bytes, ...]]:
+    """Every event batch's records in the current layout, oldest first, with what was
+    captured behind each (b"" for records of the old layout)."""
+    query = ("SELECT data, layout, captures FROM event_batches ORDER BY id" if version >= 3
+             else "SELECT data, 1, NULL FROM event_batches ORDER BY id")
+    batches: list[np.ndarray] = []
+    data: list[bytes] = []
+    for blob, layout, captures in db.execute(query):
+        records, fields = _batch(blob, layout, captures)
+        batches.append(records)
+        data.extend(fields)
+    events = np.concatenate(batches) if batches else np.empty(0, dtype=EVENT_DTYPE)
     if len(events) and (events["pid"].max() > ID32[1] or events["tid"].max() > ID32[1]
                         or events["nr"].max() > ID32[1] or events["ts"].max() > NATURAL[1]):
         raise Bad("it has an event with a process, thread or syscall number out of range")
     if len(events) and (np.diff(events["ts"].astype(np.int64)) < 0).any():
-        events = np.sort(events, order="ts", kind="stable")  # per-CPU buffers interleave
-    return events
+        order = np.argsort(events["ts"], kind="stable")  # per-CPU buffers interleave
+        events, data = events[order], [data[i] for i in order.tolist()]
+    return events, tuple(data)
+
+
+def _batch(blob: object, layout: object, captures: object) -> tuple[np.ndarray, list[bytes]]:
+    """One batch's records (in EVENT_DTYPE) and each record's captured fields."""
+    if layout == EVENT_LAYOUT_V1:
+        dtype = EVENT_DTYPE_V1
+    elif layout == EVENT_LAYOUT:
+        dtype = EVENT_DTYPE
+    else:
+        raise Bad("it has a batch of events of a record layout this sikte-tui does not know")
+    if not isinstance(blob, bytes) or len(blob) % dtype.itemsize:
+        raise Bad("it has a batch of events that is not whole events")
+    raw = np.frombuffer(blob, dtype=dtype)
+    if layout == EVENT_LAYOUT_V1:
+        return events_from_v1(raw), [b""] * len(raw)
+    captures = captures or b""
+    if not isinstance(captures, bytes):
+        raise Bad("it has a batch of events whose captured fields are not bytes")
+    ends = np.cumsum(raw["data_len"], dtype=np.int64).tolist()
+    if (ends[-1] if ends else 0) != len(captures):
+        raise Bad("it has a batch of events whose captured fields do not match its records")
+    starts = [0, *ends[:-1]]
+    return raw.copy(), [captures[a:b] for a, b in zip(starts, ends, strict=True)]
+
+
+def _journal_paths(db: sqlite3.Connection) -> PathTable:
+    return path_table(db.execute("SELECT id, name FROM paths ORDER BY id"))
+
+
+def _journal_files(db: sqlite3.Connection) -> dict[FileKey, FileStats]:
+    files = {}
+    for row in db.execute(f"SELECT {', '.join(FILE_COLUMNS)} FROM files ORDER BY pid, path_id"):
+        pid, path_id, opens, errors, *io = row
+        numbers = (pid, path_id, opens, *io)
+        if not all(isinstance(v, int) and 0 <= v <= NATURAL[1] for v in numbers) \
+                or pid > ID32[1]:
+            raise Bad("its files table has a value that is not a count")
+        files[FileKey(pid, path_id)] = FileStats(opens, open_errors(errors), *io)
+    return files
 
 
 def _journal_samples(db: sqlite3.Connection) -> pd.DataFrame:

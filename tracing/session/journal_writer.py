@@ -11,17 +11,22 @@ import json
 import platform
 import socket
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from tracing.model.files import FileKey, FileStats
+from tracing.model.paths import PathTable
 from tracing.model.samples import SampleKey, StackSample
+from tracing.model.selection import EventSelection
 from tracing.model.stats import (
     ProcessInfo,
     Snapshot,
     SyscallStats,
     bucket_bounds,
 )
-from tracing.session.schema import CONNECTION_COLUMNS, hist_to_blob
+from tracing.session.schema import CONNECTION_COLUMNS, EVENT_LAYOUT, hist_to_blob
 
 
 def interval_max(delta: SyscallStats) -> int:
@@ -61,6 +66,8 @@ class JournalWriter:
         self.event_budget: int | None = None
         self.events_capped = 0  # individual events not written: the journal's cap
         self.events_bytes = 0  # bytes of individual events the database holds
+        self.paths_written = 0  # path ids 0..paths_written-1 are in the paths table
+        self.files: dict[FileKey, FileStats] = {}  # per-file totals as written
 
     def flush(self, db: sqlite3.Connection, snapshots: list[Snapshot],
               meta: Mapping[str, Any]) -> None:
@@ -68,6 +75,7 @@ class JournalWriter:
         commit, so a failed flush can be retried whole elsewhere."""
         stack_ids, sample_counts = dict(self.stack_ids), dict(self.sample_counts)
         budget, capped, written = self.event_budget, 0, 0
+        last = snapshots[-1]
         with db:
             for snapshot in snapshots:
                 self._timeline(db, snapshot)
@@ -81,7 +89,9 @@ class JournalWriter:
                 (dataclasses.astuple(c) for c in {
                     c.conn_id: c for s in snapshots for c in s.connections}.values()))
             self._aggregates(db, snapshots)
-            processes = self._changed_processes(snapshots[-1])
+            paths_written = self._paths(db, last.paths, self.paths_written)
+            files = self._files(db, last.files, self.files)
+            processes = self._changed_processes(last)
             db.executemany("INSERT OR REPLACE INTO processes VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                            (_process_row(p) for p in processes))
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
@@ -90,6 +100,7 @@ class JournalWriter:
         self.events_capped += capped
         self.events_bytes += written
         self.stack_ids, self.sample_counts = stack_ids, sample_counts
+        self.paths_written, self.files = paths_written, files
         self.processes.update((p.pid, p) for p in processes)
 
     @staticmethod
@@ -121,17 +132,41 @@ class JournalWriter:
     @staticmethod
     def _events(db: sqlite3.Connection, snapshot: Snapshot,
                 budget: int | None) -> tuple[int | None, int, int]:
-        """The snapshot's individual events, when they fit the budget: (the budget left,
-        bytes written, events not written)."""
+        """The snapshot's individual events and what was captured behind them, when they fit
+        the budget: (the budget left, bytes written, events not written)."""
         batch = snapshot.events
         if not len(batch):
             return budget, 0, 0
-        if budget is not None and batch.nbytes > budget:
+        batch, captures = batch_captures(batch, snapshot.event_data)
+        size = batch.nbytes + len(captures)
+        if budget is not None and size > budget:
             return 0, 0, len(batch)
-        db.execute("INSERT INTO event_batches (first_ts_ns, last_ts_ns, n, data) "
-                   "VALUES (?,?,?,?)", (int(batch["ts"].min()), int(batch["ts"].max()),
-                                        len(batch), batch.tobytes()))
-        return (None if budget is None else budget - batch.nbytes), batch.nbytes, 0
+        db.execute("INSERT INTO event_batches (first_ts_ns, last_ts_ns, n, data, layout, "
+                   "captures) VALUES (?,?,?,?,?,?)",
+                   (int(batch["ts"].min()), int(batch["ts"].max()), len(batch),
+                    batch.tobytes(), EVENT_LAYOUT, captures))
+        return (None if budget is None else budget - size), size, 0
+
+    @staticmethod
+    def _paths(db: sqlite3.Connection, paths: PathTable | None, written: int) -> int:
+        """The path names added since the last flush (the table only grows); returns how
+        many the journal holds."""
+        if paths is None:
+            return written
+        end = len(paths)
+        db.executemany("INSERT OR REPLACE INTO paths VALUES (?, ?)",
+                       ((i, paths.name(i)) for i in range(written, end)))
+        return max(end, written)
+
+    @staticmethod
+    def _files(db: sqlite3.Connection, files: Mapping[FileKey, FileStats],
+               written: dict[FileKey, FileStats]) -> dict[FileKey, FileStats]:
+        """The per-file totals that changed since the last flush (upserted: the newest
+        totals); returns every total the journal holds."""
+        changed = {k: v for k, v in files.items() if written.get(k) != v}
+        db.executemany(f"INSERT OR REPLACE INTO files VALUES ({','.join('?' * 10)})",
+                       (file_row(k, v) for k, v in changed.items()))
+        return {**written, **changed}
 
     @staticmethod
     def _samples(db: sqlite3.Connection, snapshot: Snapshot, stack_ids: dict[SampleKey, int],
@@ -152,6 +187,26 @@ class JournalWriter:
     def _changed_processes(self, snapshot: Snapshot) -> list[ProcessInfo]:
         known = self.processes
         return [p for pid, p in snapshot.processes.items() if known.get(pid) != p]
+
+
+def batch_captures(batch: np.ndarray, data: Sequence[bytes]) -> tuple[np.ndarray, bytes]:
+    """A batch's records and its captured fields back to back. Each record's data_len must
+    say how long its part is: when the data do not match the records (a hand-made stream),
+    the records go without it (data_len 0) rather than mislead a reader."""
+    if len(data) == len(batch) and np.array_equal(
+            np.fromiter(map(len, data), dtype=np.int64, count=len(data)), batch["data_len"]):
+        return batch, b"".join(data)
+    if not batch["data_len"].any():
+        return batch, b""
+    bare = batch.copy()
+    bare["data_len"] = 0
+    return bare, b""
+
+
+def file_row(key: FileKey, stats: FileStats) -> tuple[Any, ...]:
+    return (key.pid, key.path_id, stats.opens, json.dumps([list(e) for e in stats.open_errors]),
+            stats.calls, stats.reads, stats.bytes_read, stats.writes, stats.bytes_written,
+            stats.io_ns)
 
 
 def _process_row(p: ProcessInfo) -> tuple[Any, ...]:
@@ -185,7 +240,17 @@ def snapshot_meta(snapshot: Snapshot) -> dict[str, Any]:
         "probes": {str(nr): name for nr, name in snapshot.probes.items()},
         "exit_code": exit_status.code if exit_status else None,
         "exit_signal": exit_status.signal if exit_status else None,
+        # The selection may change while tracing (from the TUI): the newest one. (Not known:
+        # the one the trace was started with stays.)
+        **({} if snapshot.selection is None
+           else {"event_selection": selection_meta(snapshot.selection)}),
     }
+
+
+def selection_meta(selection: EventSelection) -> dict[str, Any]:
+    """An event selection as the metadata's `event_selection` object."""
+    return {"all": selection.all, "failed": selection.failed, "slow_ns": selection.slow_ns,
+            "sample_n": selection.sample_n, "files": selection.files}
 
 
 def database_size(db: sqlite3.Connection) -> int:
@@ -196,7 +261,7 @@ def database_size(db: sqlite3.Connection) -> int:
 
 
 COPIED_TABLES = ("meta", "processes", "proc_events", "timeline", "aggregates", "stacks",
-                 "sample_timeline", "connections")
+                 "sample_timeline", "connections", "paths", "files")
 
 
 def copy_bounded(source: sqlite3.Connection, target: sqlite3.Connection,
@@ -210,6 +275,7 @@ def copy_bounded(source: sqlite3.Connection, target: sqlite3.Connection,
             target.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * width)})", rows)
         kept, left_out, budget = [], 0, events_cap
         for row in source.execute("SELECT id, first_ts_ns, last_ts_ns, n, length(data) "
+                                  "+ ifnull(length(captures), 0) "
                                   "FROM event_batches ORDER BY id DESC"):
             if row[4] > budget:
                 left_out += row[3]
@@ -219,9 +285,11 @@ def copy_bounded(source: sqlite3.Connection, target: sqlite3.Connection,
             kept.append(row[0])
         copied = 0
         for batch_id in reversed(kept):
-            row = source.execute("SELECT * FROM event_batches WHERE id = ?",
+            row = source.execute("SELECT id, first_ts_ns, last_ts_ns, n, data, layout, "
+                                 "captures FROM event_batches WHERE id = ?",
                                  (batch_id,)).fetchone()
-            target.execute("INSERT INTO event_batches VALUES (?,?,?,?,?)", row)
-            copied += len(row[4])
+            target.execute("INSERT INTO event_batches (id, first_ts_ns, last_ts_ns, n, data, "
+                           "layout, captures) VALUES (?,?,?,?,?,?,?)", row)
+            copied += len(row[4]) + len(row[6] or b"")
     return copied, left_out
 

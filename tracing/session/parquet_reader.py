@@ -14,15 +14,22 @@ import numpy as np
 import pandas as pd
 
 from tracing.boundary.untrusted_files import Limits, Refused, open_untrusted, read_fd
+from tracing.decode.argspec import ABI_TABLES
 from tracing.errors import UserError
+from tracing.model.captures import DATA_MAX
+from tracing.model.files import FileKey, FileStats
+from tracing.model.paths import PathTable
 from tracing.model.stats import EVENT_DTYPE
 from tracing.session.checks import (
+    ID32,
+    NATURAL,
     TIME,
     Bad,
     bad,
     check_meta,
     check_stacks,
     hist_lists,
+    ints,
     one_line,
     refused,
     text_list,
@@ -43,7 +50,7 @@ from tracing.session.stored_session import (
 )
 
 PARQUET_FILES = ("syscalls", "events", "timeline", "processes")
-OPTIONAL_PARQUET_FILES = ("samples", "connections")  # absent from older exports
+OPTIONAL_PARQUET_FILES = ("samples", "connections", "files")  # absent from older exports
 SESSION_JSON_LIMITS = Limits(4 << 20)  # metadata: a few KB in practice
 
 
@@ -122,6 +129,11 @@ def _parquet_session(path: Path, meta: dict[str, Any],
         aggregates=_stats_from(tables["syscalls"], offset, "syscalls"),
         events=_events_from(tables["events"], offset),
     )
+    session.paths = PathTable()
+    session.event_data = _captures_from(tables["events"], session.events, session.paths,
+                                        str(meta.get("arch", "x86_64")))
+    if "files" in tables:
+        session.files = _files_from(tables["files"], session.paths)
     if "samples" in tables:
         session.samples = _samples_from(tables["samples"], offset)
     if "connections" in tables:
@@ -213,3 +225,62 @@ def _events_from(frame: pd.DataFrame, offset: int) -> np.ndarray:
             raise Bad(f"its events table has no {column} column of numbers")
         events["args"][:, i] = frame[column].to_numpy().astype(np.uint64)
     return events
+
+
+def _captures_from(frame: pd.DataFrame, events: np.ndarray, paths: PathTable,
+                   arch: str) -> tuple[bytes, ...]:
+    """What the kernel captured behind each event (issue 15's columns; older exports have
+    none): the records' abi, flags, data_len and fd_path filled in, the names interned."""
+    if "captures" not in frame.columns:
+        return ()
+    data = tuple(v if isinstance(v, bytes) else b"" for v in frame["captures"])
+    if any(len(d) > DATA_MAX for d in data):
+        raise Bad("its events table has captured fields longer than a record holds")
+    events["data_len"] = [len(d) for d in data]
+    if "flags" in frame.columns and frame["flags"].dtype.kind in "iu":
+        events["flags"] = frame["flags"].to_numpy().astype(np.uint8)
+    if "abi" in frame.columns:
+        tables = ABI_TABLES.get(arch, (arch,))
+        codes = {name: i for i, name in enumerate(tables)}
+        events["abi"] = [codes.get(str(a), 0) for a in frame["abi"]]
+    if "fd_path" in frame.columns:
+        events["fd_path"] = [paths.add(_name(v)) if v else 0 for v in frame["fd_path"]]
+    return data
+
+
+def _name(value: object) -> bytes:
+    """A name from a string column back to bytes (the backslash escapes of bytes that were
+    not UTF-8 stay as written: the exact bytes are in the binary columns)."""
+    return value.encode("utf-8", errors="surrogateescape") if isinstance(value, str) else b""
+
+
+def _files_from(frame: pd.DataFrame, paths: PathTable) -> dict[FileKey, FileStats]:
+    counts = ("opens", "calls", "reads", "bytes_read", "writes", "bytes_written", "io_ns")
+    checked = typed(frame, "files", {"pid": ints(ID32, required=True),
+                                     **{c: ints(NATURAL, required=True) for c in counts}})
+    names = frame["path_bytes"] if "path_bytes" in frame.columns else frame.get("path")
+    if names is None or "open_errnos" not in frame.columns:
+        raise Bad("its files table has no path or open_errnos column")
+    files = {}
+    for row, name, errnos in zip(checked.itertuples(index=False), names,
+                                 frame["open_errnos"], strict=True):
+        key = FileKey(int(row.pid), paths.add(name if isinstance(name, bytes)
+                                              else _name(name)))
+        files[key] = FileStats(int(row.opens), _errnos(errnos),
+                               *(int(getattr(row, c)) for c in counts[1:]))
+    return files
+
+
+def _errnos(value: object) -> tuple[tuple[int, int], ...]:
+    """open_errnos: a list of {errno, errno_name, count}; Bad when it is something else."""
+    items = list(value) if isinstance(value, (list, tuple, np.ndarray)) else None
+    if items is None or not all(isinstance(i, dict) for i in items):
+        raise Bad("its files table's open_errnos column is not a list of errno counts")
+    try:
+        pairs = tuple((int(i["errno"]), int(i["count"])) for i in items)
+    except (KeyError, TypeError, ValueError):
+        raise Bad("its files table's open_errnos column is not a list of errno counts") \
+            from None
+    if not all(0 < e < 4096 and c >= 0 for e, c in pairs):
+        raise Bad("its files table's open_errnos column holds an errno out of range")
+    return pairs

@@ -2,11 +2,15 @@
 same TUI runs from a recording without root (tests, demos, bug reports).
 
 Format: gzip'd JSON lines, one snapshot per line, preceded by a header line
-{"format": "sikte-tui-snapshots", "version": 1}.
+{"format": "sikte-tui-snapshots", "version": 1}. Since issue 15 a snapshot's line may also
+hold its events' captured fields (`event_data`, base64), the path names added since the
+previous line (`paths`: [[id, base64 name], ...]; one table for the whole recording), the
+per-file totals (`files`) and the event selection; recordings without them read as before.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import gzip
 import json
@@ -18,7 +22,10 @@ import numpy as np
 
 from tracing.errors import UserError
 from tracing.model.connections import Connection
+from tracing.model.files import FileKey, FileStats
+from tracing.model.paths import PathTable
 from tracing.model.samples import StackSample
+from tracing.model.selection import EventSelection
 from tracing.model.stats import (
     EVENT_DTYPE,
     Drops,
@@ -30,7 +37,6 @@ from tracing.model.stats import (
     StatKey,
     SyscallStats,
     TraceState,
-    event_objects,
 )
 
 FORMAT = "sikte-tui-snapshots"
@@ -71,15 +77,56 @@ def _process_from(d: dict[str, Any]) -> ProcessInfo:
                        frozenset(d["threads"]), d.get("container", ""))
 
 
-def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+def _decoded_to(s: Snapshot, paths_from: int) -> dict[str, Any]:
+    """The issue-15 fields of a snapshot: captured data, new path names, files, selection."""
+    paths = s.paths
+    sel = s.selection
+    return {
+        "event_data": [_b64(d) for d in s.event_data],
+        "paths": [] if paths is None else [[i, _b64(paths.name(i))]
+                                           for i in range(paths_from, len(paths))],
+        "files": [[k.pid, k.path_id, v.opens, [list(e) for e in v.open_errors], v.calls,
+                   v.reads, v.bytes_read, v.writes, v.bytes_written, v.io_ns]
+                  for k, v in s.files.items()],
+        "selection": None if sel is None else [sel.all, sel.failed, sel.slow_ns, sel.sample_n,
+                                               sel.files],
+    }
+
+
+def _decoded_from(d: dict[str, Any], paths: PathTable) -> dict[str, Any]:
+    """Snapshot keyword arguments from _decoded_to's fields (none in older recordings)."""
+    for path_id, name in d.get("paths", ()):
+        if path_id >= len(paths):
+            paths.add(_unb64(name))
+    fields: dict[str, Any] = {
+        "event_data": tuple(_unb64(x) for x in d.get("event_data", ())),
+        "paths": paths,
+        "files": {FileKey(pid, path_id): FileStats(opens, tuple(tuple(e) for e in errors),
+                                                   *io)
+                  for pid, path_id, opens, errors, *io in d.get("files", ())},
+    }
+    if d.get("selection") is not None:
+        fields["selection"] = EventSelection(*d["selection"])
+    return fields
+
+
+def snapshot_to_dict(s: Snapshot, paths_from: int = 0) -> dict[str, Any]:
+    """One line of a recording; `paths_from`: the path ids earlier lines hold already."""
     return {
         "seq": s.seq, "ts_ns": s.ts_ns, "wall_time": s.wall_time,
         "start_ts_ns": s.start_ts_ns, "start_wall_time": s.start_wall_time,
         "arch": s.arch, "state": s.state, "interval_s": s.interval_s,
         "stats": _stats_to_list(s.stats), "interval": _stats_to_list(s.interval),
         "processes": [_process_to(p) for p in s.processes.values()],
-        "events": [[e.ts_ns, e.pid, e.tid, e.nr, e.ret, e.duration_ns, list(e.args)]
-                   for e in event_objects(s.events)],
+        "events": [[*e[:6], [int(a) for a in e[6]], *e[7:]] for e in s.events.tolist()],
         "proc_events": [[e.ts_ns, e.kind, e.pid, e.tid, e.ppid, e.status, e.process_gone,
                          e.comm, e.filename] for e in s.proc_events],
         "drops": [s.drops.events, s.drops.stats_full, s.drops.proc_events, s.drops.inflight,
@@ -93,17 +140,21 @@ def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
         "probes": {str(nr): name for nr, name in s.probes.items()},
         "connections": [dataclasses.astuple(c) for c in s.connections],
         "tcp_monitored": s.tcp_monitored,
+        **_decoded_to(s, paths_from),
     }
 
 
 def _events_array(rows: list[list[Any]]) -> np.ndarray:
-    batch = np.array([(ts, pid, tid, nr, ret, dur, tuple(args))
-                      for ts, pid, tid, nr, ret, dur, args in rows], dtype=EVENT_DTYPE)
+    """Rows of 7 fields (older recordings) or of all EVENT_DTYPE's."""
+    extra = len(EVENT_DTYPE.names or ()) - 7
+    batch = np.array([(ts, pid, tid, nr, ret, dur, tuple(args), *(rest or [0] * extra))
+                      for ts, pid, tid, nr, ret, dur, args, *rest in rows], dtype=EVENT_DTYPE)
     batch.setflags(write=False)
     return batch
 
 
-def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
+def snapshot_from_dict(d: dict[str, Any], paths: PathTable | None = None) -> Snapshot:
+    """A recording's line; `paths`: the recording's path table, which the line adds to."""
     return Snapshot(
         seq=d["seq"], ts_ns=d["ts_ns"], wall_time=d["wall_time"],
         start_ts_ns=d["start_ts_ns"], start_wall_time=d["start_wall_time"],
@@ -123,14 +174,17 @@ def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
         probes={int(nr): name for nr, name in d.get("probes", {}).items()},
         connections=tuple(Connection(*c) for c in d.get("connections", ())),
         tcp_monitored=d.get("tcp_monitored", True),
+        **_decoded_from(d, PathTable() if paths is None else paths),
     )
 
 
 def save_snapshots(path: Path, snapshots: Iterable[Snapshot]) -> None:
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.write(json.dumps({"format": FORMAT, "version": VERSION}) + "\n")
+        written = 0
         for s in snapshots:
-            f.write(json.dumps(snapshot_to_dict(s), separators=(",", ":")) + "\n")
+            f.write(json.dumps(snapshot_to_dict(s, written), separators=(",", ":")) + "\n")
+            written = max(written, len(s.paths) if s.paths is not None else 0)
 
 
 def load_snapshots(path: Path) -> list[Snapshot]:
@@ -142,7 +196,8 @@ def load_snapshots(path: Path) -> list[Snapshot]:
                 raise UserError(f"{path} is not a sikte-tui snapshot recording")
             if header.get("version", 0) > VERSION:
                 raise UserError(f"{path} was written by a newer sikte-tui; upgrade to read it")
-            return [snapshot_from_dict(json.loads(line)) for line in f if line.strip()]
+            paths = PathTable()
+            return [snapshot_from_dict(json.loads(line), paths) for line in f if line.strip()]
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except (OSError, EOFError, ValueError, KeyError, TypeError) as err:

@@ -13,6 +13,12 @@ Tables (docs/session-format.md documents every column):
   stacks         (schema 2) one row per distinct sampled stack of a thread, frames as JSON
   sample_timeline (schema 2) per tick and stack: the CPU samples of the interval
   connections    (schema 2) one row per TCP connection, its newest state
+  paths          (schema 3) the session's path names (bytes), by the id records carry
+  files          (schema 3) per (pid, path): opens, failed opens by errno, I/O totals (newest)
+
+Schema 3 also gives each event batch its record layout (`layout`: 1 the 88-byte records of
+schema 1 and 2, 2 the 96-byte EVENT_DTYPE) and the fields captured behind its records
+(`captures`: each record's `data_len` bytes, back to back, in the records' order).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import numpy as np
 from tracing.model.connections import Connection
 
 FORMAT = "sikte-tui-journal"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SQLITE_MAGIC = b"SQLite format 3\x00"  # how every SQLite database file starts
 # SQLite's files: the database, the rollback journal of its first transaction, the WAL, its
 # index. SQLite deletes the last three itself when done.
@@ -63,12 +69,27 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             container_name TEXT, container_runtime TEXT)""",
         "ALTER TABLE processes ADD COLUMN container TEXT",
     ),
+    3: (
+        # Batches written before schema 3 hold 88-byte records and nothing captured.
+        "ALTER TABLE event_batches ADD COLUMN layout INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE event_batches ADD COLUMN captures BLOB",
+        "CREATE TABLE paths (id INTEGER PRIMARY KEY, name BLOB NOT NULL)",
+        """CREATE TABLE files (pid INTEGER, path_id INTEGER, opens INTEGER, open_errors TEXT,
+            calls INTEGER, reads INTEGER, bytes_read INTEGER, writes INTEGER,
+            bytes_written INTEGER, io_ns INTEGER, PRIMARY KEY (pid, path_id))""",
+    ),
 }
+# The record layouts of event_batches.layout: EVENT_DTYPE_V1 (88 bytes), EVENT_DTYPE (96).
+EVENT_LAYOUT_V1 = 1
+EVENT_LAYOUT = 2
 CONNECTION_COLUMNS = tuple(f.name for f in dataclasses.fields(Connection))
 # The tables every journal has, and those schema 2 added.
 JOURNAL_TABLES = ("meta", "processes", "proc_events", "timeline", "aggregates",
                   "event_batches")
 JOURNAL_TABLES_2 = ("stacks", "sample_timeline", "connections")
+JOURNAL_TABLES_3 = ("paths", "files")
+FILE_COLUMNS = ("pid", "path_id", "opens", "open_errors", "calls", "reads", "bytes_read",
+                "writes", "bytes_written", "io_ns")
 
 _HIST_DTYPE = np.dtype("<u8")
 

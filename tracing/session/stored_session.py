@@ -9,6 +9,8 @@ UTC nanoseconds (`ts_ns + wall_offset_ns`), exactly, in both directions.
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracing.session.checks import ID32, INT32, INT64, NATURAL, TEXT, TIME, Kind, ints
+from tracing.model.files import FileKey, FileStats
+from tracing.model.paths import PathTable
+from tracing.session.checks import ID32, INT32, INT64, NATURAL, TEXT, TIME, Bad, Kind, ints
 from tracing.session.schema import CONNECTION_COLUMNS
 
 SAMPLE_COLUMNS = ("ts_ns", "pid", "tid", "comm", "frames", "modules", "kernel_frames", "count")
@@ -72,6 +76,12 @@ class StoredSession:
     # TCP connections, the newest state of each: Connection's fields
     connections: pd.DataFrame = dataclasses.field(
         default_factory=lambda: pd.DataFrame(columns=CONNECTION_COLUMNS))
+    # What the kernel captured behind each event (aligned with `events`, b"" where nothing
+    # was; () in sessions from before schema 3), the path names the events' fd_path and the
+    # files' keys refer to, and the per-file totals at the end of the session.
+    event_data: tuple[bytes, ...] = ()
+    paths: PathTable | None = None
+    files: Mapping[FileKey, FileStats] = dataclasses.field(default_factory=dict)
 
     @property
     def wall_offset_ns(self) -> int:
@@ -95,3 +105,29 @@ def wall_offset_ns(meta: dict[str, Any]) -> int:
     wall_ns = round(float(meta.get("start_wall_time", 0.0)) * 1e9)
     return wall_ns - int(meta.get("start_ts_ns", 0))
 
+
+
+def path_table(names: Iterable[tuple[int, bytes]]) -> PathTable:
+    """A session's PathTable again from its (id, name) pairs, oldest first; Bad when the ids
+    are not the ones the table gives back (a damaged or hand-made session)."""
+    table = PathTable()
+    for path_id, name in names:
+        if path_id < len(table) and table.name(path_id) == name:
+            continue  # the ids every table starts with (0: unknown, 1: the overflow)
+        if not isinstance(name, bytes) or table.add(name) != path_id:
+            raise Bad("its paths table does not hold each name once, in order")
+    return table
+
+
+def open_errors(text: object) -> tuple[tuple[int, int], ...]:
+    """A files row's failed opens, JSON [[errno, count], ...]; Bad when it is not that."""
+    try:
+        pairs = json.loads(text) if isinstance(text, (str, bytes)) else None
+    except (ValueError, RecursionError):
+        pairs = None
+    if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 62 for v in p)
+            for p in pairs):
+        raise Bad("its files table has failed opens that are not [errno, count] pairs")
+    return tuple((int(e), int(c)) for e, c in pairs)

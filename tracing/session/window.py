@@ -17,6 +17,7 @@ import pandas as pd
 
 from tracing.model.connections import Connection
 from tracing.model.samples import StackSample
+from tracing.model.selection import EventSelection
 from tracing.model.stats import (
     HIST_BUCKETS,
     Drops,
@@ -149,6 +150,7 @@ def window_snapshot(session: StoredSession, window: Window, seq: int) -> Snapsho
     lo, hi = np.searchsorted(events["ts"], [window.start_ns, window.end_ns], side="right")
     picked = events[lo:hi]
     picked.setflags(write=False)
+    data = session.event_data[lo:hi] if len(session.event_data) == len(events) else ()
     stats = MappingProxyType(window_stats(session, window))
     code, sig = meta.get("exit_code"), meta.get("exit_signal")
     target_exit = ExitStatus(code, sig) if code is not None or sig is not None else None
@@ -168,7 +170,27 @@ def window_snapshot(session: StoredSession, window: Window, seq: int) -> Snapsho
         probes={int(nr): name for nr, name in (meta.get("probes") or {}).items()},
         connections=window_connections(session, window),
         tcp_monitored=bool(meta.get("tcp_monitored", True)),
+        # Files: the totals at the end of the session, whatever the stretch (the journal
+        # keeps only the newest totals).
+        event_data=data, paths=session.paths, files=MappingProxyType(dict(session.files)),
+        selection=stored_selection(meta),
     )
+
+
+def stored_selection(meta: dict[str, Any]) -> EventSelection:
+    """The event selection a session was traced with (the newest, when it changed)."""
+    saved = meta.get("event_selection")
+    if not isinstance(saved, dict):
+        return EventSelection()
+    default = EventSelection()
+    return EventSelection(
+        all=bool(saved.get("all", default.all)), failed=bool(saved.get("failed", default.failed)),
+        slow_ns=_natural(saved.get("slow_ns")), sample_n=_natural(saved.get("sample_n")),
+        files=bool(saved.get("files", default.files)))
+
+
+def _natural(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def activity(session: StoredSession, buckets: int) -> list[int]:
