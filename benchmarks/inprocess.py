@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tracing.engine.program import EventSelection
+    from tracing.model.selection import EventSelection
     from tracing.model.stats import Snapshot
 
 TRACE_TIMEOUT_S = 300

@@ -38,7 +38,7 @@ class CostRun:
 
 
 def one_run(ctx: BenchContext, calls: int) -> CostRun:
-    from tracing.engine.program import EventSelection
+    from tracing.model.selection import EventSelection
 
     program = ctx.program("syscalls")
     outcome = trace_command([str(program), str(calls)], EventSelection(failed=False),

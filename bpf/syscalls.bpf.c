@@ -1,14 +1,14 @@
 // sikte-tui syscall tracer: exact per-(pid, tid, syscall) aggregates in maps, selected
-// individual events through a ring buffer, process lifecycle events through another.
+// individual events (with their strings, paths, socket addresses and buffers) through a ring
+// buffer, per-descriptor I/O totals in a map, process lifecycle events through another ring.
 //
 // Compiled by bcc with -D options from tracing/engine/program.py:
 //   PID_WORDS         words in the target bitmap (pid_max / 64, rounded up)
 //   FOLLOW            1: children of traced processes become targets at fork
-//   EV_ALL, EV_FAILED 1: send every event / every failed syscall
-//   EV_SLOW_NS        >0: send syscalls slower than this
-//   EV_SAMPLE_N       >0: send 1 in N syscalls (per CPU)
 //   RINGBUF_PAGES     size of the syscall event ring buffer in pages
 //   NR_EXIT, NR_EXIT_GROUP, NR_EXIT_COMPAT, NR_EXIT_GROUP_COMPAT: numbers that end a task
+//   NR_EXECVE, NR_EXECVEAT (and _COMPAT, _X32): numbers whose fields are captured at entry
+//   X32_SYSCALL_BIT   the bit that marks x32 syscall numbers (0: none on this arch)
 //   NR_HIDDEN        a syscall not counted (uretprobe, made by our own probes), or -1
 //   HAVE_GROUP_DEAD   sched_process_exit has the group_dead field (newer kernels)
 //   USE_TASK_STORAGE  1: keep the in-flight syscall in BPF task storage (5.11+), else a hash
@@ -16,6 +16,14 @@
 //                     tracing/model/stats.py (the one definition; user space reads the buckets
 //                     back with its bucket_bounds): HIST_SUB = 2^HIST_SUB_BITS linear buckets
 //                     per power of two, HIST_PMAX the last power of two with its own buckets
+//   SEL_*             bits of config.events (tracing/model/selection.py)
+//   KIND_*, STATUS_*, FIELD_IO_ARG*, EVF_*, CAP_*: the captured-field format and its bounds
+//                     (tracing/model/captures.py); KIND_LENPTR: the engine's mark on a
+//                     sockaddr whose length is an int* (filled by the call)
+//   EFFECT_*          descriptor effects of a call (tracing/decode/argspec.py)
+//   ABI_COMPAT, ABI_X32, ARG_SPEC_ENTRIES: the arg_kinds map's index (abi * 1024 + nr % 1024)
+//   FCNTL_DUPFD, FCNTL_DUPFD_CLOEXEC, ERRNO_BADF: values from the C library's headers
+//   FD_IO_ENTRIES     size of the per-descriptor I/O map
 #include <uapi/linux/ptrace.h>
 #include <linux/sched.h>
 
@@ -37,9 +45,10 @@ struct stat_val {
 
 struct inflight {
     u64 ts;
-    u64 nr;
+    u64 nr; // the syscall number; for the calls that end a task, its ABI in bits 32..33
 };
 
+// The fixed head of every ring buffer record; data_len bytes of captured fields follow it.
 struct sys_event {
     u64 ts;
     u32 pid;
@@ -48,6 +57,10 @@ struct sys_event {
     s64 ret;
     u64 duration_ns;
     u64 args[6];
+    u8 abi;       // 0 native, ABI_COMPAT (i386 on x86_64), ABI_X32
+    u8 flags;     // EVF_SELECTED: the user's selection keeps it, else bookkeeping only
+    u16 data_len; // bytes of fields after this header
+    u32 fd_path;  // written by user space (the name of args[0]'s descriptor); 0 here
 };
 
 enum proc_kind { PROC_FORK = 1, PROC_EXEC = 2, PROC_EXIT = 3 };
@@ -64,14 +77,69 @@ struct proc_event {
     char filename[128];
 };
 
+// What user space asks for, switched at run time (tracing.model.selection.EventSelection).
+struct config {
+    u32 events;  // SEL_* bits; 0: no events
+    u32 files;   // 1: keep descriptor bookkeeping records and per-descriptor I/O
+    u64 slow_ns;
+    u64 sample_n;
+};
+
+// Per syscall and ABI: the kind of each argument (4 bits each, arg i at bit 4i) and its
+// descriptor effects, from the kernel's tracepoint formats (filled by user space at load).
+struct arg_spec {
+    u32 kinds;
+    u32 effects;
+};
+
+// A descriptor of a process, and the I/O done through it since it was opened (or traced).
+struct fd_key {
+    u32 pid;
+    s32 fd;
+};
+
+struct fd_io_val {
+    u64 calls;
+    u64 reads;
+    u64 bytes_read;
+    u64 writes;
+    u64 bytes_written;
+    u64 io_ns;
+};
+
+#define FIELD_HDR 8
+#define ARGV_BYTES (CAP_ARGV_MAX * (CAP_STR_MAX + 1))
+// Room behind the data: a field is written at an offset masked below CAP_DATA_MAX, so the
+// verifier sees every write in bounds, whatever the offset.
+#define SCRATCH_DATA (CAP_DATA_MAX + 2 * CAP_PATH_MAX)
+
+// A record being built (one per CPU): sent with ringbuf_output, which takes a variable size
+// (ringbuf_reserve would need the largest size for every record).
+struct scratch {
+    struct sys_event e;
+    u8 data[SCRATCH_DATA];
+    u64 busy; // taken by a program on this CPU (not sent)
+};
+
+// execve's fields and arguments, captured at entry (a successful exec replaces the memory
+// they point to) and sent with the call's record at exit.
+struct exec_capture {
+    u64 args[6];
+    u32 abi;
+    u32 len;
+    u8 data[SCRATCH_DATA];
+    u64 busy; // exec_scratch's: taken by a program on this CPU
+};
+
 // Drop and fault counters, one slot per cause, per CPU so counting never contends.
 enum drop_slot {
-    DROP_EVENTS = 0,      // syscall events the ring buffer had no room for
+    DROP_EVENTS = 0,      // selected syscall events the ring buffer had no room for
     DROP_STATS_FULL = 1,  // aggregates lost because the stats map was full
     DROP_PROC_EVENTS = 2, // process events lost
     DROP_INFLIGHT = 3,    // in-flight slots that could not be created
-    EVENTS_SENT = 4,      // syscall events submitted (for drop accounting)
-    DROP_SLOTS = 5,
+    EVENTS_SENT = 4,      // selected syscall events submitted (for drop accounting)
+    DROP_FD_EVENTS = 5,   // descriptor bookkeeping lost: records or fd_io entries
+    DROP_SLOTS = 6,
 };
 
 BPF_ARRAY(targets, u64, PID_WORDS);
@@ -83,6 +151,17 @@ BPF_PERCPU_ARRAY(counters, u64, DROP_SLOTS);
 BPF_PERCPU_ARRAY(sample_tick, u64, 1);
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 BPF_RINGBUF_OUTPUT(proc_events, 64);
+BPF_ARRAY(config, struct config, 1);
+BPF_ARRAY(arg_kinds, struct arg_spec, ARG_SPEC_ENTRIES);
+BPF_F_TABLE("hash", struct fd_key, struct fd_io_val, fd_io, FD_IO_ENTRIES, BPF_F_NO_PREALLOC);
+// Two per CPU: the syscall tracepoints may run preemptible, and a program preempted while it
+// builds a record must not find it rewritten by another task's program on the same CPU.
+#define SCRATCH_SLOTS 2
+BPF_PERCPU_ARRAY(scratch, struct scratch, SCRATCH_SLOTS);
+BPF_PERCPU_ARRAY(exec_scratch, struct exec_capture, 1);
+// Keyed by the task (its address): a thread that execs takes its process's id, so neither
+// its old tid nor the new one finds it at exit; the task itself stays.
+BPF_F_TABLE("hash", u64, struct exec_capture, exec_args, 1024, BPF_F_NO_PREALLOC);
 
 #if USE_TASK_STORAGE
 BPF_TASK_STORAGE(inflight_store, struct inflight);
@@ -158,11 +237,572 @@ static __always_inline u64 hist_bucket(u64 d)
     return HIST_SUB * (p - HIST_SUB_BITS) + (d >> (p - HIST_SUB_BITS));
 }
 
-static __always_inline void remember_exit_status(u32 pid, u64 nr, u64 code)
+static __always_inline bool ends_task(u64 nr)
 {
-    if (nr != NR_EXIT_GROUP && nr != NR_EXIT && nr != NR_EXIT_GROUP_COMPAT &&
-        nr != NR_EXIT_COMPAT)
+    return nr == NR_EXIT_GROUP || nr == NR_EXIT || nr == NR_EXIT_GROUP_COMPAT ||
+           nr == NR_EXIT_COMPAT;
+}
+
+static __always_inline bool is_exec_nr(u64 nr)
+{
+    return nr == NR_EXECVE || nr == NR_EXECVEAT || nr == NR_EXECVE_COMPAT ||
+           nr == NR_EXECVEAT_COMPAT || nr == NR_EXECVE_X32 || nr == NR_EXECVEAT_X32;
+}
+
+static __always_inline struct config *get_config(void)
+{
+    u32 zero = 0;
+    return config.lookup(&zero);
+}
+
+// -- ABI and arguments ------------------------------------------------------------------------
+
+// The ABI of the call: 32-bit code (an i386 process) enters with the 32-bit user code segment,
+// x32 calls carry their bit in the number.
+static __always_inline u32 call_abi(struct pt_regs *regs, u64 nr)
+{
+#if defined(__x86_64__)
+    if (X32_SYSCALL_BIT && (nr & X32_SYSCALL_BIT))
+        return ABI_X32;
+    u16 cs = 0;
+    bpf_probe_read_kernel(&cs, sizeof(cs), &regs->cs);
+    return cs == 0x23 ? ABI_COMPAT : 0; // __USER32_CS
+#elif defined(__aarch64__)
+    u64 pstate = 0;
+    bpf_probe_read_kernel(&pstate, sizeof(pstate), &regs->pstate);
+    return (pstate & 0x10) ? ABI_COMPAT : 0; // PSR_MODE32_BIT: an AArch32 task
+#else
+    return 0;
+#endif
+}
+
+static __always_inline u64 read_reg(void *reg, bool compat)
+{
+    u64 v = 0;
+    bpf_probe_read_kernel(&v, compat ? 4 : 8, reg);
+    return v;
+}
+
+static __always_inline void read_args(struct pt_regs *regs, u32 abi, u64 *args)
+{
+#if defined(__x86_64__)
+    if (abi == ABI_COMPAT) { // i386: ebx, ecx, edx, esi, edi, ebp
+        args[0] = read_reg(&regs->bx, true);
+        args[1] = read_reg(&regs->cx, true);
+        args[2] = read_reg(&regs->dx, true);
+        args[3] = read_reg(&regs->si, true);
+        args[4] = read_reg(&regs->di, true);
+        args[5] = read_reg(&regs->bp, true);
         return;
+    }
+    args[0] = read_reg(&regs->di, false);
+    args[1] = read_reg(&regs->si, false);
+    args[2] = read_reg(&regs->dx, false);
+    args[3] = read_reg(&regs->r10, false);
+    args[4] = read_reg(&regs->r8, false);
+    args[5] = read_reg(&regs->r9, false);
+#elif defined(__aarch64__)
+    // x0 holds the return value by now; the kernel keeps the first argument in orig_x0.
+    // AArch32 tasks pass theirs in r0..r5, the same registers.
+    bpf_probe_read_kernel(&args[0], 8, &regs->orig_x0);
+    bpf_probe_read_kernel(&args[1], 40, &regs->regs[1]);
+#endif
+}
+
+static __always_inline u64 read_arg0(struct pt_regs *regs, u32 abi)
+{
+#if defined(__x86_64__)
+    return abi == ABI_COMPAT ? read_reg(&regs->bx, true) : read_reg(&regs->di, false);
+#elif defined(__aarch64__)
+    return read_reg(&regs->orig_x0, false);
+#else
+    return 0;
+#endif
+}
+
+static __always_inline struct arg_spec *arg_spec_of(u32 abi, u64 nr)
+{
+    u32 idx = ((abi & 3) << 10) | (nr & 1023);
+    return arg_kinds.lookup(&idx);
+}
+
+static __always_inline u32 kind_of(u32 kinds, u32 i)
+{
+    return (kinds >> (4 * i)) & 0xf;
+}
+
+// -- captured fields --------------------------------------------------------------------------
+// Each helper writes one field at data[pos] and returns the new end. A field that would take
+// the record to CAP_DATA_MAX is left out (so a length masked with CAP_DATA_MAX - 1 is exact).
+
+static __always_inline void put_hdr(u8 *at, u32 arg, u32 kind, u32 status, u32 len)
+{
+    *(u64 *)at = (u64)arg | ((u64)kind << 8) | ((u64)status << 16) | ((u64)len << 32);
+}
+
+// A NUL-terminated string of at most `bound` bytes (the NUL not kept).
+static __always_inline u32 put_str(u8 *data, u32 pos, u32 arg, u32 kind, u64 uptr, u32 bound)
+{
+    if (pos >= CAP_DATA_MAX - FIELD_HDR - bound)
+        return pos;
+    barrier_var(pos); // the mask must stay: the verifier needs it, whatever the check above
+    pos &= CAP_DATA_MAX - 1;
+    u8 *at = data + pos;
+    // Two bytes past the bound: a string of exactly `bound` bytes reads whole (with its NUL),
+    // a longer one fills the buffer.
+    long n = bpf_probe_read_user_str(at + FIELD_HDR, bound + 2, (void *)uptr);
+    u32 len = 0, status = STATUS_OK;
+    if (n <= 0)
+        status = STATUS_FAULT;
+    else if (n > bound + 1) {
+        len = bound;
+        status = STATUS_TRUNCATED;
+    } else
+        len = n - 1;
+    put_hdr(at, arg, kind, status, len);
+    return pos + FIELD_HDR + len;
+}
+
+// `want` bytes of user memory, at most `bound`.
+static __always_inline u32 put_mem(u8 *data, u32 pos, u32 arg, u32 kind, u64 uptr, u64 want,
+                                   u32 bound)
+{
+    if (pos >= CAP_DATA_MAX - FIELD_HDR - bound)
+        return pos;
+    barrier_var(pos); // the mask must stay: the verifier needs it, whatever the check above
+    pos &= CAP_DATA_MAX - 1;
+    u8 *at = data + pos;
+    u32 status = STATUS_OK;
+    u64 len = bound;
+    if (want <= bound)
+        len = want;
+    else
+        status = STATUS_TRUNCATED;
+    barrier_var(len);
+    if (len > bound)
+        return pos;
+    if (len && bpf_probe_read_user(at + FIELD_HDR, len, (void *)uptr) != 0) {
+        len = 0;
+        status = STATUS_FAULT;
+    }
+    put_hdr(at, arg, kind, status, len);
+    return pos + FIELD_HDR + len;
+}
+
+// An argument vector: up to CAP_ARGV_MAX strings, each followed by its NUL.
+static __always_inline u32 put_argv(u8 *data, u32 pos, u32 arg, u64 uptr, bool compat)
+{
+    if (pos >= CAP_DATA_MAX - FIELD_HDR - ARGV_BYTES)
+        return pos;
+    barrier_var(pos); // the mask must stay: the verifier needs it, whatever the check above
+    pos &= CAP_DATA_MAX - 1;
+    u8 *at = data + pos;
+    u64 w = 0;
+    u32 status = STATUS_OK;
+    u32 step = compat ? 4 : 8;
+    u64 p = 0;
+    int i;
+#pragma unroll
+    for (i = 0; i < CAP_ARGV_MAX; i++) {
+        p = 0;
+        if (bpf_probe_read_user(&p, step, (void *)(uptr + i * step)) != 0) {
+            if (i == 0)
+                status = STATUS_FAULT;
+            break;
+        }
+        if (!p)
+            break;
+        u64 off = FIELD_HDR + w;
+        barrier_var(off);
+        if (off > FIELD_HDR + ARGV_BYTES - (CAP_STR_MAX + 1))
+            break;
+        long n = bpf_probe_read_user_str(at + off, CAP_STR_MAX + 2, (void *)p);
+        if (n <= 0) {
+            status = STATUS_FAULT;
+            break;
+        }
+        u64 got = n;
+        if (got > CAP_STR_MAX + 1) { // longer than the bound: keep the bound and a NUL
+            u64 cut = off + CAP_STR_MAX;
+            barrier_var(cut);
+            if (cut < FIELD_HDR + ARGV_BYTES)
+                at[cut] = 0;
+            got = CAP_STR_MAX + 1;
+            status = STATUS_TRUNCATED;
+        }
+        w += got;
+    }
+    if (i == CAP_ARGV_MAX) { // every slot used: more arguments follow unless a NULL does
+        p = 0;
+        bpf_probe_read_user(&p, step, (void *)(uptr + CAP_ARGV_MAX * step));
+        if (p)
+            status = STATUS_TRUNCATED;
+    }
+    put_hdr(at, arg, KIND_ARGV, status, w);
+    return pos + FIELD_HDR + w;
+}
+
+// A descriptor's I/O totals, handed over in the record of the call that ends its meaning.
+static __always_inline u32 put_io(u8 *data, u32 pos, u32 arg, s32 fd, struct fd_io_val *v)
+{
+    if (pos >= CAP_DATA_MAX - FIELD_HDR - 56)
+        return pos;
+    barrier_var(pos); // the mask must stay: the verifier needs it, whatever the check above
+    pos &= CAP_DATA_MAX - 1;
+    u8 *at = data + pos;
+    put_hdr(at, arg, KIND_IO, STATUS_OK, 56);
+    *(u64 *)(at + FIELD_HDR) = (u32)fd;
+    *(u64 *)(at + FIELD_HDR + 8) = v->calls;
+    *(u64 *)(at + FIELD_HDR + 16) = v->reads;
+    *(u64 *)(at + FIELD_HDR + 24) = v->bytes_read;
+    *(u64 *)(at + FIELD_HDR + 32) = v->writes;
+    *(u64 *)(at + FIELD_HDR + 40) = v->bytes_written;
+    *(u64 *)(at + FIELD_HDR + 48) = v->io_ns;
+    return pos + FIELD_HDR + 56;
+}
+
+// The fields the argument kinds ask for, read at exit (execve's come from its entry).
+static __always_inline void capture_args(struct scratch *s, u32 kinds, u32 effects, s64 ret)
+{
+    int i;
+#pragma unroll
+    for (i = 0; i < 6; i++) {
+        u32 kind = kind_of(kinds, i);
+        if (!kind)
+            continue;
+        u32 pos = s->e.data_len; // re-read: every pass starts from the same verifier state
+        u64 p = s->e.args[i];
+        switch (kind & 7) {
+        case KIND_STR:
+            pos = put_str(s->data, pos, i, KIND_STR, p, CAP_STR_MAX);
+            break;
+        case KIND_PATH:
+            pos = put_str(s->data, pos, i, KIND_PATH, p, CAP_PATH_MAX - 1);
+            break;
+        case KIND_SOCKADDR:
+            if (i < 5) {
+                u64 want = s->e.args[i + 1];
+                if (kind & KIND_LENPTR) { // int *: the length the call wrote back
+                    s32 written = 0;
+                    if (ret < 0 || bpf_probe_read_user(&written, 4, (void *)want) != 0)
+                        break;
+                    want = written < 0 ? 0 : written;
+                }
+                pos = put_mem(s->data, pos, i, KIND_SOCKADDR, p, want, CAP_SOCKADDR_MAX);
+            }
+            break;
+        case KIND_BUF:
+            if (i == 1 && (effects & EFFECT_BUF_ARG1)) {
+                u64 want = s->e.args[2];
+                if (effects & EFFECT_BUF_AT_EXIT)
+                    want = ret > 0 ? ret : 0;
+                if (want)
+                    pos = put_mem(s->data, pos, i, KIND_BUF, p, want, CAP_BUF_MAX);
+            }
+            break;
+        case KIND_FDPAIR:
+            if (ret == 0)
+                pos = put_mem(s->data, pos, i, KIND_FDPAIR, p, 8, 8);
+            break;
+        }
+        s->e.data_len = pos;
+    }
+}
+
+// -- per-descriptor I/O -----------------------------------------------------------------------
+
+static __always_inline void account_io(u32 pid, u64 fd_arg, u32 effects, s64 ret, u64 d)
+{
+    s32 fd = (s32)fd_arg;
+    if (fd < 0 || ret == -ERRNO_BADF) // AT_FDCWD, or no such descriptor: nothing to count
+        return;
+    struct fd_key key = {.pid = pid, .fd = fd};
+    struct fd_io_val *v = fd_io.lookup(&key);
+    if (!v) {
+        struct fd_io_val zero = {};
+        fd_io.insert(&key, &zero); // another thread may have made it meanwhile: look again
+        v = fd_io.lookup(&key);
+        if (!v) {
+            count(DROP_FD_EVENTS);
+            return;
+        }
+    }
+    // Threads share descriptors: atomic adds.
+    __sync_fetch_and_add(&v->calls, 1);
+    if (!(effects & (EFFECT_IO_READ | EFFECT_IO_WRITE)))
+        return;
+    __sync_fetch_and_add(&v->io_ns, d);
+    if (ret < 0)
+        return;
+    if (effects & EFFECT_IO_READ) {
+        __sync_fetch_and_add(&v->reads, 1);
+        __sync_fetch_and_add(&v->bytes_read, ret);
+    } else {
+        __sync_fetch_and_add(&v->writes, 1);
+        __sync_fetch_and_add(&v->bytes_written, ret);
+    }
+}
+
+// The totals of a descriptor number that stops meaning its file go into the record.
+static __always_inline bool handover(struct scratch *s, u32 pid, u64 fd_arg, u32 slot)
+{
+    struct fd_key key = {.pid = pid, .fd = (s32)fd_arg};
+    if (key.fd < 0)
+        return false;
+    struct fd_io_val *v = fd_io.lookup(&key);
+    if (!v)
+        return false;
+    s->e.data_len = put_io(s->data, s->e.data_len, slot, key.fd, v);
+    fd_io.delete(&key);
+    return true;
+}
+
+static __always_inline void handover_pair(struct scratch *s, u32 pid, u32 kinds)
+{
+    u32 at = 6;
+#pragma unroll
+    for (u32 i = 0; i < 6; i++)
+        if ((kind_of(kinds, i) & 7) == KIND_FDPAIR)
+            at = i;
+    if (at > 5)
+        return;
+    s32 fds[2] = {-1, -1};
+    if (bpf_probe_read_user(fds, sizeof(fds), (void *)s->e.args[at]) != 0)
+        return;
+    handover(s, pid, (u32)fds[0], FIELD_IO_ARG);
+    handover(s, pid, (u32)fds[1], FIELD_IO_ARG2);
+}
+
+#define BOOK_EFFECTS (EFFECT_OPENS | EFFECT_FD_RET | EFFECT_FD_CLOSE | EFFECT_FD_CLOSE_RANGE | \
+                      EFFECT_FD_DUP_TO | EFFECT_FD_PAIR | EFFECT_FD_FCNTL | \
+                      EFFECT_NAMES_SOCKET | EFFECT_EXEC)
+
+// Hands over what the call ends; true when user space's descriptor table needs the record:
+// every open (failed ones are counted per path), and the others when they succeed.
+static __always_inline bool bookkeeping(struct scratch *s, u32 pid, u32 effects, u32 kinds,
+                                        s64 ret)
+{
+    bool sent = false;
+    if (effects & EFFECT_FD_CLOSE) // the number is free whatever close returns
+        sent = handover(s, pid, s->e.args[0], FIELD_IO_ARG);
+    if (effects & EFFECT_OPENS)
+        sent = true;
+    bool ok = ret >= 0;
+    bool dupfd = false;
+    if (effects & EFFECT_FD_FCNTL) {
+        u32 cmd = s->e.args[1];
+        dupfd = cmd == FCNTL_DUPFD || cmd == FCNTL_DUPFD_CLOEXEC;
+    }
+    if (ok && ((effects & EFFECT_FD_RET) || dupfd)) // a stale entry (exec, close_range) ends
+        handover(s, pid, ret, FIELD_IO_ARG);
+    if (ok && (effects & EFFECT_FD_DUP_TO) && (s32)s->e.args[0] != (s32)s->e.args[1])
+        handover(s, pid, s->e.args[1], FIELD_IO_ARG);
+    if (ok && (effects & EFFECT_FD_PAIR))
+        handover_pair(s, pid, kinds);
+    if (ok && ((effects & (BOOK_EFFECTS & ~EFFECT_FD_FCNTL)) || dupfd))
+        sent = true;
+    return sent;
+}
+
+// -- records ----------------------------------------------------------------------------------
+
+static __always_inline struct scratch *scratch_take(void)
+{
+#pragma unroll
+    for (u32 i = 0; i < SCRATCH_SLOTS; i++) {
+        u32 slot = i;
+        struct scratch *s = scratch.lookup(&slot);
+        if (s && __sync_val_compare_and_swap(&s->busy, 0, 1) == 0)
+            return s;
+    }
+    return 0;
+}
+
+static __always_inline bool selected(struct config *cfg, s64 ret, u64 d)
+{
+    u32 ev = cfg->events;
+    if (!ev)
+        return false;
+    if (ev & SEL_ALL)
+        return true;
+    if ((ev & SEL_FAILED) && ret < 0 && ret >= -4095)
+        return true;
+    if ((ev & SEL_SLOW) && d >= cfg->slow_ns)
+        return true;
+    u64 n = cfg->sample_n;
+    if ((ev & SEL_SAMPLE) && n) {
+        u32 zero = 0;
+        u64 *tick = sample_tick.lookup(&zero);
+        if (tick && ((*tick)++ % n) == 0)
+            return true;
+    }
+    return false;
+}
+
+static __always_inline void start_record(struct scratch *s, u32 pid, u32 tid, u64 nr, s64 ret,
+                                         u64 d, u64 now, u32 abi)
+{
+    s->e.ts = now;
+    s->e.pid = pid;
+    s->e.tid = tid;
+    s->e.nr = nr;
+    s->e.ret = ret;
+    s->e.duration_ns = d;
+    s->e.abi = abi;
+    s->e.flags = 0;
+    s->e.data_len = 0;
+    s->e.fd_path = 0;
+}
+
+// A record that could not be sent: counted as what it was for.
+static __always_inline void send_failed(u32 flags, bool book)
+{
+    if (flags & EVF_SELECTED)
+        count(DROP_EVENTS);
+    if (book)
+        count(DROP_FD_EVENTS);
+}
+
+static __always_inline void send_record(struct scratch *s, u32 flags, bool book)
+{
+    u64 len = s->e.data_len & (CAP_DATA_MAX - 1);
+    s->e.flags = flags;
+    if (events.ringbuf_output(s, sizeof(struct sys_event) + len, 0) != 0) {
+        send_failed(flags, book);
+        return;
+    }
+    if (flags & EVF_SELECTED)
+        count(EVENTS_SENT);
+}
+
+// execve, execveat at entry: the path and arguments, while the caller's memory is there.
+static __always_inline void exec_entry(struct pt_regs *regs, u64 nr)
+{
+    struct config *cfg = get_config();
+    if (!cfg || !(cfg->events | cfg->files))
+        return;
+    u32 abi = call_abi(regs, nr);
+    bool exec = nr == NR_EXECVE || nr == NR_EXECVEAT;
+    if (abi == ABI_COMPAT)
+        exec = nr == NR_EXECVE_COMPAT || nr == NR_EXECVEAT_COMPAT;
+    else if (abi == ABI_X32)
+        exec = nr == NR_EXECVE_X32 || nr == NR_EXECVEAT_X32;
+    if (!exec) // munmap: the number of i386's execve
+        return;
+    struct arg_spec *spec = arg_spec_of(abi, nr);
+    u32 zero = 0;
+    struct exec_capture *x = exec_scratch.lookup(&zero);
+    if (!spec || !x || __sync_val_compare_and_swap(&x->busy, 0, 1) != 0)
+        return; // (taken: the record goes without its fields)
+    u32 kinds = spec->kinds, path_at = 6, argv_at = 6;
+#pragma unroll
+    for (u32 i = 0; i < 6; i++) {
+        if (kind_of(kinds, i) == KIND_PATH && path_at == 6)
+            path_at = i;
+        if (kind_of(kinds, i) == KIND_ARGV && argv_at == 6)
+            argv_at = i;
+    }
+    x->abi = abi;
+    read_args(regs, abi, x->args);
+    u32 pos = 0;
+    if (path_at < 6)
+        pos = put_str(x->data, pos, path_at, KIND_PATH, x->args[path_at], CAP_PATH_MAX - 1);
+    if (argv_at < 6)
+        pos = put_argv(x->data, pos, argv_at, x->args[argv_at], abi == ABI_COMPAT);
+    x->len = pos;
+    u64 key = bpf_get_current_task();
+    exec_args.update(&key, x);
+    x->busy = 0;
+}
+
+// execve, execveat at exit, with what their entry captured; false when it captured nothing.
+static __always_inline bool exec_exit(struct config *cfg, u32 pid, u32 tid, u64 nr, s64 ret,
+                                      u64 d, u64 now, u32 flags)
+{
+    u64 key = bpf_get_current_task();
+    struct exec_capture *x = exec_args.lookup(&key);
+    if (!x)
+        return false;
+    u32 abi = x->abi;
+    struct arg_spec *spec = arg_spec_of(abi, nr);
+    bool book = cfg->files && ret >= 0 && spec && (spec->effects & EFFECT_EXEC);
+    struct scratch *s = (flags || book) ? scratch_take() : 0;
+    if (s) {
+        start_record(s, pid, tid, nr, ret, d, now, abi);
+        // Its arguments as they were at entry: after a successful exec the registers are the
+        // new program's.
+        __builtin_memcpy(s->e.args, x->args, sizeof(s->e.args));
+        u64 len = x->len & (CAP_DATA_MAX - 1);
+        if (len && bpf_probe_read_kernel(s->data, len, x->data) != 0)
+            len = 0;
+        s->e.data_len = len;
+        send_record(s, flags | EVF_AT_ENTRY, book);
+        s->busy = 0;
+    } else if (flags || book) {
+        send_failed(flags, book);
+    }
+    exec_args.delete(&key);
+    return true;
+}
+
+// After the aggregates: the record of a call the selection keeps or the descriptor table
+// needs, and the per-descriptor I/O. Only runs when events or files are on.
+static __always_inline void after_call(struct config *cfg, struct pt_regs *regs, u32 pid,
+                                       u32 tid, u64 nr, s64 ret, u64 d, u64 now)
+{
+    u32 flags = selected(cfg, ret, d) ? EVF_SELECTED : 0;
+    if (is_exec_nr(nr) && exec_exit(cfg, pid, tid, nr, ret, d, now, flags))
+        return;
+    u32 files = cfg->files;
+    if (!flags && !files)
+        return;
+    u32 abi = call_abi(regs, nr);
+    struct arg_spec *spec = arg_spec_of(abi, nr);
+    u32 kinds = 0, effects = 0;
+    if (spec) {
+        kinds = spec->kinds;
+        effects = spec->effects;
+    }
+    if (files && (effects & EFFECT_FD_ARG0) && !(effects & EFFECT_FD_CLOSE))
+        account_io(pid, read_arg0(regs, abi), effects, ret, d);
+    bool book_call = files && (effects & BOOK_EFFECTS);
+    if (!flags && !book_call)
+        return;
+    struct scratch *s = scratch_take();
+    if (!s) {
+        send_failed(flags, book_call);
+        return;
+    }
+    start_record(s, pid, tid, nr, ret, d, now, abi);
+    read_args(regs, abi, s->e.args);
+    bool book = book_call && bookkeeping(s, pid, effects, kinds, ret);
+    if (flags || book) {
+        capture_args(s, kinds, effects, ret);
+        send_record(s, flags, book);
+    }
+    s->busy = 0;
+}
+
+// A call that ended its task (exit, exit_group) never returns: its record, if kept, is sent
+// from sched_process_exit with what is known there.
+static __always_inline void exit_record(u32 pid, u32 tid, u64 nr_abi, u64 d, u64 now)
+{
+    struct config *cfg = get_config();
+    if (!cfg || !selected(cfg, 0, d))
+        return;
+    struct scratch *s = scratch_take();
+    if (!s) {
+        send_failed(EVF_SELECTED, false);
+        return;
+    }
+    start_record(s, pid, tid, (u32)nr_abi, 0, d, now, nr_abi >> 32);
+    __builtin_memset(s->e.args, 0, sizeof(s->e.args));
+    send_record(s, EVF_SELECTED, false);
+    s->busy = 0;
+}
+
+static __always_inline void remember_exit_status(u32 pid, u64 code)
+{
     s32 status = (code & 0xff) << 8;
     exit_status.update(&pid, &status);
 }
@@ -185,73 +825,20 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     }
     f->nr = nr;
     f->ts = bpf_ktime_get_ns();
-    if (nr == NR_EXIT_GROUP || nr == NR_EXIT || nr == NR_EXIT_GROUP_COMPAT ||
-        nr == NR_EXIT_COMPAT) {
+    if (ends_task(nr)) {
+        // A compat number is another native call (i386 exit is x86_64 write): the ABI says.
         struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-        u64 code = 0;
-#if defined(__x86_64__)
-        bpf_probe_read_kernel(&code, sizeof(code), &regs->di);
-#elif defined(__aarch64__)
-        bpf_probe_read_kernel(&code, sizeof(code), &regs->regs[0]);
-#endif
-        remember_exit_status(pid, nr, code);
+        u32 abi = call_abi(regs, nr);
+        bool ends = abi == ABI_COMPAT ? (nr == NR_EXIT_COMPAT || nr == NR_EXIT_GROUP_COMPAT)
+                                      : (nr == NR_EXIT || nr == NR_EXIT_GROUP);
+        if (ends) {
+            f->nr = (u32)nr | ((u64)abi << 32);
+            remember_exit_status(pid, read_arg0(regs, abi));
+        }
+    } else if (is_exec_nr(nr)) {
+        exec_entry((struct pt_regs *)ctx->args[0], nr);
     }
     return 0;
-}
-
-static __always_inline bool selected(s64 ret, u64 d)
-{
-    if (EV_ALL)
-        return true;
-    if (EV_FAILED && ret < 0 && ret >= -4095)
-        return true;
-    if (EV_SLOW_NS && d >= EV_SLOW_NS)
-        return true;
-    if (EV_SAMPLE_N) {
-        u32 zero = 0;
-        u64 *tick = sample_tick.lookup(&zero);
-        if (tick && ((*tick)++ % EV_SAMPLE_N) == 0)
-            return true;
-    }
-    return false;
-}
-
-static __always_inline void read_args(struct pt_regs *regs, u64 *args)
-{
-#if defined(__x86_64__)
-    bpf_probe_read_kernel(&args[0], 8, &regs->di);
-    bpf_probe_read_kernel(&args[1], 8, &regs->si);
-    bpf_probe_read_kernel(&args[2], 8, &regs->dx);
-    bpf_probe_read_kernel(&args[3], 8, &regs->r10);
-    bpf_probe_read_kernel(&args[4], 8, &regs->r8);
-    bpf_probe_read_kernel(&args[5], 8, &regs->r9);
-#elif defined(__aarch64__)
-    // x0 holds the return value by now; the kernel keeps the first argument in orig_x0.
-    bpf_probe_read_kernel(&args[0], 8, &regs->orig_x0);
-    bpf_probe_read_kernel(&args[1], 40, &regs->regs[1]);
-#endif
-}
-
-static __always_inline void send_event(u32 pid, u32 tid, u64 nr, s64 ret, u64 d, u64 now,
-                                       struct pt_regs *regs)
-{
-    struct sys_event *e = events.ringbuf_reserve(sizeof(*e));
-    if (!e) {
-        count(DROP_EVENTS);
-        return;
-    }
-    e->ts = now;
-    e->pid = pid;
-    e->tid = tid;
-    e->nr = nr;
-    e->ret = ret;
-    e->duration_ns = d;
-    if (regs)
-        read_args(regs, e->args);
-    else
-        __builtin_memset(e->args, 0, sizeof(e->args));
-    events.ringbuf_submit(e, 0);
-    count(EVENTS_SENT);
 }
 
 static __always_inline void add_stat(struct stat_val *v, s64 ret, u64 d)
@@ -298,13 +885,14 @@ RAW_TRACEPOINT_PROBE(sys_exit)
         return 0; // not traced, or entered before tracing started
     u64 now = bpf_ktime_get_ns();
     u64 d = now - f->ts;
-    u64 nr = f->nr;
+    u64 nr = (u32)f->nr;
     inflight_clear(tid, f);
     s64 ret = ctx->args[1];
     u32 pid = pid_tgid >> 32;
     record_stat(pid, tid, nr, ret, d);
-    if (selected(ret, d))
-        send_event(pid, tid, nr, ret, d, now, (struct pt_regs *)ctx->args[0]);
+    struct config *cfg = get_config();
+    if (cfg && (cfg->events | cfg->files))
+        after_call(cfg, (struct pt_regs *)ctx->args[0], pid, tid, nr, ret, d, now);
     return 0;
 }
 
@@ -379,11 +967,12 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     if (f && f->ts) {
         u64 now = bpf_ktime_get_ns();
         u64 d = now - f->ts;
-        record_stat(pid, tid, f->nr, 0, d);
-        if (selected(0, d))
-            send_event(pid, tid, f->nr, 0, d, now, 0);
+        record_stat(pid, tid, (u32)f->nr, 0, d);
+        exit_record(pid, tid, f->nr, d, now);
         inflight_clear(tid, f);
     }
+    u64 task = bpf_get_current_task();
+    exec_args.delete(&task); // an exec that never returned
     struct proc_event *e = proc_event_new(PROC_EXIT, pid, tid);
     if (process_gone) {
         set_target(pid, false);

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from syscall_tables import syscall_number
-from tracing.engine.program import EventSelection
 from tracing.engine.tracer import TraceConfig
+from tracing.model.selection import EventSelection
 from tracing.model.stats import TraceState
 
 pytestmark = pytest.mark.ebpf

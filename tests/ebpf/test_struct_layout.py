@@ -22,8 +22,14 @@ import numpy as np
 import pytest
 
 from syscall_tables import canonical_arch
+from tracing.decode.argspec import OPENS
 from tracing.engine.doctor import _PerfEventAttr, _ProgLoadAttr
 from tracing.engine.maps import (
+    ARG_SPEC_DTYPE,
+    CONFIG_DTYPE,
+    DROP_SLOTS,
+    FD_IO_DTYPE,
+    FD_KEY_DTYPE,
     SAMPLE_COUNT_DTYPE,
     SAMPLE_KEY_DTYPE,
     STAT_KEY_DTYPE,
@@ -31,6 +37,8 @@ from tracing.engine.maps import (
     ProcEventC,
 )
 from tracing.engine.program import EngineOptions, build_cflags, program_parts, program_text
+from tracing.model.captures import KIND_PATH, PATH_MAX
+from tracing.model.selection import SEL_FAILED
 from tracing.model.stats import EVENT_DTYPE, HIST_BUCKETS, HIST_PMAX, HIST_SUB, bucket_of
 from tracing.net.tcp_monitor import _TcpEventC
 
@@ -42,6 +50,10 @@ OWN_STRUCTS: dict[str, tuple[str, Any]] = {
     "stat_val": ("struct stat_val", STAT_VALUE_DTYPE),
     "sys_event": ("struct sys_event", EVENT_DTYPE),
     "proc_event": ("struct proc_event", ProcEventC),
+    "config": ("struct config", CONFIG_DTYPE),
+    "arg_spec": ("struct arg_spec", ARG_SPEC_DTYPE),
+    "fd_key": ("struct fd_key", FD_KEY_DTYPE),
+    "fd_io_val": ("struct fd_io_val", FD_IO_DTYPE),
     "sample_key": ("struct sample_key", SAMPLE_KEY_DTYPE),
     "sample_count": ("u64", SAMPLE_COUNT_DTYPE),
     "tcp_event": ("struct tcp_event", _TcpEventC),
@@ -185,7 +197,7 @@ def test_the_doctors_kernel_structs_match_the_headers(compiled, name):
 def test_the_maps_the_engine_reads_have_the_mirrored_types(compiled):
     """The layout maps above stand for the real ones: the same C types."""
     maps = {b"stats": ("stat_key", "stat_val"), b"samples_0": ("sample_key", "sample_count"),
-            b"samples_1": ("sample_key", "sample_count")}
+            b"samples_1": ("sample_key", "sample_count"), b"fd_io": ("fd_key", "fd_io_val")}
     for map_name, (key, value) in maps.items():
         table = compiled.bpf[map_name]
         for ctype, name in ((table.Key, key), (table.Leaf, value)):
@@ -215,3 +227,35 @@ def test_the_compiled_bucket_function_agrees_with_bucket_of(compiled):
         buckets.append(table[table.Key(0)].bucket)
     assert buckets == [bucket_of(d) for d in DURATIONS]
     assert max(buckets) == HIST_BUCKETS - 1  # the last bucket is reached, and none beyond
+
+
+# -- the record and the capture format ------------------------------------------------------------
+
+
+def test_array_maps_hold_the_mirrored_values(compiled):
+    for map_name, name in ((b"config", "config"), (b"arg_kinds", "arg_spec")):
+        leaf = compiled.bpf[map_name].Leaf
+        assert own_layout(compiled, name)[0] == c_layout(leaf)
+
+
+def test_the_record_header_is_the_event_dtype_and_fields_follow_it(compiled):
+    c_fields, c_size = own_layout(compiled, "sys_event")
+    assert c_size == EVENT_DTYPE.itemsize == 96
+    assert c_fields["fd_path"].offset + 4 == c_size  # no tail padding before the fields
+
+
+def test_the_c_takes_the_capture_format_from_python_only(compiled):
+    """Kinds, bounds, effects and selection bits come from the Python modules as -D flags:
+    the C defines none of them itself."""
+    text = program_parts(EngineOptions())[0].read_text()
+    for prefix in ("KIND_", "STATUS_", "EFFECT_", "SEL_", "CAP_", "EVF_", "FIELD_IO_ARG"):
+        assert not re.search(rf"#\s*define\s+{prefix}", text), prefix
+    assert f"-DCAP_PATH_MAX={PATH_MAX}" in compiled.cflags
+    assert f"-DKIND_PATH={KIND_PATH}" in compiled.cflags
+    assert f"-DSEL_FAILED={SEL_FAILED}" in compiled.cflags
+    assert f"-DEFFECT_OPENS={OPENS}" in compiled.cflags
+    assert "-DEV_ALL" not in " ".join(compiled.cflags)  # the selection is a map now
+
+
+def test_the_drop_counters_are_the_slots_python_reads(compiled):
+    assert compiled.bpf[b"counters"].max_entries == DROP_SLOTS

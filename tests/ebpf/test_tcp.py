@@ -167,7 +167,8 @@ class Traced:
     """The loaded program with tcp.bpf.c and its TcpMonitor, shared by the tests."""
 
     def __init__(self) -> None:
-        from tracing.engine.program import EngineOptions, EventSelection, SyscallProgram
+        from tracing.engine.program import EngineOptions, SyscallProgram
+        from tracing.model.selection import EventSelection
 
         self.resolver = ContainerResolver(docker=False)
         self.program = SyscallProgram(

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import operator
 import os
 
 import numpy as np
 
 from tracing.engine.bcc_types import BccTable
-from tracing.model.stats import HIST_BUCKETS
+from tracing.model.captures import IoTotals
+from tracing.model.stats import EVENT_DTYPE, HIST_BUCKETS
 
 ENOTSUPP = 524  # the kernel-internal errno the bpf syscall returns for unsupported ops
 
@@ -30,6 +32,15 @@ STAT_VALUE_DTYPE = np.dtype([
     ("max_ns", "<u8"),
     ("hist", "<u4", (HIST_BUCKETS,)),
 ])
+
+# struct fd_key and struct fd_io_val: the fd_io map (I/O per open descriptor).
+FD_KEY_DTYPE = np.dtype([("pid", "<u4"), ("fd", "<i4")])
+FD_IO_DTYPE = np.dtype([(name, "<u8") for name in IoTotals._fields])
+# struct config (the event selection, set at run time) and struct arg_spec (arg_kinds map).
+CONFIG_DTYPE = np.dtype([("events", "<u4"), ("files", "<u4"), ("slow_ns", "<u8"),
+                         ("sample_n", "<u8")])
+ARG_SPEC_DTYPE = np.dtype([("kinds", "<u4"), ("effects", "<u4")])
+DROP_SLOTS = 6  # enum drop_slot's counters; the last, DROP_FD_EVENTS, is Drops.fd_events
 
 # struct sample_key and the u64 count (bpf/profile.bpf.c): the samples_0/1 maps.
 SAMPLE_KEY_DTYPE = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("user_stack", "<i4"),
@@ -133,3 +144,27 @@ class BatchReader:
         values = b"".join(bytes(v) for _, v in items)
         return (np.frombuffer(keys, dtype=self._key_dtype),
                 np.frombuffer(values, dtype=self._value_dtype))
+
+
+def delete_entry(table: BccTable, raw_key: bytes) -> None:
+    from bcc.libbcc import lib
+
+    lib.bpf_delete_elem(table.map_fd, ctypes.c_char_p(raw_key))
+
+
+_HEADER = EVENT_DTYPE.itemsize
+_head = operator.itemgetter(slice(0, _HEADER))
+_tail = operator.itemgetter(slice(_HEADER, None))
+
+
+def split_records(chunks: list[bytes]) -> tuple[np.ndarray, list[bytes]]:
+    """Ring buffer records (an EVENT_DTYPE header, then data_len bytes of fields) as a
+    writable array of the headers and each record's fields. Per record, only slicing at C
+    speed: hundreds of thousands arrive each second."""
+    if not chunks:
+        return np.zeros(0, dtype=EVENT_DTYPE), []
+    # bytearray's join: writable without another copy.
+    if sum(map(len, chunks)) == _HEADER * len(chunks):  # nothing captured in any
+        return np.frombuffer(bytearray().join(chunks), dtype=EVENT_DTYPE), [b""] * len(chunks)
+    headers = bytearray().join(map(_head, chunks))
+    return np.frombuffer(headers, dtype=EVENT_DTYPE), list(map(_tail, chunks))

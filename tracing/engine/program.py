@@ -3,9 +3,9 @@
 Compiles bpf/syscalls.bpf.c (with tcp.bpf.c and profile.bpf.c when asked) with options passed
 as -D flags, attaches it, and turns its maps and ring buffers into plain data
 (tracing.model.stats types, bytes and ints). Its parts live beside it: the struct mirrors and
-map reader (`maps`), the stack sampler (`sampler`), function probes (`uprobes`), ELF symbols
-(`elf`) and the typed view of bcc (`bcc_types`). Nothing here knows about snapshots, the UI or
-the session store.
+map reader (`maps`), what the kernel is told about capturing arguments (`capture_config`), the
+stack sampler (`sampler`), function probes (`uprobes`), ELF symbols (`elf`) and the typed view
+of bcc (`bcc_types`). Nothing here knows about snapshots, the UI or the session store.
 """
 
 from __future__ import annotations
@@ -22,24 +22,32 @@ from pathlib import Path
 import numpy as np
 
 from syscall_tables import syscall_number
+from tracing.decode.argspec import load_specs
 from tracing.engine import kheaders, tracefs
 from tracing.engine.bcc_types import BccProgram
+from tracing.engine.capture_config import arg_spec_entries, capture_defines, config_value
 from tracing.engine.maps import (
+    DROP_SLOTS,
+    FD_IO_DTYPE,
+    FD_KEY_DTYPE,
     STAT_KEY_DTYPE,
     STAT_VALUE_DTYPE,
     BatchReader,
     ProcEventC,
     changed_rows,
+    delete_entry,
     key_ids,
+    split_records,
 )
 from tracing.engine.sampler import StackSampler
 from tracing.engine.uprobes import attach_probes
 from tracing.errors import UserError
+from tracing.model.captures import IoTotals
 from tracing.model.connections import Connection
 from tracing.model.probes import PROBE_NR_BASE
 from tracing.model.samples import StackSample
+from tracing.model.selection import EventSelection
 from tracing.model.stats import (
-    EVENT_DTYPE,
     HIST_BUCKETS,
     HIST_PMAX,
     HIST_SUB,
@@ -51,7 +59,6 @@ from tracing.model.stats import (
     StatKey,
     SyscallStats,
     merge_stats,
-    no_events,
 )
 from tracing.net.containers import ContainerLookup
 from tracing.net.tcp_monitor import TcpMonitor
@@ -81,27 +88,13 @@ def sample_map_entries(hz: int, cpus: int | None = None) -> tuple[int, int]:
     return stacks, counts
 
 
-
-@dataclass(frozen=True)
-class EventSelection:
-    """Which individual syscalls the kernel sends up (aggregates always count every one)."""
-
-    all: bool = False
-    failed: bool = True
-    slow_ns: int = 0
-    sample_n: int = 0
-
-    @property
-    def any(self) -> bool:
-        return self.all or self.failed or self.slow_ns > 0 or self.sample_n > 0
-
-
 @dataclass(frozen=True)
 class EngineOptions:
     follow: bool = True
-    events: EventSelection = EventSelection()
+    events: EventSelection = dataclasses.field(default_factory=EventSelection)
     ringbuf_pages: int = 1024  # 4 MiB with 4 KiB pages
     stats_entries: int = 65536
+    fd_io_entries: int = 65536  # descriptors with I/O counted at once (fd_io map)
     tcp: bool = False  # bpf/tcp.bpf.c: TCP connection lifecycles of the targets
     sample_hz: int = 0  # bpf/profile.bpf.c: on-CPU stack samples at this rate (0: off)
     uprobes: tuple[str, ...] = ()  # "BINARY_OR_LIB:FUNCTION" probes counted like syscalls
@@ -157,16 +150,13 @@ def histogram_defines() -> dict[str, int]:
 
 
 def build_cflags(options: EngineOptions, arch: str) -> list[str]:
-    ev = options.events
+    """The -D flags; the event selection is not among them (a map, switched at run time)."""
     defines = {
         "PID_WORDS": _pid_words(),
         "FOLLOW": int(options.follow),
-        "EV_ALL": int(ev.all),
-        "EV_FAILED": int(ev.failed),
-        "EV_SLOW_NS": f"{int(ev.slow_ns)}ULL",
-        "EV_SAMPLE_N": f"{int(ev.sample_n)}ULL",
         "RINGBUF_PAGES": options.ringbuf_pages,
         "STATS_ENTRIES": options.stats_entries,
+        "FD_IO_ENTRIES": options.fd_io_entries,
         "HAVE_GROUP_DEAD": int(tracefs.has_field("sched", "sched_process_exit", "group_dead")),
         "USE_TASK_STORAGE": int(_kernel_at_least(5, 11)),
         "STACK_ENTRIES": sample_map_entries(options.sample_hz)[0],
@@ -175,6 +165,7 @@ def build_cflags(options: EngineOptions, arch: str) -> list[str]:
         **_exit_numbers(arch),
         "NR_HIDDEN": _hidden_number(options, arch),
         **histogram_defines(),
+        **capture_defines(arch),
     }
     return [f"-D{k}={v}" for k, v in defines.items()]
 
@@ -222,6 +213,9 @@ class SyscallProgram:
         self._read = (np.empty(0, STAT_KEY_DTYPE), np.empty(0, STAT_VALUE_DTYPE))
         self._retired: dict[StatKey, SyscallStats] = {}
         self._counters = self._bpf[b"counters"]
+        self._config = self._bpf[b"config"]
+        self._fd_io = self._bpf[b"fd_io"]
+        self._fd_io_reader = BatchReader(self._fd_io, FD_KEY_DTYPE, FD_IO_DTYPE)
         self._event_chunks: list[bytes] = []
         self._proc_events: list[ProcEvent] = []
         self._deadline = 0.0
@@ -230,6 +224,8 @@ class SyscallProgram:
         self.sampler: StackSampler | None = None
         self.tcp: TcpMonitor | None = None
         try:
+            self._fill_arg_kinds(arch)
+            self.set_selection(options.events)
             if options.tcp:
                 self.tcp = TcpMonitor(self._bpf, containers)
             if options.sample_hz:
@@ -251,6 +247,17 @@ class SyscallProgram:
 
     def is_target(self, pid: int) -> bool:
         return bool(self._targets[self._targets.Key(pid >> 6)].value & (1 << (pid & 63)))
+
+    # -- what the kernel captures ----------------------------------------------------------
+
+    def _fill_arg_kinds(self, arch: str) -> None:
+        table = self._bpf[b"arg_kinds"]
+        for index, (kinds, effects) in arg_spec_entries(load_specs(), arch).items():
+            table[table.Key(index)] = table.Leaf(kinds, effects)
+
+    def set_selection(self, selection: EventSelection) -> None:
+        """Which calls become events from now on, and whether descriptors are followed."""
+        self._config[self._config.Key(0)] = self._config.Leaf(*config_value(selection))
 
     # -- event streams ---------------------------------------------------------------------
 
@@ -297,12 +304,12 @@ class SyscallProgram:
         timeout_ms = max(0, int((deadline - time.monotonic()) * 1000))
         self._bpf.ring_buffer_poll(timeout_ms)
 
-    def take_events(self) -> np.ndarray:
-        """Syscall events received since the last call: a read-only EVENT_DTYPE array."""
+    def take_events(self) -> tuple[np.ndarray, list[bytes]]:
+        """The records received since the last call, selected events and bookkeeping ones
+        (EVF_SELECTED tells them apart): a writable EVENT_DTYPE array of their headers, and
+        the captured fields of each (b"" when none)."""
         chunks, self._event_chunks = self._event_chunks, []
-        if not chunks:
-            return no_events()
-        return np.frombuffer(b"".join(chunks), dtype=EVENT_DTYPE)  # read-only: over bytes
+        return split_records(chunks)
 
     def take_proc_events(self) -> list[ProcEvent]:
         events, self._proc_events = self._proc_events, []
@@ -388,13 +395,33 @@ class SyscallProgram:
             self._last = (last_ids[keep], last_values[keep], last_counts[keep])
 
     def _delete(self, raw_key: bytes) -> None:
-        from bcc.libbcc import lib
+        delete_entry(self._stats, raw_key)
 
-        lib.bpf_delete_elem(self._stats.map_fd, ctypes.c_char_p(raw_key))
+    # -- per-descriptor I/O ----------------------------------------------------------------
+
+    def read_fd_io(self) -> dict[tuple[int, int], IoTotals]:
+        """(pid, fd) -> the I/O counted so far on each descriptor still open."""
+        keys, values = self._fd_io_reader.read()
+        return dict(zip(zip(keys["pid"].tolist(), keys["fd"].tolist(), strict=True),
+                        map(IoTotals._make, values.tolist()), strict=True))
+
+    def take_fd_io(self, pids: set[int]) -> dict[int, dict[int, IoTotals]]:
+        """pid -> fd -> totals left for processes that are gone; their entries are deleted."""
+        if not pids:
+            return {}
+        keys, values = self._fd_io_reader.read()
+        rows = np.flatnonzero(np.isin(keys["pid"], list(pids))).tolist()
+        found: dict[int, dict[int, IoTotals]] = {}
+        for i in rows:
+            found.setdefault(int(keys["pid"][i]), {})[int(keys["fd"][i])] = \
+                IoTotals._make(values[i].tolist())
+            delete_entry(self._fd_io, keys[i].tobytes())
+        return found
 
     def read_drops(self) -> Drops:
-        totals = [sum(self._counters[self._counters.Key(i)]) for i in range(5)]
-        drops = Drops(*totals)
+        totals = [sum(self._counters[self._counters.Key(i)]) for i in range(DROP_SLOTS)]
+        drops = Drops(events=totals[0], stats_full=totals[1], proc_events=totals[2],
+                      inflight=totals[3], events_sent=totals[4], fd_events=totals[5])
         if self.sampler is not None:
             drops = dataclasses.replace(drops, **self.sampler.drops())
         if self.tcp is not None:

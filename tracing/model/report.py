@@ -114,7 +114,7 @@ def format_summary(snapshot: Snapshot, per_process: bool = False) -> str:
             f"CPU samples: {drops.stacks_missing} without a user stack, "
             f"{drops.stack_collisions} with a stack lost (stack map collision or full), "
             f"{drops.samples_lost} not counted (sample map full), {drops.tcp_events} TCP "
-            "state changes"
+            f"state changes, {drops.fd_events} descriptor records (files)"
         )
     return "\n\n".join(parts)
 
@@ -129,6 +129,7 @@ DROP_CAUSES = (
     ("stack_collisions", "sample stacks"),  # stack map collision or full
     ("samples_lost", "samples"),  # the sample map was full
     ("tcp_events", "TCP events"),
+    ("fd_events", "file records"),  # descriptor bookkeeping: per-file totals incomplete
 )
 
 

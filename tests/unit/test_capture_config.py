@@ -1,0 +1,97 @@
+"""What the engine tells the kernel about capturing (arg_kinds entries, -D flags), and how it
+splits the ring buffer's records into headers and fields. No kernel needed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from syscall_tables import syscall_number
+from tracing.decode import argspec
+from tracing.decode.argspec import checked_in_specs
+from tracing.engine.capture_config import (
+    ABI_SLOT,
+    KIND_LENPTR,
+    arg_spec_entries,
+    capture_defines,
+    kernel_kinds,
+)
+from tracing.engine.maps import split_records
+from tracing.model.captures import (
+    DATA_MAX,
+    KIND_ARGV,
+    KIND_FDPAIR,
+    KIND_PATH,
+    KIND_SOCKADDR,
+    pack_field,
+)
+from tracing.model.stats import EVENT_DTYPE
+
+SPECS = checked_in_specs()
+ENTRIES = arg_spec_entries(SPECS, "x86_64")
+
+
+def kind(kinds: int, i: int) -> int:
+    return (kinds >> (4 * i)) & 0xF
+
+
+def entry(table: str, name: str) -> tuple[int, int]:
+    abi = argspec.ABI_TABLES["x86_64"].index(table)
+    nr = syscall_number(name, table)
+    assert nr is not None
+    return ENTRIES[abi * ABI_SLOT + nr % ABI_SLOT]
+
+
+def test_paths_and_effects_per_abi():
+    kinds, effects = entry("x86_64", "openat")
+    assert [kind(kinds, i) for i in range(6)] == [0, KIND_PATH, 0, 0, 0, 0]
+    assert effects & argspec.OPENS and effects & argspec.FD_RET
+    i386_kinds, i386_effects = entry("i386", "open")  # its own number (5), its own slot
+    assert kind(i386_kinds, 0) == KIND_PATH
+    assert i386_effects & argspec.OPENS
+    x32_kinds, _ = entry("x32", "execve")
+    assert (kind(x32_kinds, 0), kind(x32_kinds, 1)) == (KIND_PATH, KIND_ARGV)
+
+
+def test_pairs_and_written_back_lengths_are_marked_for_the_kernel():
+    assert kind(entry("x86_64", "pipe2")[0], 0) == KIND_FDPAIR
+    assert kind(entry("x86_64", "socketpair")[0], 3) == KIND_FDPAIR
+    assert kind(entry("x86_64", "accept4")[0], 1) == KIND_SOCKADDR | KIND_LENPTR
+    assert kind(entry("x86_64", "connect")[0], 1) == KIND_SOCKADDR  # addrlen is a value
+    spec = SPECS.by_name("recvfrom")
+    assert spec is not None
+    assert kind(kernel_kinds(spec), 4) == KIND_SOCKADDR | KIND_LENPTR
+
+
+def test_calls_with_nothing_to_capture_have_no_entry():
+    nr = syscall_number("getppid", "x86_64")
+    assert nr is not None and nr not in ENTRIES
+
+
+def test_defines_come_from_the_python_definitions():
+    defines = capture_defines("x86_64")
+    assert defines["CAP_DATA_MAX"] == DATA_MAX
+    assert defines["NR_EXECVE"] == syscall_number("execve", "x86_64")
+    assert defines["NR_EXECVE_COMPAT"] == syscall_number("execve", "i386")
+    assert defines["X32_SYSCALL_BIT"] == 0x40000000
+    assert defines["FCNTL_DUPFD_CLOEXEC"] == 1030
+    assert defines["ARG_SPEC_ENTRIES"] == 3 * ABI_SLOT
+
+
+def record(pid: int, data: bytes = b"") -> bytes:
+    head = np.zeros(1, dtype=EVENT_DTYPE)
+    head["pid"], head["data_len"] = pid, len(data)
+    return head.tobytes() + data
+
+
+def test_records_split_into_writable_headers_and_their_fields():
+    path = pack_field(1, KIND_PATH, b"/etc/passwd")
+    headers, data = split_records([record(1), record(2, path), record(3)])
+    assert headers["pid"].tolist() == [1, 2, 3]
+    assert headers["data_len"].tolist() == [0, len(path), 0]
+    assert data == [b"", path, b""]
+    headers["fd_path"] = 7  # the FileTracker writes it
+    bare, none = split_records([record(4), record(5)])
+    assert bare["pid"].tolist() == [4, 5] and none == [b"", b""]
+    bare["fd_path"] = 1
+    empty, nothing = split_records([])
+    assert len(empty) == 0 and empty.dtype == EVENT_DTYPE and nothing == []
