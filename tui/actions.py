@@ -33,11 +33,11 @@ ACTIONS: tuple[Action, ...] = (
     Action("drill", "enter", "details", "Details of the selected row", ("live",),
            essential=True),
     Action("sort_next", "greater_than_sign,full_stop", "sort→", "Sort by the next column",
-           ("live", "picker", "samples", "connections"), footer=False),
+           ("live", "picker", "samples", "connections", "files"), footer=False),
     Action("sort_prev", "less_than_sign,comma", "←sort", "Sort by the previous column",
-           ("live", "picker", "samples", "connections"), footer=False),
+           ("live", "picker", "samples", "connections", "files"), footer=False),
     Action("sort_invert", "i", "invert", "Invert the sort order",
-           ("live", "picker", "samples", "connections"), footer=False),
+           ("live", "picker", "samples", "connections", "files"), footer=False),
     Action("toggle_tree", "t", "tree", "Show or hide the process tree", ("live",)),
     Action("toggle_output", "o", "output", "Show or hide the command's output", ("live",)),
     Action("toggle_pause", "p", "pause", "Pause the tables (counting goes on)", ("live",)),
@@ -54,9 +54,26 @@ ACTIONS: tuple[Action, ...] = (
     Action("connections", "c", "connections", "TCP connections: the selected process's, "
            "outbound ones from a connect row, inbound from accept/accept4; else all",
            ("live",), essential=True),
+    Action("event_log", "E", "events", "Event log: the kept events decoded, as strace "
+           "shows them", ("live",)),
+    Action("files", "F", "files", "Files: opens, failed opens, reads and writes per path",
+           ("live",)),
     # a syscall's details
     Action("pause_events", "p", "pause", "Pause the recent events list (new ones wait)",
            ("detail",)),
+    # the event log
+    Action("filter", "slash", "filter", "Filter the events (/): path~ fd= ret= errno= addr~ "
+           "and the syscall fields", ("events",), essential=True),
+    Action("toggle_pause", "p,space", "pause", "Pause the log (events go on arriving)",
+           ("events",), essential=True),
+    Action("cycle_selection", "s", "selection", "Which events the kernel sends: failed, "
+           "slow, 1 in N, all, none (live traces)", ("events",), essential=True),
+    Action("show_event", "enter", "event", "The selected event whole", ("events",)),
+    # the files view
+    Action("toggle_directories", "g", "by directory", "Group the files by directory "
+           "(toggle)", ("files",), essential=True),
+    Action("file_events", "enter", "its events", "The event log of the selected path",
+           ("files",), essential=True),
     # the CPU samples views
     Action("neighbours", "enter", "callers", "Callers and callees of the selected function",
            ("samples",)),
@@ -102,13 +119,14 @@ ACTIONS: tuple[Action, ...] = (
            ("sessions",)),
     # everywhere
     Action("back", "escape", "back", "Go back, or clear the filter",
-           ("detail", "help", "samples", "callers", "connections"), footer=True),
+           ("detail", "help", "samples", "callers", "connections", "events", "files"),
+           footer=True),
     Action("help", "question_mark", "help", "Keys and the filter language",
            ("live", "picker", "detail", "sessions", "samples", "callers", "flame",
-            "connections"), essential=True),
+            "connections", "events", "files"), essential=True),
     Action("quit", "q", "quit", "Quit (asks before stopping a running command)",
            ("live", "picker", "detail", "sessions", "samples", "callers", "flame",
-            "connections"), essential=True),
+            "connections", "events", "files"), essential=True),
 )
 
 
@@ -130,6 +148,7 @@ SCREEN_TITLES = {
     "live": "the live view", "picker": "the process picker", "detail": "a syscall's details",
     "sessions": "saved sessions", "samples": "CPU samples", "callers": "callers and callees",
     "flame": "the flame view", "connections": "TCP connections", "help": "help",
+    "events": "the event log", "files": "files",
 }  # fmt: skip
 
 

@@ -1,5 +1,6 @@
-"""The drill-down of one syscall: latency histogram, per-process and per-errno breakdowns,
-and its recent individual events with arguments and return values.
+"""The drill-down of one syscall: latency histogram, per-process and per-errno breakdowns
+(with the paths or addresses most often behind each errno), and its recent individual events
+decoded as strace shows them (tui/event_rows.py).
 
 The tables keep their selected row by key. New events join the events list without moving
 its cursor: on the newest event (the top) the list follows the stream; on an older one, that
@@ -7,8 +8,9 @@ event stays where it is on screen. `p` pauses the list."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from textual.app import ComposeResult
@@ -17,16 +19,11 @@ from textual.widgets import Static
 
 from syscall_tables import errno_name
 from tracing.model.report import key_name
-from tracing.model.stats import (
-    StatKey,
-    SyscallEvent,
-    SyscallStats,
-    event_objects,
-    merge_stats,
-)
+from tracing.model.stats import StatKey, SyscallStats, merge_stats
 from tracing.model.units import format_count, format_duration, format_exact_count
 from tui.actions import bindings_for
 from tui.columns import Column, Row, RowKey
+from tui.event_rows import EventStore, LogEvent, errno_causes
 from tui.footer import KeyFooter
 from tui.screens import DrillDown
 from tui.session import SessionView
@@ -35,27 +32,20 @@ from tui.text import line
 from tui.widgets import HistogramChart
 
 RECENT_SHOWN = 1000  # the table draws only the lines on screen
+FAILED_KEPT = 2000  # the failed events whose paths and addresses explain the errnos
+ERRNO_MIN_WIDTH = 24  # errno and events, a gap and a scrollbar (sikte.tcss)
+PROCESSES_WIDTH = 84  # every column of the processes table, its gaps and scrollbar
 
 PROCESS_COLUMNS = (
     Column("pid", "pid"), Column("comm", "comm", False, 15), Column("count", "calls"),
     Column("errors", "errors", priority=1), Column("total_ns", "total"),
     Column("avg_ns", "avg", priority=3), Column("p99_ns", "p99"),
     Column("max_ns", "max", priority=2))
-ERRNO_COLUMNS = (Column("errno", "errno", False, 12), Column("events", "events"))
+ERRNO_COLUMNS = (Column("errno", "errno", False, 12), Column("events", "events"),
+                 Column("behind", "most often behind", False, 1, priority=1))
 EVENT_COLUMNS = (
     Column("time", "time", True, 10), Column("pid", "pid"), Column("tid", "tid"),
-    Column("duration", "duration", True, 8), Column("return", "return", False, 14),
-    Column("arguments", "arguments", False, 100))
-
-
-def format_ret(event: SyscallEvent) -> str:
-    if event.failed:
-        return f"-1 {errno_name(event.errno)}"
-    return str(event.ret) if abs(event.ret) < 1 << 20 else hex(event.ret)
-
-
-def format_args(args: tuple[int, ...]) -> str:
-    return ", ".join(hex(a) if a > 0xFFFF else str(a) for a in args)
+    Column("duration", "duration", True, 8), Column("call", "call", False, 120))
 
 
 class DetailScreen(DrillDown):
@@ -69,6 +59,11 @@ class DetailScreen(DrillDown):
         self.pid = pid
         self.events_paused = False
         self._events_shown: tuple[int, RowKey | None] = (0, None)  # (matched, newest key)
+        # This syscall's events, by (pid << 32 | nr) of its entries, whatever each ABI calls it.
+        self._wanted = np.empty(0, dtype=np.uint64)
+        self._recent = EventStore(RECENT_SHOWN, self._mine)
+        self._failed = EventStore(FAILED_KEPT, self._mine_failed)
+        self._resets = session.resets
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
@@ -83,12 +78,25 @@ class DetailScreen(DrillDown):
         yield KeyFooter()
 
     def on_mount(self) -> None:
-        for name, columns in (("by-process", PROCESS_COLUMNS), ("by-errno", ERRNO_COLUMNS),
-                              ("events", EVENT_COLUMNS)):
+        for name, columns in (("by-process", PROCESS_COLUMNS), ("events", EVENT_COLUMNS)):
             self.query_one(f"#{name}", KeyedTable).set_columns(columns)
         self.query_one("#by-process", KeyedTable).set_sort("total_ns", True)
         self.query_one("#events", KeyedTable).focus(scroll_visible=False)
+        self._fit_breakdowns()
         self.session_updated()
+
+    def on_resize(self) -> None:
+        self._fit_breakdowns()
+        self.session_updated()  # new columns come without rows
+
+    def _fit_breakdowns(self) -> None:
+        """The errno table takes what the processes table leaves past its columns (the
+        paths behind each errno need room); at 80 columns it keeps errno and events only."""
+        width = max(ERRNO_MIN_WIDTH, self.app.size.width - PROCESSES_WIDTH)
+        errnos = self.query_one("#by-errno", KeyedTable)
+        errnos.styles.width = width
+        behind = dataclasses.replace(ERRNO_COLUMNS[-1], width=max(width - ERRNO_MIN_WIDTH, 1))
+        errnos.set_columns((*ERRNO_COLUMNS[:-1], behind))
 
     def _matches(self, key: StatKey) -> bool:
         snapshot = self.session.latest
@@ -107,14 +115,27 @@ class DetailScreen(DrillDown):
                      "p99": stats.quantile(0.99)}
             self.query_one(HistogramChart).show(stats.hist, marks)
         self._render_processes(entries)
-        batch = self.session.events
-        # The entries' (pid, nr) pairs pick this syscall's events, whatever each ABI calls it.
-        wanted = np.array(sorted({(k.pid << 32) | k.nr for k in entries}), dtype=np.uint64)
-        mask = np.isin((batch["pid"].astype(np.uint64) << 32) | batch["nr"], wanted)
-        mine = batch[mask]
+        self._wanted = np.array(sorted({(k.pid << 32) | k.nr for k in entries}), dtype=np.uint64)
+        if self.session.resets != self._resets:  # R, or another stretch of a saved session
+            self._resets = self.session.resets
+            self._recent.clear()
+            self._failed.clear()
+        batches = self.session.event_batches
+        self._failed.update(batches)
+        mine = self.session.events
+        mine = mine[self._mine(mine)]
         self._render_errnos(mine)
         if not self.events_paused:
-            self._render_events(mine, len(mine))
+            self._recent.update(batches)
+            self._render_events(len(mine))
+
+    def _mine(self, batch: np.ndarray) -> np.ndarray:
+        """A mask of this syscall's events in `batch`."""
+        return np.isin((batch["pid"].astype(np.uint64) << 32) | batch["nr"], self._wanted)
+
+    def _mine_failed(self, batch: np.ndarray) -> np.ndarray:
+        ret = batch["ret"]
+        return self._mine(batch) & (ret < 0) & (ret >= -4095)
 
     def _render_title(self, stats: SyscallStats | None) -> None:
         # The name may be a function probe's, which names a binary and a function.
@@ -153,20 +174,22 @@ class DetailScreen(DrillDown):
     def _render_errnos(self, batch: np.ndarray) -> None:
         ret = batch["ret"]
         failed = -ret[(ret < 0) & (ret >= -4095)]
+        causes = errno_causes(self._failed.events)
         rows = [Row((errno_name(errno),), {"events": n},
-                    {"errno": errno_name(errno), "events": format_count(n)})
+                    {"errno": errno_name(errno), "events": format_count(n),
+                     "behind": causes.get(errno, "-")})
                 for errno, n in Counter(failed.tolist()).most_common()]
         self.query_one("#by-errno", KeyedTable).update_rows(rows)
 
-    def _render_events(self, mine: np.ndarray, matched: int) -> None:
+    def _render_events(self, matched: int) -> None:
         """Newest first. Only when events arrived; the cursor stays on its event."""
-        newest = event_key(event_objects(mine[-1:])[0]) if matched else None
+        events: Sequence[LogEvent] = self._recent.events
+        newest = event_key(events[-1]) if events else None
         if (matched, newest) == self._events_shown:
             return
         self._events_shown = (matched, newest)
         snapshot = self.session.latest
         start = snapshot.start_ts_ns if snapshot else 0
-        events = event_objects(mine[-RECENT_SHOWN:])
         table = self.query_one("#events", KeyedTable)
         following = table.cursor == 0
         table.update_rows([event_row(e, start) for e in reversed(events)], anchor=not following)
@@ -194,14 +217,14 @@ class DetailScreen(DrillDown):
             self._render_events_title(shown, self._events_shown[0])
 
 
-def event_key(e: SyscallEvent) -> RowKey:
+def event_key(e: LogEvent) -> RowKey:
     """A thread makes one syscall at a time: its id and the time name the event."""
     return (e.tid, e.ts_ns, e.nr)
 
 
-def event_row(e: SyscallEvent, start_ns: int) -> Row:
-    def cells() -> dict[str, str]:  # made only for the rows on screen
+def event_row(e: LogEvent, start_ns: int) -> Row:
+    def cells() -> dict[str, str]:  # made (and decoded) only for the rows on screen
         return {"time": f"{(e.ts_ns - start_ns) / 1e9:.6f}", "pid": str(e.pid),
                 "tid": str(e.tid), "duration": format_duration(e.duration_ns),
-                "return": format_ret(e), "arguments": format_args(e.args)}
+                "call": e.call}
     return Row(event_key(e), {"ts": e.ts_ns}, cells)

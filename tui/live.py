@@ -24,6 +24,8 @@ from tui.actions import bindings_for
 from tui.columns import GROUPINGS, Grouping, columns
 from tui.connection_rows import scope_of_row
 from tui.connections import ConnectionsScreen
+from tui.event_log import EventLogScreen
+from tui.files import FilesScreen
 from tui.filter_bar import FilterBar
 from tui.footer import KeyFooter
 from tui.messages import CommandOutput, SnapshotReady, SourceFailed, SourceStarted
@@ -336,6 +338,12 @@ class LiveScreen(SortKeys, Screen[None]):
         ones for a connect row, inbound ones for accept/accept4; all for other rows."""
         scope = scope_of_row(self.grouping.key, self.query_one(KeyedTable).cursor_key)
         self.app.push_screen(ConnectionsScreen(self.session, scope))
+
+    def action_event_log(self) -> None:
+        self.app.push_screen(EventLogScreen(self.session, self.source))
+
+    def action_files(self) -> None:
+        self.app.push_screen(FilesScreen(self.session, self.source))
 
     def action_help(self) -> None:
         navigator(self.app).action_show_help()

@@ -1,10 +1,11 @@
 """What the UI knows of the trace so far: the newest snapshot, the recent events of every
-snapshot and every stack's CPU samples (rendering skips snapshots, keeping their events and
-samples does not)."""
+snapshot (with their captured fields, numbered in order of arrival) and every stack's CPU
+samples (rendering skips snapshots, keeping their events and samples does not)."""
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,11 +16,29 @@ from tracing.model.stats import EVENT_DTYPE, Snapshot
 RECENT_EVENTS = 20_000
 
 
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """One snapshot's events: `first` numbers its first event (events are numbered from 0 in
+    order of arrival), `data` their captured fields, `snapshot` the one they came in (its
+    processes name them, its path table names their descriptors)."""
+
+    first: int
+    events: np.ndarray
+    data: tuple[bytes, ...]
+    snapshot: Snapshot
+
+    @property
+    def end(self) -> int:
+        return self.first + len(self.events)
+
+
 class SessionView:
     def __init__(self) -> None:
         self.latest: Snapshot | None = None
-        self._batches: deque[np.ndarray] = deque()
+        self._batches: deque[EventBatch] = deque()
         self._held = 0
+        self.events_arrived = 0  # every event since the start, resets or not
+        self.resets = 0  # how many times what was shown was forgotten (reset, a new window)
         self.samples = SampleSet()
         self.connections = ConnectionSet()
 
@@ -29,24 +48,33 @@ class SessionView:
             self.samples.update(snapshot.samples)
         if snapshot.connections:
             self.connections.update(snapshot.connections)
-        if len(snapshot.events):
-            self._batches.append(snapshot.events)
-            self._held += len(snapshot.events)
+        count = len(snapshot.events)
+        if count:
+            self._batches.append(EventBatch(self.events_arrived, snapshot.events,
+                                            tuple(snapshot.event_data), snapshot))
+            self._held += count
+            self.events_arrived += count
         # Keep whole batches while the newest RECENT_EVENTS stay covered.
-        while self._batches and self._held - len(self._batches[0]) >= RECENT_EVENTS:
-            self._held -= len(self._batches.popleft())
+        while self._batches and self._held - len(self._batches[0].events) >= RECENT_EVENTS:
+            self._held -= len(self._batches.popleft().events)
 
     @property
     def events(self) -> np.ndarray:
         """The recent events, oldest first (EVENT_DTYPE)."""
         if not self._batches:
             return np.empty(0, dtype=EVENT_DTYPE)
-        return np.concatenate(self._batches)[-RECENT_EVENTS:]
+        return np.concatenate([b.events for b in self._batches])[-RECENT_EVENTS:]
+
+    @property
+    def event_batches(self) -> tuple[EventBatch, ...]:
+        """The recent events with their captured fields, oldest batch first."""
+        return tuple(self._batches)
 
     def reset(self, keep_counting: bool = True) -> None:
         """Forget what was shown; `keep_counting`: see SampleSet.reset."""
         self._batches.clear()
-        self._held = 0
+        self._held = 0  # events_arrived goes on: it numbers the events
+        self.resets += 1
         self.samples.reset(keep_counting)
         if not keep_counting:  # a live trace's connections stay: they are not counts
             self.connections.reset()

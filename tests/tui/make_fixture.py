@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tracing.engine.program import EventSelection
 from tracing.engine.tracer import TraceConfig, Tracer
+from tracing.model.selection import EventSelection
 from tracing.model.stats import Snapshot
 from tracing.session.replay import save_snapshots
 

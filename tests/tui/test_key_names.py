@@ -77,7 +77,8 @@ async def test_help_lists_the_live_views_keys_first(replay_app: SikteApp):
         assert "> or .  Sort by the next column" in here
         assert here[-1] == "Ctrl+P  Command palette: every action, searchable"
         # The other screens' keys come after, each once, with where they apply.
-        space = next(line for line in others if line.startswith("Space"))
+        # Keys are right-aligned to the longest ("p or Space", the event log's pause).
+        space = next(line.lstrip() for line in others if line.lstrip().startswith("Space"))
         assert space.split("  ")[0:2] == ["Space", "Select or unselect the process"]
         assert space.endswith("  picker")
         described = {a.description for a in live}

@@ -1,0 +1,205 @@
+"""The Files view (F): per path, the processes that used it, opens and failed opens by errno,
+reads and bytes read, writes and bytes written, and the time spent in I/O; `g` sums them per
+directory; Enter opens the event log on that path's (or directory's) events.
+
+It reads the newest snapshot's per-file totals (cumulative) and redraws when a new snapshot
+arrives. What the rows hold is tui/file_rows.py's; this module is the screen.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from tracing.query.event_filter import path_term
+from tracing.sources import SnapshotSource
+from tui.actions import bindings_for
+from tui.connections import ConnectionTable
+from tui.event_log import EventLogScreen
+from tui.file_rows import (
+    FILE_COLUMNS,
+    PathSummary,
+    by_directory,
+    describe_summary,
+    file_rows,
+    fitted_columns,
+    largest_first,
+    path_summaries,
+    sorted_summaries,
+)
+from tui.footer import KeyFooter
+from tui.screens import DrillDown, SortKeys, ThrottledRedraw
+from tui.session import SessionView
+from tui.table import KeyedTable
+from tui.text import data, line
+
+SCROLLBAR = 2
+DEFAULT_SORT = "io_ns"
+
+
+class FilesScreen(ThrottledRedraw, SortKeys, DrillDown):
+    ACTION_SCREEN = "files"
+    BINDINGS = bindings_for("files")
+    DEFAULT_CSS = """
+    FilesScreen #files-title { height: auto; padding: 0 1; background: $panel; }
+    FilesScreen ConnectionTable { height: 1fr; }
+    FilesScreen #files-empty {
+        height: 1fr; content-align: center middle; text-align: center; color: $text-muted;
+    }
+    FilesScreen #file-selected { height: auto; max-height: 3; padding: 0 1; background: $panel; }
+    """
+
+    def __init__(self, session: SessionView, source: SnapshotSource | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.source = source
+        self.grouped = False
+        self.sort_column = DEFAULT_SORT
+        self.sort_reverse = True
+        self._summaries: list[PathSummary] = []
+        self._drawn: tuple[int, int] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="files-title")
+        yield ConnectionTable(id="files")
+        yield Static(id="files-empty")
+        yield Static(id="file-selected")
+        yield KeyFooter()
+
+    def on_mount(self) -> None:
+        self.query_one("#files-empty").display = False
+        self._table().focus()
+        self.redraw_from_session()
+
+    def on_screen_resume(self) -> None:
+        self.redraw_from_session()
+
+    def on_resize(self) -> None:
+        self._redraw()
+
+    def _table(self) -> ConnectionTable:
+        return self.query_one("#files", ConnectionTable)
+
+    # -- drawing ----------------------------------------------------------------------------
+
+    def _state(self) -> tuple[int, int]:
+        latest = self.session.latest
+        return (latest.seq, latest.epoch) if latest is not None else (-1, -1)
+
+    def redraw_from_session(self) -> None:
+        if self._state() != self._drawn:
+            self._redraw()
+
+    def _redraw(self) -> None:
+        self._drawn = self._state()
+        latest = self.session.latest
+        per_path = path_summaries(latest.files, latest.paths) if latest is not None else []
+        shown = by_directory(per_path) if self.grouped else per_path
+        self._summaries = sorted_summaries(shown, self.sort_column, self.sort_reverse)
+        table = self._table()
+        # As the event log's: the screen's width, minus the scrollbar and as much again.
+        available = max(self.app.size.width - 2 * SCROLLBAR, 40)
+        columns = fitted_columns(available, self.sort_column)
+        with self.app.batch_update():
+            if columns != table.columns:
+                key = table.cursor_key
+                table.set_columns(columns)
+                table.set_sort(self.sort_column, self.sort_reverse)
+                rows = file_rows(self._summaries, columns)
+                table.update_rows(rows)
+                index = next((i for i, r in enumerate(rows) if r.key == key), None)
+                if index is not None:
+                    table.move_cursor(index)
+            else:
+                table.update_rows(file_rows(self._summaries, columns))
+            self._draw_title(len(per_path))
+            self._draw_empty()
+            self._draw_selected()
+
+    def _draw_title(self, paths: int) -> None:
+        arrow = "▼" if self.sort_reverse else "▲"
+        label = next(c.label for c in FILE_COLUMNS if c.key == self.sort_column)
+        parts = [f"{paths:,} paths"]
+        if self.grouped:
+            parts.append(f"by directory ({len(self._summaries):,})")
+        parts.append(f"sort {label} {arrow}")
+        self.query_one("#files-title", Static).update(
+            line(("Files", "bold"), ": ", " · ".join(parts)))
+
+    def _draw_empty(self) -> None:
+        empty = self.query_one("#files-empty", Static)
+        any_shown = bool(self._summaries)
+        self._table().display = any_shown
+        empty.display = not any_shown
+        if not any_shown:
+            empty.update(Text("No files yet: the per-file accounting counts the opens, reads "
+                              "and writes of the traced processes (not with --events none)."))
+
+    def _selected(self) -> PathSummary | None:
+        key = self._table().cursor_key
+        return next((s for s in self._summaries if (s.path,) == key), None)
+
+    def _draw_selected(self) -> None:
+        summary = self._selected()
+        text = describe_summary(summary, self.grouped) if summary is not None else ""
+        selected = self.query_one("#file-selected", Static)
+        selected.update(data(text))  # a path: outside text
+        selected.display = bool(text)
+
+    @on(ConnectionTable.CursorMoved)
+    def _cursor_moved(self) -> None:
+        self._draw_selected()
+
+    # -- sorting ----------------------------------------------------------------------------
+
+    def _set_sort(self, column: str, reverse: bool) -> None:
+        self.sort_column, self.sort_reverse = column, reverse
+        self._table().set_sort(column, reverse)
+        self._redraw()
+
+    def _step_sort(self, step: int) -> None:
+        shown = {c.key for c in self._table().columns}
+        keys = [c.key for c in FILE_COLUMNS]
+        index = keys.index(self.sort_column)
+        for _ in keys:
+            index = (index + step) % len(keys)
+            if keys[index] in shown:
+                break
+        self._set_sort(keys[index], largest_first(keys[index]))
+
+    @on(KeyedTable.HeaderClicked)
+    def _header_clicked(self, event: KeyedTable.HeaderClicked) -> None:
+        if event.column == self.sort_column:
+            self.action_sort_invert()
+        else:
+            self._set_sort(event.column, largest_first(event.column))
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def action_toggle_directories(self) -> None:
+        self.grouped = not self.grouped
+        self._redraw()
+
+    def action_file_events(self) -> None:
+        summary = self._selected()
+        if summary is None:
+            return
+        if self.grouped and summary.path.endswith("/"):
+            term = f"path~^{re.escape(summary.path)}[^/]*$"
+            term = path_term_quoted(term)
+        else:
+            term = path_term(summary.path)
+        self.app.push_screen(EventLogScreen(self.session, self.source, filter_text=term))
+
+
+def path_term_quoted(term: str) -> str:
+    """A term quoted whole when it holds a space or a quote (the filter splits at spaces)."""
+    if not any(c.isspace() or c in "\"'" for c in term):
+        return term
+    field, _, value = term.partition("~")
+    quote = "'" if '"' in value else '"'
+    return f"{field}~{quote}{value}{quote}"
