@@ -18,6 +18,7 @@ from typing import Protocol
 
 from tracing.engine.tracer import TraceConfig, Tracer
 from tracing.errors import UserError
+from tracing.model.selection import EventSelection
 from tracing.model.snapshots import rebase
 from tracing.model.stats import Snapshot
 from tracing.session.journal import Journal, JournalOptions, start_journal
@@ -81,6 +82,11 @@ class SnapshotSource(Protocol):
     def stop_command(self) -> None: ...
     def leave_command(self) -> None: ...
     def left_running(self) -> tuple[int, ...]: ...
+    # The event selection: switched at run time by a live source (at its next tick), kept
+    # as recorded by the others (selection None, set_selection does nothing).
+    @property
+    def selection(self) -> EventSelection | None: ...
+    def set_selection(self, selection: EventSelection) -> None: ...
 
 
 class LiveSource:
@@ -92,6 +98,7 @@ class LiveSource:
         self.config = config
         self.capabilities = Capabilities(live=True, output=bool(config.command))
         self.title = ", ".join(config.describe_targets())
+        self._selection = config.events
         self.tracer: Tracer | None = None
         self.journal: Journal | None = None
         self._journal_options = journal_options or JournalOptions()
@@ -210,6 +217,21 @@ class LiveSource:
         if self.tracer is not None:
             self.tracer.reset()
 
+    @property
+    def selection(self) -> EventSelection:
+        """The selection asked last (in force from the next snapshot on)."""
+        return self._selection
+
+    def set_selection(self, selection: EventSelection) -> None:
+        """Switch which events the kernel sends; snapshots say when it is in force
+        (Snapshot.selection). Before the trace starts: it starts with it."""
+        self._selection = selection
+        tracer = self.tracer
+        if tracer is not None:
+            tracer.set_selection(selection)
+        else:
+            self.config = dataclasses.replace(self.config, events=selection)
+
     def journal_line(self) -> str | None:
         return self.journal.describe() if self.journal is not None else None
 
@@ -274,6 +296,13 @@ class _Playback:
 
     def left_running(self) -> tuple[int, ...]:
         return ()
+
+    @property
+    def selection(self) -> EventSelection | None:
+        return None  # as recorded: each snapshot says which
+
+    def set_selection(self, selection: EventSelection) -> None:
+        pass
 
 
 class ReplaySource(_Playback):

@@ -17,9 +17,10 @@ PACKAGES = ("tracing", "tui", "cli", "benchmarks", "syscall_tables")
 
 # What the pure model may use, exactly: what it imports today (text made safe to show comes
 # from boundary.display_text, the one error a user can cause from tracing.errors, syscall
-# names from syscall_tables), numpy and the standard library.
+# names from syscall_tables, each call's descriptor effects from decode.argspec: the
+# descriptor table follows them), numpy and the standard library.
 MODEL_MAY_IMPORT = ("tracing.model", "tracing.boundary.display_text", "tracing.errors",
-                    "syscall_tables")
+                    "syscall_tables", "tracing.decode.argspec")
 MODEL_EXTERNAL = frozenset({"numpy"})
 
 

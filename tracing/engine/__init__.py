@@ -5,7 +5,8 @@ addresses (`symbols`), the typed view of bcc's objects (`bcc_types`), the tracer
 turns it all into snapshots (`tracer`), tracefs, kernel headers for compiling, and the doctor
 that explains a broken setup.
 
-May import model, system, net, boundary. Its users are the top-level sources and record, the
+May import model, decode (argument kinds for the capture map: `capture_config`), system,
+net, boundary. Its users are the top-level sources and record, the
 CLI, the benchmarks, and the TUI for one value type (`tracer.TraceConfig`, what to trace);
 the session store and the model never import it (tests/unit/test_layers.py).
 """

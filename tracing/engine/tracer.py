@@ -1,6 +1,11 @@
 """The tracing engine: loads the program, manages targets, and runs the worker thread that
 drains the ring buffers and reads the aggregates each tick into a Snapshot.
 
+Each tick's event records also go through a FileTracker (tracing.model.file_tracker), with
+the process events, in the order they happened: it keeps the targets' descriptor tables
+(seeded from /proc at attach), names each record's descriptor and counts I/O per file.
+Only the records the user's selection keeps (EVF_SELECTED) become the snapshot's events.
+
 The worker only calls `on_snapshot`; whoever receives it (the TUI, `record`, the store)
 decides what to do with it in its own thread.
 """
@@ -10,17 +15,33 @@ from __future__ import annotations
 import platform
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from syscall_tables import canonical_arch
+from tracing.decode.argspec import load_specs
+from tracing.decode.sockaddr import short_address
 from tracing.engine import tracefs
-from tracing.engine.program import EngineOptions, EventSelection, SyscallProgram
+from tracing.engine.program import EngineOptions, SyscallProgram
 from tracing.errors import UserError
+from tracing.model.captures import EVF_SELECTED
+from tracing.model.file_tracker import FileTracker
+from tracing.model.paths import PathTable
 from tracing.model.probes import probe_names
+from tracing.model.selection import EventSelection
 from tracing.model.snapshots import SnapshotBuilder
-from tracing.model.stats import ExitStatus, ProcKind, Snapshot, TraceState
+from tracing.model.stats import (
+    ExitStatus,
+    ProcEvent,
+    ProcKind,
+    Snapshot,
+    TraceState,
+    no_events,
+)
 from tracing.net.containers import BackgroundResolver, ContainerResolver
+from tracing.system import fd_seed
 from tracing.system.processes import ProcessTracker
 from tracing.system.targets import BoundPid, LaunchedCommand, RunAs, run_as
 from tracing.system.terminal_relay import CommandTerminal
@@ -28,6 +49,10 @@ from tracing.system.terminal_relay import CommandTerminal
 SnapshotCallback = Callable[[Snapshot], None]
 ErrorCallback = Callable[[BaseException], None]
 MAX_PERIOD_S = 2.0
+# Between ticks the records received are taken in at most this often: a tick then handles a
+# short stretch of them, and the ring buffer (not drained while a tick runs) never fills
+# because a tick had a long stretch to go through.
+ABSORB_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -83,6 +108,15 @@ class Tracer:
         # on a later tick), and stopping never waits for it (a slow Docker socket).
         self._containers = BackgroundResolver(ContainerResolver(docker=config.docker))
         self._tracker = ProcessTracker(self._containers.label_of_pid)
+        self.paths = PathTable()  # shared with every snapshot (append-only)
+        self._files = FileTracker(load_specs(), self.arch, self.paths, short_address)
+        self.selection = config.events  # in force; a new one waits in _new_selection
+        self._new_selection: EventSelection | None = None
+        self._selection_lock = threading.Lock()
+        # Taken in since the last tick: process events, and the selected events with their
+        # captured fields.
+        self._proc_taken: list[ProcEvent] = []
+        self._kept: list[tuple[np.ndarray, tuple[bytes, ...]]] = []
         self.last_snapshot: Snapshot | None = None
         self.error: BaseException | None = None
 
@@ -116,7 +150,7 @@ class Tracer:
         self._builder = SnapshotBuilder(
             start_ns, start_wall, self.arch, self.config.describe_targets(),
             sample_hz=self.config.sample_hz, probes=probe_names(self.config.uprobes),
-            tcp_monitored=options.tcp,
+            tcp_monitored=options.tcp, paths=self.paths,
         )
         self.state = TraceState.TRACING
         self._thread = threading.Thread(target=self._run, name="sikte-tracer", daemon=True)
@@ -128,6 +162,7 @@ class Tracer:
             self._program.set_target(bound.pid)
             bound.verify()  # it may have exited while the program loaded
             self._tracker.add_root(bound.pid, start_ns)
+            self._seed(bound.pid)
         if self.config.command:
             assert user is not None
             self._launch(start_ns, user)
@@ -147,10 +182,22 @@ class Tracer:
         try:
             self._program.set_target(self.command.pid)
             self._tracker.add_root(self.command.pid, start_ns)
+            self._seed(self.command.pid)  # its terminal's 0, 1, 2 (the rest close at exec)
             self.command.release()
         except BaseException:
             self.command.abandon()
             raise
+
+    def _seed(self, pid: int) -> None:
+        """A target's descriptors as it is attached (the calls it makes keep them current)."""
+        fds = fd_seed.read_fds(pid)
+        self._files.seed(pid, fds, fd_seed.read_cloexec(pid, list(fds)))
+
+    def set_selection(self, selection: EventSelection) -> None:
+        """Switch the event selection (from any thread): the kernel gets it at the next
+        tick."""
+        with self._selection_lock:
+            self._new_selection = selection
 
     def stop(self) -> None:
         """Ask the worker to take a last snapshot and finish; returns at once."""
@@ -179,10 +226,15 @@ class Tracer:
         fastest = 1.0 / self.config.tick_hz
         period = fastest
         next_tick = time.monotonic() + period
+        absorbed = time.monotonic()
         try:
             while True:
-                program.poll_until(next_tick)
-                if time.monotonic() < next_tick and not self._stop.is_set():
+                program.poll_until(min(next_tick, absorbed + ABSORB_S))
+                now = time.monotonic()
+                if now < next_tick and not self._stop.is_set():
+                    if now - absorbed >= ABSORB_S:
+                        self._absorb(program)
+                        absorbed = now
                     continue
                 started = time.monotonic()
                 finished = self._tick(final=self._stop.is_set())
@@ -210,7 +262,12 @@ class Tracer:
         if self._reset.is_set():
             self._reset.clear()
             self._builder.reset()
-        proc_events = program.take_proc_events()
+        self._apply_selection(program)
+        # Taken together: the same poll drained both, so they cover the same stretch of
+        # time, which the FileTracker puts back in order.
+        fresh = program.take_proc_events()
+        records, data = _take_events(program)
+        proc_events, self._proc_taken = self._proc_taken + fresh, []
         self._tracker.apply(proc_events, self.config.follow)
         target_exit = self._command_exit()
         if not proc_events:
@@ -223,10 +280,14 @@ class Tracer:
             late = program.take_proc_events()
             self._tracker.apply(late, self.config.follow)
             proc_events += late
+            fresh += late
+            records, data = _joined((records, data), _take_events(program))
         if all_gone:
             self.state = TraceState.EXITED
         elif final:
             self.state = TraceState.STOPPED
+        self._take_in(records, data, fresh)
+        events, event_data = self._settle_files(program, proc_events)
         changes, deltas = program.read_changes()
         self._tracker.note_threads((k.pid, k.tid) for k in changes)
         processes = self._tracker.snapshot()
@@ -237,7 +298,10 @@ class Tracer:
             state=self.state,
             changes=changes,
             deltas=deltas,
-            events=program.take_events(),
+            events=events,
+            event_data=event_data,
+            files=self._files.files(),
+            selection=self.selection,
             proc_events=proc_events,
             processes=processes,
             drops=program.read_drops(),
@@ -254,6 +318,44 @@ class Tracer:
         self.on_snapshot(snapshot)
         return all_gone or final
 
+    def _apply_selection(self, program: SyscallProgram) -> None:
+        with self._selection_lock:
+            new, self._new_selection = self._new_selection, None
+        if new is None:
+            return
+        program.set_selection(new)
+        self.selection = new
+
+    def _absorb(self, program: SyscallProgram) -> None:
+        """Between ticks: take in what was received so far."""
+        fresh = program.take_proc_events()
+        records, data = _take_events(program)
+        self._proc_taken += fresh
+        self._take_in(records, data, fresh)
+
+    def _take_in(self, records: np.ndarray, data: Sequence[bytes],
+                 proc_events: Sequence[ProcEvent]) -> None:
+        """Records and process events into the descriptor tables and per-file totals (in
+        the order they happened); the selected events kept for the next snapshot."""
+        if not self.config.follow:  # children are not traced: no table of theirs to copy
+            proc_events = [e for e in proc_events if e.kind != ProcKind.FORK]
+        self._files.apply_batch(records, data, proc_events)
+        if len(records):
+            self._kept.append(_selected(records, data))
+
+    def _settle_files(self, program: SyscallProgram, proc_events: Sequence[ProcEvent]
+                      ) -> tuple[np.ndarray, tuple[bytes, ...]]:
+        """At a tick: the kernel's live per-descriptor totals and the exited processes'
+        last ones into the per-file totals; the events kept since the last tick."""
+        self._files.live(program.read_fd_io())
+        gone = {e.pid for e in proc_events if e.kind == ProcKind.EXIT and e.process_gone}
+        if gone:
+            finals = program.take_fd_io(gone)
+            for pid in sorted(gone):
+                self._files.process_gone(pid, finals.get(pid, {}))
+        kept, self._kept = self._kept, []
+        return _concatenated(kept)
+
     def _command_exit(self) -> ExitStatus | None:
         if self.command is None:
             return None
@@ -263,3 +365,54 @@ class Tracer:
         exit_status = ExitStatus.from_wait_status(status)
         self._tracker.set_exit(self.command.pid, exit_status, time.monotonic_ns())
         return exit_status
+
+
+Batch = tuple[np.ndarray, Sequence[bytes]]
+
+
+def _take_events(program: SyscallProgram) -> Batch:
+    """The records received since the last call (writable: the FileTracker names their
+    descriptors) and their captured fields."""
+    records, data = program.take_events()
+    if not records.flags.writeable:
+        records = records.copy()
+    return records, data if len(data) == len(records) else ()
+
+
+def _joined(first: Batch, second: Batch) -> Batch:
+    if not len(second[0]):
+        return first
+    if not len(first[0]):
+        return second
+    data: Sequence[bytes] = ()
+    if first[1] or second[1]:  # one without captures: b"" for each of its records
+        data = [*(first[1] or [b""] * len(first[0])), *(second[1] or [b""] * len(second[0]))]
+    return np.concatenate((first[0], second[0])), data
+
+
+def _selected(records: np.ndarray, data: Sequence[bytes]) -> tuple[np.ndarray, tuple[bytes, ...]]:
+    """The records the user's selection keeps (the rest were bookkeeping), read-only, and
+    their captured fields."""
+    keep = np.flatnonzero(records["flags"] & EVF_SELECTED)
+    if len(keep) == len(records):
+        events, kept = records, tuple(data)
+    else:
+        events = records[keep]
+        kept = tuple(data[i] for i in keep.tolist()) if data else ()
+    events.setflags(write=False)
+    return events, kept
+
+
+def _concatenated(parts: list[tuple[np.ndarray, tuple[bytes, ...]]]
+                  ) -> tuple[np.ndarray, tuple[bytes, ...]]:
+    """Several stretches of selected events (and their captures) as one, read-only."""
+    if not parts:
+        return no_events(), ()
+    if len(parts) == 1:
+        return parts[0]
+    events = np.concatenate([p[0] for p in parts])
+    events.setflags(write=False)
+    if not any(p[1] for p in parts):
+        return events, ()
+    data = tuple(b for p in parts for b in (p[1] or (b"",) * len(p[0])))
+    return events, data

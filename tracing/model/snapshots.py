@@ -1,6 +1,9 @@
 """Turns what the engine reads each tick into immutable Snapshots, and rebases a snapshot on
 an earlier one (reset in a replayed session).
 
+Per-file totals (Snapshot.files) stay cumulative since the start through resets and rebases:
+the Files view shows the trace's running totals, as `record` stores them.
+
 The engine owns the totals; each tick hands over the changed entries' totals, which the
 builder folds into a PersistentMap shared with the snapshots before. Pure: no bcc, no
 Textual, no I/O.
@@ -15,8 +18,11 @@ from types import MappingProxyType
 import numpy as np
 
 from tracing.model.connections import Connection
+from tracing.model.files import FileKey, FileStats
+from tracing.model.paths import PathTable
 from tracing.model.persistent_map import PersistentMap
 from tracing.model.samples import StackSample
+from tracing.model.selection import EventSelection
 from tracing.model.stats import (
     Drops,
     ExitStatus,
@@ -42,7 +48,9 @@ class SnapshotBuilder:
 
     def __init__(self, start_ts_ns: int, start_wall_time: float, arch: str,
                  targets: tuple[str, ...] = (), sample_hz: int = 0,
-                 probes: Mapping[int, str] | None = None, tcp_monitored: bool = True) -> None:
+                 probes: Mapping[int, str] | None = None, tcp_monitored: bool = True,
+                 paths: PathTable | None = None) -> None:
+        self.paths = paths  # the trace's names of path ids, shared by every snapshot
         self.start_ts_ns = start_ts_ns
         self.start_wall_time = start_wall_time
         self.arch = arch
@@ -88,9 +96,16 @@ class SnapshotBuilder:
         samples: Iterable[StackSample] = (),
         connections: tuple[Connection, ...] = (),
         samples_until_ns: int = 0,
+        event_data: tuple[bytes, ...] = (),
+        files: Mapping[FileKey, FileStats] | None = None,
+        selection: EventSelection | None = None,
     ) -> Snapshot:
         """`changes`: the entries that are new or changed since the last build, cumulative;
-        `deltas`: their change since then, when the caller has it (else it is computed)."""
+        `deltas`: their change since then, when the caller has it (else it is computed).
+        `event_data`: the captured fields of each of `events` (() or aligned with them);
+        `files`: the per-file totals since the start (immutable: the caller's own)."""
+        if event_data and len(event_data) != len(events):
+            raise ValueError(f"{len(event_data)} captures for {len(events)} events")
         interval = self._apply(changes, deltas)
         since_reset = self._since_reset
         interval_s = max((ts_ns - self._prev_ts_ns) / 1e9, 1e-9)
@@ -122,6 +137,10 @@ class SnapshotBuilder:
             tcp_monitored=self.tcp_monitored,
             sample_hz=self.sample_hz,
             probes=self.probes,
+            event_data=event_data,
+            paths=self.paths,
+            files=MappingProxyType({}) if files is None else files,
+            selection=selection,
         )
 
 
@@ -152,4 +171,4 @@ def rebase(snapshot: Snapshot, baseline: Snapshot | None) -> Snapshot:
     return dataclasses.replace(snapshot, stats=MappingProxyType(stats),
                                since_start=snapshot.totals,
                                interval=MappingProxyType({}), events=no_events(),
-                               epoch=snapshot.epoch + 1)
+                               event_data=(), epoch=snapshot.epoch + 1)

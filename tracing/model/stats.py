@@ -16,7 +16,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tracing.model.connections import Connection
+from tracing.model.files import FileKey, FileStats
+from tracing.model.paths import PathTable
 from tracing.model.samples import StackSample
+from tracing.model.selection import EventSelection
 
 # Log-linear latency histogram, compiled into bpf/syscalls.bpf.c from these values (-D flags
 # from tracing.engine.program): values below HIST_SUB ns have a bucket each; above, every
@@ -156,7 +159,7 @@ EVENT_DTYPE = np.dtype(
     ]
 )
 # The records of sessions saved before issue 15: the same fields up to args.
-EVENT_DTYPE_V1 = np.dtype([(name, EVENT_DTYPE.fields[name][0]) for name in
+EVENT_DTYPE_V1 = np.dtype([(name, EVENT_DTYPE[name]) for name in
                            ("ts", "pid", "tid", "nr", "ret", "duration_ns", "args")])
 
 
@@ -282,13 +285,15 @@ class Drops:
     stack_collisions: int = 0  # CPU samples whose stack was lost (stack map collision, full)
     samples_lost: int = 0  # CPU samples not counted: the sample map was full
     tcp_events: int = 0  # TCP state changes with no room in their ring buffer
+    fd_events: int = 0  # descriptor bookkeeping lost (records, or fd_io entries: map full)
 
     @property
     def total(self) -> int:
         # A sample without a user stack is still counted (as "[missing user stack]"): a
         # property of the sample (a kernel thread, a process mid-exec), not a loss.
         return (self.events + self.stats_full + self.proc_events + self.inflight
-                + self.stack_collisions + self.samples_lost + self.tcp_events)
+                + self.stack_collisions + self.samples_lost + self.tcp_events
+                + self.fd_events)
 
 
 class TraceState(StrEnum):
@@ -338,6 +343,15 @@ class Snapshot:
     # After a reset: the totals since the start, whatever the resets (what the session store
     # writes); None: `stats` are those (never reset). Read them as `totals`.
     since_start: Mapping[StatKey, SyscallStats] | None = None
+    # Issue 15. The captured fields of each of `events` (b"": none; () in older sessions).
+    event_data: tuple[bytes, ...] = ()
+    # The names behind path ids (EVENT_DTYPE "fd_path", FileKey.path_id); shared by every
+    # snapshot of a trace, append-only. None: no names known (older sessions).
+    paths: PathTable | None = None
+    # Per (pid, path): opens, failed opens and I/O, cumulative since the start (resets and
+    # rebase leave them whole: they are shown as the trace's running totals).
+    files: Mapping[FileKey, FileStats] = field(default_factory=dict)
+    selection: EventSelection | None = None  # the event selection in force at the tick
 
     @property
     def totals(self) -> Mapping[StatKey, SyscallStats]:
