@@ -18,8 +18,9 @@
 //                     per power of two, HIST_PMAX the last power of two with its own buckets
 //   SEL_*             bits of config.events (tracing/model/selection.py)
 //   KIND_*, STATUS_*, FIELD_IO_ARG*, EVF_*, CAP_*: the captured-field format and its bounds
-//                     (tracing/model/captures.py); KIND_LENPTR: the engine's mark on a
-//                     sockaddr whose length is an int* (filled by the call)
+//                     (tracing/model/captures.py); LENPTR_SHIFT: bit LENPTR_SHIFT + i of the
+//                     kinds marks a sockaddr argument i whose length is an int* (filled by
+//                     the call)
 //   EFFECT_*          descriptor effects of a call (tracing/decode/argspec.py)
 //   ABI_COMPAT, ABI_X32, ARG_SPEC_ENTRIES: the arg_kinds map's index (abi * 1024 + nr % 1024)
 //   FCNTL_DUPFD, FCNTL_DUPFD_CLOEXEC, ERRNO_BADF: values from the C library's headers
@@ -85,8 +86,9 @@ struct config {
     u64 sample_n;
 };
 
-// Per syscall and ABI: the kind of each argument (4 bits each, arg i at bit 4i) and its
-// descriptor effects, from the kernel's tracepoint formats (filled by user space at load).
+// Per syscall and ABI: the kind of each argument (4 bits each, arg i at bit 4i; the engine's
+// marks above them, see LENPTR_SHIFT) and its descriptor effects, from the kernel's
+// tracepoint formats (filled by user space at load).
 struct arg_spec {
     u32 kinds;
     u32 effects;
@@ -442,6 +444,36 @@ static __always_inline u32 put_argv(u8 *data, u32 pos, u32 arg, u64 uptr, bool c
     return pos + FIELD_HDR + w;
 }
 
+// The number of pointers before the NULL that ends a vector (execve's envp: strace shows the
+// count, `/* 30 vars */`), 4 bytes each for an i386 process. At most CAP_COUNT_MAX: one more
+// pointer that is not NULL makes it STATUS_TRUNCATED. A pointer that cannot be read ends the
+// count with STATUS_FAULT (at 0: the vector itself is unreadable). A NULL vector: no field.
+static __always_inline u32 put_count(u8 *data, u32 pos, u32 arg, u64 uptr, bool compat)
+{
+    if (!uptr || pos >= CAP_DATA_MAX - FIELD_HDR - 4)
+        return pos;
+    barrier_var(pos); // the mask must stay: the verifier needs it, whatever the check above
+    pos &= CAP_DATA_MAX - 1;
+    u8 *at = data + pos;
+    u64 step = compat ? 4 : 8;
+    u64 p = 0;
+    long err = 0;
+    // One exit per pass (a failed read zeroes p): the verifier keeps a pending state for each
+    // and refuses more than 8192. The count is stored as it goes: were n read after the loop,
+    // the verifier would tell each pass's exit apart by it and walk the rest of the program
+    // once for each.
+    for (u32 n = 0; n <= CAP_COUNT_MAX; n++) {
+        *(u32 *)(at + FIELD_HDR) = n;
+        p = 0;
+        err = bpf_probe_read_user(&p, step, (void *)(uptr + n * step));
+        if (!p)
+            break;
+    }
+    u32 status = err ? STATUS_FAULT : (p ? STATUS_TRUNCATED : STATUS_OK);
+    put_hdr(at, arg, KIND_COUNT, status, 4);
+    return pos + FIELD_HDR + 4;
+}
+
 // A descriptor's I/O totals, handed over in the record of the call that ends its meaning.
 static __always_inline u32 put_io(u8 *data, u32 pos, u32 arg, s32 fd, struct fd_io_val *v)
 {
@@ -472,7 +504,7 @@ static __always_inline void capture_args(struct scratch *s, u32 kinds, u32 effec
             continue;
         u32 pos = s->e.data_len; // re-read: every pass starts from the same verifier state
         u64 p = s->e.args[i];
-        switch (kind & 7) {
+        switch (kind) {
         case KIND_STR:
             pos = put_str(s->data, pos, i, KIND_STR, p, CAP_STR_MAX);
             break;
@@ -482,7 +514,7 @@ static __always_inline void capture_args(struct scratch *s, u32 kinds, u32 effec
         case KIND_SOCKADDR:
             if (i < 5) {
                 u64 want = s->e.args[i + 1];
-                if (kind & KIND_LENPTR) { // int *: the length the call wrote back
+                if (kinds & (1u << (LENPTR_SHIFT + i))) { // int *: the call wrote it back
                     s32 written = 0;
                     if (ret < 0 || bpf_probe_read_user(&written, 4, (void *)want) != 0)
                         break;
@@ -562,7 +594,7 @@ static __always_inline void handover_pair(struct scratch *s, u32 pid, u32 kinds)
     u32 at = 6;
 #pragma unroll
     for (u32 i = 0; i < 6; i++)
-        if ((kind_of(kinds, i) & 7) == KIND_FDPAIR)
+        if (kind_of(kinds, i) == KIND_FDPAIR)
             at = i;
     if (at > 5)
         return;
@@ -694,7 +726,26 @@ static __always_inline void exec_entry(struct pt_regs *regs, u64 nr)
     struct exec_capture *x = exec_scratch.lookup(&zero);
     if (!spec || !x || __sync_val_compare_and_swap(&x->busy, 0, 1) != 0)
         return; // (taken: the record goes without its fields)
-    u32 kinds = spec->kinds, path_at = 6, argv_at = 6;
+    x->abi = abi;
+    read_args(regs, abi, x->args);
+    u32 kinds = spec->kinds, count_at = 0;
+    u64 envp = 0;
+    // The environment is counted first, its argument taken by value and its index only written
+    // down: the verifier walks the count's loop once per state it arrives with, and the path's
+    // and arguments' indexes (chosen below) or an index it had to follow would multiply them.
+#pragma unroll
+    for (int i = 5; i >= 0; i--) {
+        if (kind_of(kinds, i) == KIND_COUNT) {
+            count_at = i;
+            envp = x->args[i];
+        }
+    }
+    u32 pos = put_count(x->data, 0, count_at, envp, abi == ABI_COMPAT);
+    // The kinds are taken apart again below: the compiler would otherwise keep the six it took
+    // apart above, each narrowed by the test for KIND_COUNT, and the verifier would walk the
+    // count's loop for every combination.
+    barrier_var(kinds);
+    u32 path_at = 6, argv_at = 6;
 #pragma unroll
     for (u32 i = 0; i < 6; i++) {
         if (kind_of(kinds, i) == KIND_PATH && path_at == 6)
@@ -702,9 +753,6 @@ static __always_inline void exec_entry(struct pt_regs *regs, u64 nr)
         if (kind_of(kinds, i) == KIND_ARGV && argv_at == 6)
             argv_at = i;
     }
-    x->abi = abi;
-    read_args(regs, abi, x->args);
-    u32 pos = 0;
     if (path_at < 6)
         pos = put_str(x->data, pos, path_at, KIND_PATH, x->args[path_at], CAP_PATH_MAX - 1);
     if (argv_at < 6)

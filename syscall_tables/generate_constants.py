@@ -1,6 +1,6 @@
 """Write syscall_tables/data/constants.json: the names strace prints for flag sets and values
-(O_*, AT_*, MAP_*, PROT_*, CLONE_*, SOCK_*, AF_*, MSG_*, F_*, FD_*, IPPROTO_*, signals, errno
-names and messages, the kernel's restart codes), read from the kernel's headers and the
+(O_*, AT_*, MAP_*, PROT_*, CLONE_*, SOCK_*, AF_*, MSG_*, F_*, FD_*, IPPROTO_*, R_OK..., signals,
+errno names and messages, the kernel's restart codes), read from the kernel's headers and the
 Python standard library, never typed in.
 
     python -m syscall_tables.generate_constants          # (re)write the data file
@@ -9,10 +9,10 @@ Python standard library, never typed in.
 Sources: the UAPI headers (/usr/include/linux, asm-generic and the arch's asm, where the
 values the kernel uses live), the kernel headers tree (tracing.engine.kheaders finds it) for
 include/linux/errno.h (ERESTARTSYS and the other codes user space never sees), socket.h
-(AF_*, MSG_*), and the standard library for socket types (socket.SOCK_*) and error messages
-(os.strerror, what strace prints). Each group keeps the order strace prints it in: header
-order, which is value order, except the open flags, whose order is strace's
-(src/xlat/open_mode_flags.in: composite flags before their parts). The output is stable
+(AF_*, MSG_*), and the standard library for socket types (socket.SOCK_*), access modes
+(os.R_OK...) and error messages (os.strerror, what strace prints). Each group keeps the order
+strace prints it in: header order, which is value order, except the open flags, whose order
+is strace's (src/xlat/open_mode_flags.in: composite flags before their parts). The output is stable
 (sorted where order does not matter, fixed indentation), so a diff shows only real changes.
 """
 
@@ -39,6 +39,9 @@ OPEN_FLAG_ORDER = ("O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC", "O_APPEND", "O_NO
                    "O_SYNC", "__O_SYNC", "O_DSYNC", "O_DIRECT", "O_LARGEFILE", "O_NOFOLLOW",
                    "O_NOATIME", "O_CLOEXEC", "O_PATH", "O_TMPFILE", "__O_TMPFILE",
                    "O_DIRECTORY", "FASYNC")
+
+# The flags faccessat2 accepts (fs/open.c, do_faccessat); their values come from the headers.
+FACCESSAT_FLAGS = ("AT_SYMLINK_NOFOLLOW", "AT_EACCESS", "AT_EMPTY_PATH")
 
 _DEFINE = re.compile(r"^\s*#\s*define\s+([A-Za-z_]\w*)[ \t]+(.+?)\s*$")
 _ENUM_ITEM = re.compile(r"^\s*([A-Z_][A-Z0-9_]*)\s*=\s*([^,/]+?)\s*,?\s*(?:/[*/].*)?$")
@@ -174,12 +177,22 @@ def _open_groups() -> dict[str, list[tuple[str, int]]]:
             and not n.startswith(("F_OWNER_", "F_SEAL_", "F_RDLCK", "F_WRLCK", "F_UNLCK",
                                   "F_EXLCK", "F_SHLCK", "F_OK")))), key=lambda p: p[1]),
         "fd_flags": fcntl.group(lambda n: n == "FD_CLOEXEC"),
+        "faccessat_flags": sorted(fcntl.group(lambda n: n in FACCESSAT_FLAGS),
+                                  key=lambda p: p[1]),
         "statx_sync": fcntl.group(lambda n: n.startswith("AT_STATX_")),
         # Composite masks first (STATX_ALL, STATX_BASIC_STATS), as strace prints them.
         "statx_masks": sorted(headers(UAPI / "linux" / "stat.h").group(
             lambda n: n.startswith("STATX_") and not n.startswith(("STATX_ATTR_", "STATX__"))),
             key=lambda p: (-p[1].bit_count(), p[1])),
     }
+
+
+def _access_group() -> list[tuple[str, int]]:
+    """access(2)'s modes from the standard library (os.R_OK...), in strace's order: highest
+    bit first (R_OK|W_OK|X_OK), then F_OK, the name of no bit at all."""
+    pairs = [(n, v) for n, v in vars(os).items()
+             if re.fullmatch(r"[A-Z]_OK", n) and isinstance(v, int)]
+    return sorted(pairs, key=lambda p: -p[1])
 
 
 def _memory_groups() -> dict[str, list[tuple[str, int]]]:
@@ -259,6 +272,7 @@ def collect() -> dict[str, list[tuple[str, int]]]:
     groups.update(_memory_groups())
     groups.update(_socket_groups(tree))
     groups["signals"] = _signal_group()
+    groups["access_modes"] = _access_group()
     groups.update(_errno_groups(tree))
     return groups
 
@@ -270,7 +284,8 @@ def render() -> str:
         "generated_by": "python -m syscall_tables.generate_constants",
         "sources": ["/usr/include/{linux,asm-generic,x86_64-linux-gnu/asm,x86_64-linux-gnu/bits}",
                     "kernel headers include/linux/{errno,socket}.h",
-                    "python: os.strerror (socket.SOCK_* when glibc's headers are missing)"],
+                    "python: os.strerror, os.[FRWX]_OK"
+                    " (socket.SOCK_* when glibc's headers are missing)"],
         "groups": {name: [[n, v] for n, v in pairs] for name, pairs in sorted(groups.items())},
         "errno_messages": messages,
     }

@@ -6,6 +6,10 @@
 //   capture_workload connect PORT      connect to 127.0.0.1:PORT (closed: ECONNREFUSED)
 //   capture_workload exec-missing      execve of a missing program (ENOENT)
 //   capture_workload exec-true         execve of /bin/true (succeeds)
+//   capture_workload exec-env N        execve of a missing program with N variables
+//   capture_workload exec-env-null     execve of a missing program with a NULL envp
+//   capture_workload exec-env-open N   execve of a missing program whose envp has N
+//                                      variables and no NULL before an unmapped page
 //   capture_workload reuse A B K L     writes K bytes to A, closes it, opens B (the same
 //                                      descriptor number), writes L bytes, prints "written",
 //                                      waits for another byte, exits with B still open
@@ -18,9 +22,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+// An execve of a missing program with n variables: NULL-terminated, or (open) ending at an
+// unmapped page, so the vector cannot be read past its n pointers.
+static int exec_env(long n, int open)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    long bytes = (n + 1) * sizeof(char *);
+    long pages = (bytes + page - 1) / page + 1;
+    char *map = mmap(NULL, pages * page, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED || munmap(map + (pages - 1) * page, page) != 0)
+        return 66;
+    char **env = (char **)(map + (pages - 1) * page) - (open ? n : n + 1);
+    for (long i = 0; i < n; i++)
+        env[i] = "SIKTE=1";
+    if (!open)
+        env[n] = NULL;
+    char *args[] = {"sikte-missing", NULL};
+    syscall(SYS_execve, "/nonexistent/sikte-missing", args, env);
+    return 0;
+}
 
 static void wait_byte(const char *say)
 {
@@ -105,6 +131,13 @@ int main(int argc, char **argv)
         char *env[] = {NULL};
         syscall(SYS_execve, "/bin/true", args, env);
         return 70;
+    } else if (!strcmp(mode, "exec-env") && argc > 2) {
+        return exec_env(atol(argv[2]), 0);
+    } else if (!strcmp(mode, "exec-env-null")) {
+        char *args[] = {"sikte-missing", NULL};
+        syscall(SYS_execve, "/nonexistent/sikte-missing", args, NULL);
+    } else if (!strcmp(mode, "exec-env-open") && argc > 2) {
+        return exec_env(atol(argv[2]), 1);
     } else if (!strcmp(mode, "dup-pipe")) {
         return dup_pipe();
     } else if (!strcmp(mode, "reuse") && argc > 5) {

@@ -1,7 +1,8 @@
 """What the kernel captures behind each event, on the real kernel, exactly: paths (whole,
-truncated at the bound, a faulting pointer), socket addresses, execve's path and arguments
-from its entry, an i386 process's own registers, and per-descriptor I/O handed over when a
-descriptor number is reused. Through SyscallProgram directly: the records as they come."""
+truncated at the bound, a faulting pointer), socket addresses, execve's path, arguments and
+environment's variable count from its entry, an i386 process's own registers, and
+per-descriptor I/O handed over when a descriptor number is reused. Through SyscallProgram
+directly: the records as they come."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ import pytest
 from syscall_tables import canonical_arch, syscall_number
 from tracing.engine.program import EngineOptions, SyscallProgram
 from tracing.model.captures import (
+    COUNT_MAX,
     EVF_AT_ENTRY,
     EVF_SELECTED,
     FIELD_IO_ARG,
     KIND_ARGV,
+    KIND_COUNT,
     KIND_FDPAIR,
     KIND_IO,
     KIND_PATH,
@@ -34,6 +37,7 @@ from tracing.model.captures import (
     STATUS_TRUNCATED,
     Field,
     IoTotals,
+    count_value,
     io_totals,
     parse_fields,
 )
@@ -203,6 +207,39 @@ def test_a_successful_exec_keeps_what_its_entry_captured(program, capture_worklo
     assert call.field(KIND_ARGV).data == b"true\0--sikte\0"
 
 
+def _env_count(program: SyscallProgram, argv: list[str]) -> Field:
+    traced = run(program, argv)
+    (call,) = traced.calls("execve")
+    assert call.ret == -errno.ENOENT
+    (count,) = [f for f in call.fields if f.kind == KIND_COUNT]
+    return count
+
+
+@pytest.mark.parametrize("n", [0, 1, 37, COUNT_MAX])
+def test_exec_counts_the_environment_at_entry(program, capture_workload, n):
+    count = _env_count(program, [capture_workload, "exec-env", str(n)])
+    assert count == Field(2, KIND_COUNT, STATUS_OK, struct.pack("<I", n))
+    assert count_value(count) == n
+
+
+def test_an_environment_longer_than_the_bound_is_truncated_there(program, capture_workload):
+    count = _env_count(program, [capture_workload, "exec-env", str(COUNT_MAX + 1)])
+    assert (count.status, count_value(count)) == (STATUS_TRUNCATED, COUNT_MAX)
+
+
+def test_an_environment_without_its_null_faults_after_what_was_read(program,
+                                                                    capture_workload):
+    count = _env_count(program, [capture_workload, "exec-env-open", "5"])
+    assert (count.arg, count.status, count_value(count)) == (2, STATUS_FAULT, 5)
+
+
+def test_a_null_environment_is_not_counted(program, capture_workload):
+    traced = run(program, [capture_workload, "exec-env-null"])
+    (call,) = traced.calls("execve")
+    assert call.args[2] == 0
+    assert [f.kind for f in call.fields] == [KIND_PATH, KIND_ARGV]
+
+
 def test_io_is_handed_over_when_a_descriptor_number_is_reused(program, capture_workload,
                                                                tmp_path):
     k, l_bytes = 10_000, 777
@@ -280,3 +317,16 @@ def test_an_i386_process_has_its_own_arguments_and_abi(program, tmp_path):
     assert call.field(KIND_PATH) == Field(0, KIND_PATH, STATUS_OK,
                                           b"/nonexistent/sikte-i386-open")
     assert call.args[0] < 2**32  # its ebx, zero-extended
+
+
+def test_an_i386_exec_counts_its_4_byte_environment_pointers(program, tmp_path):
+    try:
+        binary = compile_c(HERE / "i386_exec.c", tmp_path / "i386_exec", "-m32", "-nostdlib",
+                           "-static", "-ffreestanding", "-fno-pie", "-no-pie")
+    except subprocess.CalledProcessError as err:
+        pytest.skip(f"no i386 toolchain: {err.stderr.decode(errors='replace')[:200]}")
+    traced = run(program, [binary])
+    (call,) = [r for r in traced.records if r.abi == 1]
+    assert (call.nr, call.ret) == (syscall_number("execve", "i386"), -errno.ENOENT)
+    assert call.field(KIND_ARGV).data == b"sikte-i386-exec\0one\0"
+    assert call.field(KIND_COUNT) == Field(2, KIND_COUNT, STATUS_OK, struct.pack("<I", 3))

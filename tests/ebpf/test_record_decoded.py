@@ -126,10 +126,7 @@ def closed_port() -> int:
 @pytest.mark.parametrize(("name", "marker"), [
     ("openat", "sikte-missing-mix"), ("newfstatat", "sikte-stat-missing"),
     ("connect", "127.0.0.1"),
-    # strace writes `envp /* 1 var */`: the kernel does not capture the environment's
-    # variable count, so the line is `0x7ffd...` alone (reported; strict: it flags the fix).
-    pytest.param("execve", "sikte-noprog", marks=pytest.mark.xfail(
-        strict=True, reason="execve's environment count (/* N vars */) is not captured")),
+    ("execve", "sikte-noprog"),  # `0x7ffd... /* 1 var */`: the count the kernel took at entry
     ("write", "sikte-pipe")])
 def test_trace_lines_are_strace_lines(tmp_path: Path, record_workload, name, marker,
                                       mix_run):

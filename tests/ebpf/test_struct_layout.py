@@ -23,6 +23,7 @@ import pytest
 
 from syscall_tables import canonical_arch
 from tracing.decode.argspec import OPENS
+from tracing.engine.capture_config import LENPTR_SHIFT
 from tracing.engine.doctor import _PerfEventAttr, _ProgLoadAttr
 from tracing.engine.maps import (
     ARG_SPEC_DTYPE,
@@ -37,7 +38,7 @@ from tracing.engine.maps import (
     ProcEventC,
 )
 from tracing.engine.program import EngineOptions, build_cflags, program_parts, program_text
-from tracing.model.captures import KIND_PATH, PATH_MAX
+from tracing.model.captures import COUNT_MAX, KIND_COUNT, KIND_PATH, PATH_MAX
 from tracing.model.selection import SEL_FAILED
 from tracing.model.stats import EVENT_DTYPE, HIST_BUCKETS, HIST_PMAX, HIST_SUB, bucket_of
 from tracing.net.tcp_monitor import _TcpEventC
@@ -252,6 +253,10 @@ def test_the_c_takes_the_capture_format_from_python_only(compiled):
         assert not re.search(rf"#\s*define\s+{prefix}", text), prefix
     assert f"-DCAP_PATH_MAX={PATH_MAX}" in compiled.cflags
     assert f"-DKIND_PATH={KIND_PATH}" in compiled.cflags
+    assert f"-DKIND_COUNT={KIND_COUNT}" in compiled.cflags
+    assert f"-DCAP_COUNT_MAX={COUNT_MAX}" in compiled.cflags
+    assert f"-DLENPTR_SHIFT={LENPTR_SHIFT}" in compiled.cflags
+    assert "KIND_LENPTR" not in text  # the engine's mark is above the kinds, not one of them
     assert f"-DSEL_FAILED={SEL_FAILED}" in compiled.cflags
     assert f"-DEFFECT_OPENS={OPENS}" in compiled.cflags
     assert "-DEV_ALL" not in " ".join(compiled.cflags)  # the selection is a map now

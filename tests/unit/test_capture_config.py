@@ -10,7 +10,7 @@ from tracing.decode import argspec
 from tracing.decode.argspec import checked_in_specs
 from tracing.engine.capture_config import (
     ABI_SLOT,
-    KIND_LENPTR,
+    LENPTR_SHIFT,
     arg_spec_entries,
     capture_defines,
     kernel_kinds,
@@ -19,6 +19,7 @@ from tracing.engine.maps import split_records
 from tracing.model.captures import (
     DATA_MAX,
     KIND_ARGV,
+    KIND_COUNT,
     KIND_FDPAIR,
     KIND_PATH,
     KIND_SOCKADDR,
@@ -55,11 +56,27 @@ def test_paths_and_effects_per_abi():
 def test_pairs_and_written_back_lengths_are_marked_for_the_kernel():
     assert kind(entry("x86_64", "pipe2")[0], 0) == KIND_FDPAIR
     assert kind(entry("x86_64", "socketpair")[0], 3) == KIND_FDPAIR
-    assert kind(entry("x86_64", "accept4")[0], 1) == KIND_SOCKADDR | KIND_LENPTR
-    assert kind(entry("x86_64", "connect")[0], 1) == KIND_SOCKADDR  # addrlen is a value
+    accept4 = entry("x86_64", "accept4")[0]
+    assert kind(accept4, 1) == KIND_SOCKADDR
+    assert accept4 >> LENPTR_SHIFT == 1 << 1  # arg 1's length is written back
+    connect = entry("x86_64", "connect")[0]
+    assert (kind(connect, 1), connect >> LENPTR_SHIFT) == (KIND_SOCKADDR, 0)  # a value
     spec = SPECS.by_name("recvfrom")
     assert spec is not None
-    assert kind(kernel_kinds(spec), 4) == KIND_SOCKADDR | KIND_LENPTR
+    recvfrom = kernel_kinds(spec)
+    assert (kind(recvfrom, 4), recvfrom >> LENPTR_SHIFT) == (KIND_SOCKADDR, 1 << 4)
+
+
+def test_exec_environments_are_counted_on_every_abi():
+    """envp is a count (strace's `/* 30 vars */`), a kind of its own, distinct from the
+    engine's written-back-length marks, which sit above the six kinds."""
+    assert LENPTR_SHIFT >= 4 * 6 and KIND_COUNT <= 0xF
+    for table, name, at in (("x86_64", "execve", 2), ("x86_64", "execveat", 3),
+                            ("i386", "execve", 2), ("i386", "execveat", 3),
+                            ("x32", "execve", 2)):
+        kinds = entry(table, name)[0]
+        assert [kind(kinds, i) for i in range(at + 1)][-2:] == [KIND_ARGV, KIND_COUNT]
+        assert kinds >> LENPTR_SHIFT == 0
 
 
 def test_calls_with_nothing_to_capture_have_no_entry():

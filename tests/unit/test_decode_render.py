@@ -18,14 +18,18 @@ from tracing.decode.render import (
     render_line,
 )
 from tracing.model.captures import (
+    COUNT_MAX,
     KIND_ARGV,
     KIND_BUF,
+    KIND_COUNT,
     KIND_FDPAIR,
     KIND_PATH,
     KIND_SOCKADDR,
     STATUS_FAULT,
+    STATUS_OK,
     STATUS_TRUNCATED,
     Field,
+    pack_count,
     pack_field,
     parse_fields,
 )
@@ -143,6 +147,37 @@ def test_execve_argv_cut_and_more() -> None:
                                                              STATUS_TRUNCATED)
     assert call("execve", (1, 2, 0x7FFD0), 0, fields) == \
         'execve("/bin/ls", ["ls", "' + "L" * 32 + '"..., ...], 0x7ffd0) = 0'
+
+
+@pytest.mark.parametrize(("envp", "count", "expected"), [
+    (0x7FFD0, (1, STATUS_OK), "0x7ffd0 /* 1 var */"),
+    (0x7FFD0, (0, STATUS_OK), "0x7ffd0 /* 0 vars */"),
+    (0x7FFD0, (30, STATUS_OK), "0x7ffd0 /* 30 vars */"),
+    (0x7FFD0, (2, STATUS_FAULT), "0x7ffd0 /* 2 vars, unterminated */"),
+    (0x7FFD0, (0, STATUS_FAULT), "0x7ffd0"),  # not even its first pointer: strace's too
+    (0x7FFD0, (COUNT_MAX, STATUS_TRUNCATED), f"0x7ffd0 /* >{COUNT_MAX} vars */"),
+    (0x7FFD0, None, "0x7ffd0"),  # nothing captured (an older session)
+    (0, None, "NULL"),
+])
+def test_execve_environment_is_its_pointer_and_count(envp: int, count: tuple[int, int] | None,
+                                                      expected: str) -> None:
+    """strace's default (abbreviated) envp: `0x7ffd... /* 30 vars */` (src/execve.c)."""
+    fields = pack_field(0, KIND_PATH, b"/bin/ls") + pack_field(1, KIND_ARGV, b"ls\0")
+    if count is not None:
+        fields += pack_field(2, KIND_COUNT, pack_count(count[0]), count[1])
+    assert call("execve", (1, 2, envp), -2, fields) == \
+        f'execve("/bin/ls", ["ls"], {expected}) = -1 ENOENT (No such file or directory)'
+    at = pack_field(1, KIND_PATH, b"x") + pack_field(2, KIND_ARGV, b"x\0") \
+        + pack_field(3, KIND_COUNT, pack_count(count[0]), count[1]) if count else b""
+    if count is not None:
+        assert f"], {expected}, " in call("execveat", (AT_FDCWD, 1, 2, envp, 0), -2, at)
+
+
+def test_an_i386_environment_pointer_is_32_bits() -> None:
+    fields = pack_field(0, KIND_PATH, b"/x") + pack_field(1, KIND_ARGV, b"x\0") \
+        + pack_field(2, KIND_COUNT, pack_count(3))
+    assert call("execve", (1, 2, 0xFFFFFFFF_FFD0), -2, fields, abi=ABI_COMPAT).endswith(
+        '["x"], 0xffffffd0 /* 3 vars */) = -1 ENOENT (No such file or directory)')
 
 
 def test_connect_with_short_address_length_shows_the_pointer() -> None:

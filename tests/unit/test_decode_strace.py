@@ -3,7 +3,7 @@ paths, stat, connects, writes to a pipe, an exec of a missing program) under
 `strace -e trace=...` (default -s 32, no -y), prints the values only it knows (descriptors,
 pointers), and each of strace's lines is compared with ours for the same call, built from the
 same arguments and captured fields: whole lines where we decode everything, field by field
-where strace decodes a struct we show as a pointer (stat's buffer, execve's environment).
+where strace decodes a struct we show as a pointer (stat's buffer).
 Skipped when gcc or strace is missing or ptrace is not allowed.
 """
 
@@ -23,10 +23,12 @@ from tracing.decode.render import format_line, render_parts
 from tracing.model.captures import (
     KIND_ARGV,
     KIND_BUF,
+    KIND_COUNT,
     KIND_PATH,
     KIND_SOCKADDR,
     STATUS_FAULT,
     STATUS_TRUNCATED,
+    pack_count,
     pack_field,
     parse_fields,
 )
@@ -92,8 +94,19 @@ int main(int argc, char **argv) {
     printf("pipe %d\n", p[1]);
     write(p[1], "hello\0world\t\n 0123456789012345678901234567890", 44);
     write(p[1], "ab\001", 3);
+    access("/nonexist/acc", F_OK);
+    access("/nonexist/acc", R_OK | W_OK);
+    access("/nonexist/acc", R_OK | W_OK | X_OK | 16);
+    access("/nonexist/acc", 8);
+    syscall(SYS_faccessat, AT_FDCWD, "/nonexist/facc", X_OK);
+    syscall(SYS_faccessat2, AT_FDCWD, "/nonexist/facc2", W_OK, AT_EACCESS | AT_SYMLINK_NOFOLLOW);
+    syscall(SYS_faccessat2, AT_FDCWD, "/nonexist/facc3", R_OK, 4);
     char *args[] = {"prog", "a b", "q\"x\n", NULL};
+    int nenv = 0;
+    while (environ[nenv])
+        nenv++;
     printf("envp %p\n", (void *)environ);
+    printf("nenv %d\n", nenv);
     execve("/nonexist/prog", args, environ);
     return 0;
 }
@@ -112,7 +125,8 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Traced:
                    capture_output=True, timeout=120)
     out = work / "trace.txt"
     run = subprocess.run(
-        ["strace", "-o", str(out), "-e", "trace=openat,stat,newfstatat,connect,execve,write",
+        ["strace", "-o", str(out), "-e", "trace=openat,stat,newfstatat,connect,execve,write,access,"
+         "faccessat,faccessat2",
          str(work / "prog"), str(work)], capture_output=True, timeout=120)
     if not out.is_file() or "execve" not in out.read_text(errors="replace"):
         pytest.skip(f"strace could not trace: {run.stderr.decode(errors='replace')[:200]}")
@@ -252,15 +266,37 @@ def test_writes_to_a_pipe(traced: Traced) -> None:
         "write", (fd, 0x1000, 3), 3, pack_field(1, KIND_BUF, b"ab\x01"))
 
 
-def test_exec_of_a_missing_program_field_by_field(traced: Traced) -> None:
-    """strace counts the environment (`/* 35 vars */`); we show its pointer only."""
+def test_exec_of_a_missing_program_counts_the_environment(traced: Traced) -> None:
+    """strace's default execve line: the environment as its pointer and its variable count
+    (`/* 35 vars */`), which the kernel counted at entry."""
     lines, printed, _ = traced
-    envp = int(printed["envp"], 16)
-    theirs = split_args(strace_line(lines, 'execve("/nonexist/prog"'))
-    mine = split_args(ours("execve", (0x1000, 0x2000, envp), -2,
-                           pack_field(0, KIND_PATH, b"/nonexist/prog")
-                           + pack_field(1, KIND_ARGV, b"\0".join(ARGV) + b"\0")))
-    assert mine[0] == theirs[0] == "execve"
-    assert mine[1][:2] == theirs[1][:2]
-    assert theirs[1][2].split(" /* ")[0] == mine[1][2] == hex(envp)
-    assert mine[2] == theirs[2] == "-1 ENOENT (No such file or directory)"
+    envp, nenv = int(printed["envp"], 16), int(printed["nenv"])
+    assert nenv > 1  # the test's own environment: `vars`, plural
+    expected = ours("execve", (0x1000, 0x2000, envp), -2,
+                    pack_field(0, KIND_PATH, b"/nonexist/prog")
+                    + pack_field(1, KIND_ARGV, b"\0".join(ARGV) + b"\0")
+                    + pack_field(2, KIND_COUNT, pack_count(nenv)))
+    assert strace_line(lines, 'execve("/nonexist/prog"') == expected
+    assert f"{envp:#x} /* {nenv} vars */" in expected
+
+
+@pytest.mark.parametrize(("start", "name", "args", "ret"), [
+    ('access("/nonexist/acc", F_OK)', "access", (0, 0), -2),
+    ('access("/nonexist/acc", R_OK|W_OK)', "access", (0, os.R_OK | os.W_OK), -2),
+    ('access("/nonexist/acc", R_OK|W_OK|X_OK|0x10)', "access", (0, 0o27), -22),
+    ('access("/nonexist/acc", 0x8 /* ?_OK */)', "access", (0, 8), -22),
+    ('faccessat(AT_FDCWD, "/nonexist/facc",', "faccessat", (AT_FDCWD, 0, os.X_OK), -2),
+    ('faccessat2(AT_FDCWD, "/nonexist/facc2",', "faccessat2",
+     (AT_FDCWD, 0, os.W_OK, 0x300), -2),
+    ('faccessat2(AT_FDCWD, "/nonexist/facc3",', "faccessat2", (AT_FDCWD, 0, os.R_OK, 4), -22),
+])
+def test_access_modes_by_name(traced: Traced, start: str, name: str, args: tuple[int, ...],
+                              ret: int) -> None:
+    """access's mode as strace's access.c prints it: R_OK|W_OK, F_OK for none, unknown bits
+    in hex (`0x8 /* ?_OK */` alone); faccessat2's own flags (AT_EACCESS, not AT_REMOVEDIR)."""
+    lines, _, _ = traced
+    path_at = args.index(0)
+    path = start.split('"')[1].encode()
+    registers = tuple(0x1000 if i == path_at else a for i, a in enumerate(args))
+    expected = ours(name, registers, ret, pack_field(path_at, KIND_PATH, path))
+    assert strace_line(lines, start) == expected

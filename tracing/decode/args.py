@@ -20,14 +20,18 @@ from tracing.decode.fdnames import annotate_fd
 from tracing.decode.quote import STRING_BOUND, quote, quote_path
 from tracing.decode.sockaddr import format_sockaddr
 from tracing.model.captures import (
+    COUNT_MAX,
     KIND_ARGV,
     KIND_BUF,
     KIND_FDPAIR,
     KIND_PATH,
     KIND_SOCKADDR,
     KIND_STR,
+    STATUS_FAULT,
+    STATUS_TRUNCATED,
     Field,
     argv_strings,
+    count_value,
     fd_pair,
 )
 
@@ -126,6 +130,22 @@ def argv_text(ctx: CallContext, i: int) -> str:
     if f.truncated:
         items.append("...")
     return "[" + ", ".join(items) + "]"
+
+
+def env_count_text(ctx: CallContext, i: int) -> str:
+    """execve's environment as strace shows it by default: the pointer and how many variables
+    (`0x7ffd1234 /* 30 vars */`, `/* 1 var */`, `/* 2 vars, unterminated */` when a pointer
+    after them could not be read). NULL, or a vector not even its first pointer of which
+    could be read, is the pointer alone. Past the kernel's bound: `/* >4096 vars */`."""
+    shown = pointer(ctx.raw(i) & ((1 << ctx.word_bits) - 1))
+    f = ctx.fields.get(i)
+    n = count_value(f) if f is not None and ctx.raw(i) else None
+    if f is None or n is None or (f.status == STATUS_FAULT and n == 0):
+        return shown
+    if f.status == STATUS_TRUNCATED:
+        return f"{shown} /* >{COUNT_MAX} vars */"
+    unterminated = ", unterminated" if f.status == STATUS_FAULT else ""
+    return f"{shown} /* {n} var{'' if n == 1 else 's'}{unterminated} */"
 
 
 def buffer_text(ctx: CallContext, i: int, length: int) -> str:

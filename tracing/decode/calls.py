@@ -16,6 +16,7 @@ from collections.abc import Callable
 from tracing.decode.args import (
     MASK32,
     CallContext,
+    env_count_text,
     fd_pair_text,
     fd_text,
     generic,
@@ -79,6 +80,16 @@ def _statx_flags(ctx: CallContext, i: int) -> str:
 
 def _statx_mask(ctx: CallContext, i: int) -> str:
     return flag_names("statx_masks", ctx.raw(i) & MASK32)
+
+
+def _access_mode(ctx: CallContext, i: int) -> str:
+    """access's mode: R_OK|W_OK, F_OK for none (strace's access.c)."""
+    return flag_names("access_modes", ctx.raw(i) & MASK32, unknown="?_OK")
+
+
+def _faccessat_flags(ctx: CallContext, i: int) -> str:
+    """faccessat2's flags: AT_EACCESS is its own (other calls' AT_REMOVEDIR has the bit)."""
+    return flag_names("faccessat_flags", ctx.raw(i) & MASK32, unknown="AT_???")
 
 
 def _prot(ctx: CallContext, i: int) -> str:
@@ -160,6 +171,9 @@ RULES: dict[str, dict[str, ArgRule]] = {
     "socket": _SOCKET, "socketpair": _SOCKET, "accept": _ACCEPT, "accept4": _ACCEPT,
     "pipe": _PIPE, "pipe2": _PIPE, "dup3": {"flags": _cloexec_flags},
     "statx": {"flags": _statx_flags, "mask": _statx_mask},
+    "execve": {"envp": env_count_text}, "execveat": {"envp": env_count_text},
+    "access": {"mode": _access_mode}, "faccessat": {"mode": _access_mode},
+    "faccessat2": {"mode": _access_mode, "flags": _faccessat_flags},
 }
 # Calls that return an address: strace prints the result in hex.
 HEX_RESULT = frozenset({"mmap", "mmap2", "brk", "mremap", "shmat"})

@@ -60,15 +60,19 @@ def hex_value(value: int) -> str:
     return f"{value:#x}" if value else "0"
 
 
-def flag_names(group: str, value: int, *, zero: str | None = None) -> str:
+def flag_names(group: str, value: int, *, zero: str | None = None,
+               unknown: str | None = None) -> str:
     """A flag set as strace's printflags shows it: NAME|NAME|0x..., the group's 0-valued name
-    (PROT_NONE) or `zero` ("0" by default) when no bit is set."""
+    (PROT_NONE) or `zero` ("0" by default) when no bit is set; with `unknown` (strace's
+    default text), bits none of whose names match are `0x8 /* ?_OK */`."""
     value &= MASK64
     pairs = constants().group(group)
     if value == 0:
         named = next((n for n, v in pairs if v == 0), None)
         return named or zero or "0"
     parts, rest = flag_parts(pairs, value)
+    if rest and not parts and unknown is not None:
+        return f"{hex_value(rest)} /* {unknown} */"
     if rest:
         parts.append(hex_value(rest))
     return "|".join(parts)

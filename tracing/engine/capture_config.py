@@ -21,17 +21,19 @@ from tracing.model import captures, selection
 from tracing.model.selection import EventSelection
 
 ABI_SLOT = 1024  # arg_kinds index: abi * ABI_SLOT + nr % ABI_SLOT
-# The engine's own mark on a KIND_SOCKADDR argument (above the 3 bits of a kind): its length
-# is the next argument's int *, which the call fills (accept, recvfrom, getsockname).
-KIND_LENPTR = 8
+# The engine's own mark on a KIND_SOCKADDR argument i, bit LENPTR_SHIFT + i of the kinds
+# (above the six 4-bit kinds, which use every value up to KIND_COUNT): its length is the next
+# argument's int *, which the call fills (accept, recvfrom, getsockname).
+LENPTR_SHIFT = 24
 
 _EFFECTS = ("FD_ARG0", "IO_READ", "IO_WRITE", "OPENS", "FD_RET", "FD_CLOSE", "FD_CLOSE_RANGE",
             "FD_DUP_TO", "FD_PAIR", "FD_FCNTL", "NAMES_SOCKET", "EXEC", "BUF_ARG1",
             "BUF_AT_EXIT")
 _KINDS = ("KIND_STR", "KIND_PATH", "KIND_SOCKADDR", "KIND_ARGV", "KIND_BUF", "KIND_FDPAIR",
-          "KIND_IO", "STATUS_OK", "STATUS_TRUNCATED", "STATUS_FAULT", "FIELD_IO_ARG",
+          "KIND_IO", "KIND_COUNT", "STATUS_OK", "STATUS_TRUNCATED", "STATUS_FAULT", "FIELD_IO_ARG",
           "FIELD_IO_ARG2", "EVF_SELECTED", "EVF_AT_ENTRY")
-_BOUNDS = ("PATH_MAX", "STR_MAX", "SOCKADDR_MAX", "ARGV_MAX", "BUF_MAX", "DATA_MAX")
+_BOUNDS = ("PATH_MAX", "STR_MAX", "SOCKADDR_MAX", "ARGV_MAX", "BUF_MAX", "COUNT_MAX",
+           "DATA_MAX")
 _SELECTION = ("SEL_ALL", "SEL_FAILED", "SEL_SLOW", "SEL_SAMPLE")
 
 
@@ -61,7 +63,7 @@ def capture_defines(arch: str) -> dict[str, int | str]:
     defines.update({f"EFFECT_{name}": getattr(argspec, name) for name in _EFFECTS})
     defines.update({name: getattr(selection, name) for name in _SELECTION})
     defines.update({
-        "KIND_LENPTR": KIND_LENPTR,
+        "LENPTR_SHIFT": LENPTR_SHIFT,
         "ABI_COMPAT": ABI_COMPAT,
         "ABI_X32": ABI_X32,
         "ARG_SPEC_ENTRIES": ABI_SLOT * len(ABI_TABLES.get(arch, (arch,))),
@@ -75,15 +77,21 @@ def capture_defines(arch: str) -> dict[str, int | str]:
 
 def kernel_kinds(spec: SyscallSpec) -> int:
     """The argument kinds as the C reads them: argspec's kinds, with the int[2] of a
-    descriptor pair marked and socket addresses whose length the call writes back marked."""
+    descriptor pair marked, exec's environment counted (strace shows `/* 30 vars */`, not
+    the strings) and socket addresses whose length the call writes back marked."""
     kinds = spec.kinds
     if spec.effects & argspec.FD_PAIR and 0 <= spec.pair_arg < 6:
-        kinds &= ~(0xF << (4 * spec.pair_arg))
-        kinds |= captures.KIND_FDPAIR << (4 * spec.pair_arg)
-    for i, arg in enumerate(spec.args[:5]):
-        if arg.kind == captures.KIND_SOCKADDR and "*" in spec.args[i + 1].type:
-            kinds |= KIND_LENPTR << (4 * i)
+        kinds = _with_kind(kinds, spec.pair_arg, captures.KIND_FDPAIR)
+    for i, arg in enumerate(spec.args[:6]):
+        if spec.effects & argspec.EXEC and arg.name == "envp":
+            kinds = _with_kind(kinds, i, captures.KIND_COUNT)
+        if arg.kind == captures.KIND_SOCKADDR and i < 5 and "*" in spec.args[i + 1].type:
+            kinds |= 1 << (LENPTR_SHIFT + i)
     return kinds
+
+
+def _with_kind(kinds: int, i: int, kind: int) -> int:
+    return (kinds & ~(0xF << (4 * i))) | kind << (4 * i)
 
 
 def arg_spec_entries(specs: SpecTable, arch: str) -> dict[int, tuple[int, int]]:

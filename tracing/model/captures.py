@@ -1,5 +1,6 @@
 """What the kernel captured behind a syscall event: strings, paths, socket addresses, argument
-vectors, the first bytes of data buffers, descriptor pairs and handed-over I/O totals.
+vectors, the first bytes of data buffers, descriptor pairs, handed-over I/O totals and counts
+(execve's environment: how many variables, as strace shows it).
 
 bpf/syscalls.bpf.c appends the fields to the event record (`data_len` bytes after the
 EVENT_DTYPE header), each an 8-byte field header (`u8 arg, u8 kind, u8 status, u8 pad,
@@ -27,9 +28,12 @@ KIND_ARGV = 4  # NUL-terminated strings (at most ARGV_MAX of at most STR_MAX)
 KIND_BUF = 5  # the first bytes of a data buffer (at most BUF_MAX)
 KIND_FDPAIR = 6  # two s32 descriptors (pipe, pipe2, socketpair)
 KIND_IO = 7  # a descriptor's I/O totals, handed over when the number stops meaning its file
+KIND_COUNT = 8  # u32: the pointers before a vector's NULL (execve's envp), at most COUNT_MAX;
+# STATUS_FAULT: a pointer after that many could not be read (0: not even the first)
 
 KIND_NAMES = {KIND_STR: "str", KIND_PATH: "path", KIND_SOCKADDR: "sockaddr",
-              KIND_ARGV: "argv", KIND_BUF: "buf", KIND_FDPAIR: "fdpair", KIND_IO: "io"}
+              KIND_ARGV: "argv", KIND_BUF: "buf", KIND_FDPAIR: "fdpair", KIND_IO: "io",
+              KIND_COUNT: "count"}
 
 # Field status.
 STATUS_OK = 0
@@ -46,11 +50,13 @@ STR_MAX = 256
 SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage)
 ARGV_MAX = 16
 BUF_MAX = 64
+COUNT_MAX = 4096  # pointers counted; a vector with more is STATUS_TRUNCATED at this count
 DATA_MAX = 16384  # the most field bytes one record carries
 
 FIELD_HEADER = struct.Struct("<BBBxI")
 _IO = struct.Struct("<ixxxxQQQQQQ")
 _FDPAIR = struct.Struct("<ii")
+_COUNT = struct.Struct("<I")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +124,19 @@ def fd_pair(field: Field) -> tuple[int, int] | None:
         return None
     first, second = _FDPAIR.unpack_from(field.data)
     return first, second
+
+
+def count_value(field: Field) -> int | None:
+    """The number of a KIND_COUNT field (a lower bound when field.truncated); None when it
+    is damaged or faulted."""
+    if field.kind != KIND_COUNT or len(field.data) < _COUNT.size:
+        return None
+    value: int = _COUNT.unpack_from(field.data)[0]
+    return value
+
+
+def pack_count(count: int) -> bytes:
+    return _COUNT.pack(count)
 
 
 def argv_strings(field: Field) -> list[bytes]:
