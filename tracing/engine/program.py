@@ -3,17 +3,20 @@
 Compiles bpf/syscalls.bpf.c (with tcp.bpf.c and profile.bpf.c when asked) with options passed
 as -D flags, attaches it, and turns its maps and ring buffers into plain data
 (tracing.model.stats types, bytes and ints). Its parts live beside it: the struct mirrors and
-map reader (`maps`), what the kernel is told about capturing arguments (`capture_config`), the
-stack sampler (`sampler`), function probes (`uprobes`), ELF symbols (`elf`) and the typed view
-of bcc (`bcc_types`). Nothing here knows about snapshots, the UI or the session store.
+map reader (`maps`), the event ring read from its mapping (`ringbuf`), what the kernel is
+told about capturing arguments (`capture_config`), the stack sampler (`sampler`), function
+probes (`uprobes`), ELF symbols (`elf`) and the typed view of bcc (`bcc_types`). Nothing
+here knows about snapshots, the UI or the session store.
 """
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import math
 import os
 import platform
+import select
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,8 +40,8 @@ from tracing.engine.maps import (
     changed_rows,
     delete_entry,
     key_ids,
-    split_records,
 )
+from tracing.engine.ringbuf import EventQueue
 from tracing.engine.sampler import StackSampler
 from tracing.engine.uprobes import attach_probes
 from tracing.errors import UserError
@@ -48,6 +51,7 @@ from tracing.model.probes import PROBE_NR_BASE
 from tracing.model.samples import StackSample
 from tracing.model.selection import EventSelection
 from tracing.model.stats import (
+    EVENT_DTYPE,
     HIST_BUCKETS,
     HIST_PMAX,
     HIST_SUB,
@@ -72,6 +76,9 @@ PROFILE_PROGRAM = BPF_DIR / "profile.bpf.c"
 # Per half of the sample maps, which hold a tick's samples: sized by CPUs and rate.
 MIN_ENTRIES, MAX_STACKS, MAX_SAMPLES = 8192, 65536, 262144
 TICK_S, LONGEST_TICK_S = 0.25, 2.0  # the tracer's usual tick, and its longest (busy) one
+# poll_until: after a pass that took at least GATHER_MIN events, sleep GATHER_S before the
+# next (a 4 MiB ring holds over 0.1 s of events at 250,000 a second with paths).
+GATHER_MIN, GATHER_S = 64, 0.004
 
 
 def _pow2(n: float) -> int:
@@ -216,11 +223,15 @@ class SyscallProgram:
         self._config = self._bpf[b"config"]
         self._fd_io = self._bpf[b"fd_io"]
         self._fd_io_reader = BatchReader(self._fd_io, FD_KEY_DTYPE, FD_IO_DTYPE)
-        self._event_chunks: list[bytes] = []
         self._proc_events: list[ProcEvent] = []
-        self._deadline = 0.0
-        self._bpf[b"events"].open_ring_buffer(self._on_event)
+        # The syscall events are read from the ring's mapping (tracing.engine.ringbuf), the
+        # other ring buffers through bcc: one poll waits on all of them.
+        events = self._bpf[b"events"]
+        self._events = EventQueue(events.map_fd, events.open_ring_buffer)
         self._bpf[b"proc_events"].open_ring_buffer(self._on_proc_event)
+        self._poll = select.poll()
+        self._poll.register(events.map_fd, select.POLLIN)
+        self._poll.register(self._bpf[b"proc_events"].map_fd, select.POLLIN)
         self.sampler: StackSampler | None = None
         self.tcp: TcpMonitor | None = None
         try:
@@ -228,10 +239,12 @@ class SyscallProgram:
             self.set_selection(options.events)
             if options.tcp:
                 self.tcp = TcpMonitor(self._bpf, containers)
+                self._poll.register(self._bpf[b"tcp_events"].map_fd, select.POLLIN)
             if options.sample_hz:
                 self.sampler = StackSampler(self._bpf, options.sample_hz)
             attach_probes(self._bpf, options.uprobes)
         except BaseException:
+            self._events.close()
             self._bpf.cleanup()
             raise
 
@@ -261,14 +274,6 @@ class SyscallProgram:
 
     # -- event streams ---------------------------------------------------------------------
 
-    def _on_event(self, _ctx: int, data: int, size: int) -> int:
-        chunks = self._event_chunks
-        chunks.append(ctypes.string_at(data, size))
-        # Under a flood the poll would never return; stop it now and then at the deadline.
-        if not len(chunks) & 0xFFF and time.monotonic() >= self._deadline:
-            return -1
-        return 0
-
     def _on_proc_event(self, _ctx: int, data: int, _size: int) -> int:
         e = ctypes.cast(data, ctypes.POINTER(ProcEventC)).contents
         self._proc_events.append(
@@ -290,26 +295,42 @@ class SyscallProgram:
             self.sampler.note_fork(e.tid, e.ppid)
         return 0
 
+    def _consume(self, deadline: float) -> int:
+        """One pass over every ring buffer; the syscall events taken."""
+        self._events.deadline = deadline  # bcc's callback path stops a flood there
+        taken = self._events.read()
+        self._bpf.ring_buffer_consume()
+        return taken
+
     def drain(self, deadline: float = float("inf")) -> None:
         """Take everything waiting in the ring buffers (until the deadline, if producers are
         still running), however much it is."""
-        self._deadline = deadline
-        self._bpf.ring_buffer_consume()
+        while self._consume(deadline) and time.monotonic() < deadline:
+            pass
 
     def poll_until(self, deadline: float) -> None:
-        """Take events until the monotonic deadline (at least whatever is waiting now)."""
-        self._deadline = deadline
+        """Take events until the monotonic deadline (at least whatever is waiting now).
+
+        While events keep coming, each pass is followed by a short sleep (GATHER_S, far less
+        than the ring holds at any rate) instead of a wait that the next record would end:
+        passes of thousands of records, not of a few, each costing a copy and some numpy."""
         if self.sampler is not None:  # wake up in time to capture just-exec'd processes
             deadline = min(deadline, self.sampler.capture_due())
-        timeout_ms = max(0, int((deadline - time.monotonic()) * 1000))
-        self._bpf.ring_buffer_poll(timeout_ms)
+        while True:
+            busy = self._consume(deadline) >= GATHER_MIN
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if busy:
+                time.sleep(min(left, GATHER_S))
+            else:
+                self._poll.poll(max(1, math.ceil(left * 1000)))
 
     def take_events(self) -> tuple[np.ndarray, list[bytes]]:
         """The records received since the last call, selected events and bookkeeping ones
         (EVF_SELECTED tells them apart): a writable EVENT_DTYPE array of their headers, and
         the captured fields of each (b"" when none)."""
-        chunks, self._event_chunks = self._event_chunks, []
-        return split_records(chunks)
+        return self._events.take(EVENT_DTYPE)
 
     def take_proc_events(self) -> list[ProcEvent]:
         events, self._proc_events = self._proc_events, []
@@ -443,4 +464,5 @@ class SyscallProgram:
         return self.sampler.read_until_ns if self.sampler is not None else 0
 
     def close(self) -> None:
+        self._events.close()
         self._bpf.cleanup()

@@ -156,10 +156,9 @@ class FileTracker:
         elif len(rows) == len(records):
             bodies = data
         else:
-            bodies = [data[i] for i in rows.tolist()]
-        counts = Counter(zip(records["pid"][rows].tolist(), fd0[rows].tolist(),
-                             (-records["ret"][rows]).tolist(), bodies, strict=True))
-        for (pid, dfd, errno, body), n in counts.items():
+            bodies = list(map(data.__getitem__, rows.tolist()))
+        for (pid, dfd, errno, body), n in _failed_open_counts(
+                records["pid"][rows], fd0[rows], -records["ret"][rows], bodies).items():
             path_id = self.table.open_path(CallRecord(pid, -errno, (dfd,)), path_in(body))
             self.accounts.open_failed(FileKey(pid, path_id), errno, n)
 
@@ -233,6 +232,33 @@ class FileTracker:
             before = by_key.get(key)
             by_key[key] = totals if before is None else before.plus(totals)
         return by_key
+
+
+def _failed_open_counts(pids: np.ndarray, dfds: np.ndarray, errnos: np.ndarray,
+                        bodies: Sequence[bytes]) -> Counter[tuple[int, int, int, bytes]]:
+    """(pid, dfd, errno, captured fields) -> how many. Failures mostly repeat a few
+    (pid, dfd, errno): those are grouped by numpy and only the bodies counted one by one
+    (a tuple made and hashed per record cost most of a flood of failed opens)."""
+    # One integer per caller: pid (< 2^22) and errno (< 2^12, a failure) in 34 bits, then
+    # the dfd's place among the distinct dfds (fewer than the records).
+    dfd_values, dfd_ids = np.unique(dfds, return_inverse=True)
+    keys = ((pids.astype(np.uint64) << np.uint64(12)) | (errnos.astype(np.uint64)
+            & np.uint64(0xFFF))) * np.uint64(len(dfd_values)) + dfd_ids.astype(np.uint64)
+    callers, which = np.unique(keys, return_inverse=True)
+    if len(callers) * 16 > len(keys):
+        return Counter(zip(pids.tolist(), dfds.tolist(), errnos.tolist(), bodies, strict=True))
+    counts: Counter[tuple[int, int, int, bytes]] = Counter()
+    rest = callers // np.uint64(len(dfd_values))
+    for group, (pid, dfd, errno) in enumerate(zip(
+            (rest >> np.uint64(12)).tolist(),
+            dfd_values[(callers % np.uint64(len(dfd_values))).astype(np.intp)].tolist(),
+            (rest & np.uint64(0xFFF)).tolist(), strict=True)):
+        caller = (pid, dfd, errno)
+        mine = bodies if len(callers) == 1 else \
+            map(bodies.__getitem__, np.flatnonzero(which == group).tolist())
+        for body, n in Counter(mine).items():
+            counts[(*caller, body)] = n
+    return counts
 
 
 def _change_mask(effects: np.ndarray, failed: np.ndarray, args: np.ndarray) -> np.ndarray:
