@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from syscall_tables import errno_name, syscall_name
+from tracing.boundary.display_text import sanitize
 from tracing.decode.argspec import FD_ARG0, FD_RET, OPENS, SpecTable, abi_table, load_specs
 from tracing.decode.constants import errno_name as decoded_errno_name
 from tracing.model.captures import KIND_PATH, parse_fields
@@ -130,7 +131,9 @@ class LogEvent:
 
     @property
     def paths(self) -> tuple[str, ...]:
-        return tuple(p for p in (self.path, self.fd_path) if p)
+        # As shown: the filter bar holds what is typed or put there as visible escapes
+        # (tui.widgets.DataInput), so a name with control characters is found by its escapes.
+        return tuple(sanitize(p) for p in (self.path, self.fd_path) if p)
 
     @property
     def addr(self) -> str:

@@ -15,6 +15,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Static
 
+from tracing.boundary.display_text import sanitize
 from tracing.query.event_filter import path_term
 from tracing.sources import SnapshotSource
 from tui.actions import bindings_for
@@ -124,6 +125,9 @@ class FilesScreen(ThrottledRedraw, SortKeys, DrillDown):
         arrow = "▼" if self.sort_reverse else "▲"
         label = next(c.label for c in FILE_COLUMNS if c.key == self.sort_column)
         parts = [f"{paths:,} paths"]
+        table = self.session.latest.paths if self.session.latest is not None else None
+        if table is not None and table.overflow:  # the path table's bound: none are lost
+            parts.append(f"{table.overflow:,} more names counted as (other)")
         if self.grouped:
             parts.append(f"by directory ({len(self._summaries):,})")
         parts.append(f"sort {label} {arrow}")
@@ -188,11 +192,12 @@ class FilesScreen(ThrottledRedraw, SortKeys, DrillDown):
         summary = self._selected()
         if summary is None:
             return
+        shown = sanitize(summary.path)  # as the filter bar and the event log hold it
         if self.grouped and summary.path.endswith("/"):
-            term = f"path~^{re.escape(summary.path)}[^/]*$"
+            term = f"path~^{re.escape(shown)}[^/]*$"
             term = path_term_quoted(term)
         else:
-            term = path_term(summary.path)
+            term = path_term(shown)
         self.app.push_screen(EventLogScreen(self.session, self.source, filter_text=term))
 
 

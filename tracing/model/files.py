@@ -19,6 +19,12 @@ from tracing.model.captures import IoTotals
 from tracing.model.persistent_map import PersistentMap
 
 _ZERO = IoTotals()
+# (process, path) pairs kept apart; past it a new pair is counted under pid 0 ("all
+# processes") for its path: per-path totals stay exact, and memory is bounded by this plus
+# the path table's bound, however many short processes (a build, or a local user's fork
+# loop) open however many paths.
+MAX_FILES = 200_000
+ALL_PROCESSES = 0
 
 
 def _add(a: IoTotals, b: IoTotals) -> IoTotals:
@@ -76,7 +82,10 @@ class FileAccounts:
     one immutable mapping per tick (`totals()`), which shares unchanged entries with the
     one before."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_files: int = MAX_FILES) -> None:
+        self.max_files = max_files
+        self.folded = 0  # updates of pairs past max_files, counted under ALL_PROCESSES
+        self._keys: set[FileKey] = set()  # the pairs kept apart
         self._opens: dict[FileKey, int] = {}
         self._errors: dict[FileKey, dict[int, int]] = {}
         self._closed: dict[FileKey, IoTotals] = {}
@@ -84,17 +93,29 @@ class FileAccounts:
         self._dirty: set[FileKey] = set()
         self._totals: PersistentMap[FileKey, FileStats] = PersistentMap()
 
+    def _admit(self, key: FileKey) -> FileKey:
+        if key in self._keys:
+            return key
+        if len(self._keys) < self.max_files:
+            self._keys.add(key)
+            return key
+        self.folded += 1
+        return FileKey(ALL_PROCESSES, key.path_id)
+
     def opened(self, key: FileKey, count: int = 1) -> None:
+        key = self._admit(key)
         self._opens[key] = self._opens.get(key, 0) + count
         self._dirty.add(key)
 
     def open_failed(self, key: FileKey, errno: int, count: int = 1) -> None:
+        key = self._admit(key)
         errors = self._errors.setdefault(key, {})
         errors[errno] = errors.get(errno, 0) + count
         self._dirty.add(key)
 
     def closed(self, key: FileKey, totals: IoTotals) -> None:
         """A descriptor's totals, handed over: they belong to this path for good."""
+        key = self._admit(key)
         before = self._closed.get(key)
         self._closed[key] = totals if before is None else _add(before, totals)
         self._dirty.add(key)
@@ -102,12 +123,22 @@ class FileAccounts:
     def set_live(self, live: Mapping[FileKey, IoTotals]) -> None:
         """The open descriptors' totals now, summed per path (replaces the previous)."""
         old = self._live
+        if not self._keys.issuperset(live.keys()):
+            live = self._admitted(live)
         for key in old.keys() - live.keys():
             self._dirty.add(key)
         for key, totals in live.items():
             if old.get(key) != totals:
                 self._dirty.add(key)
         self._live = dict(live)
+
+    def _admitted(self, live: Mapping[FileKey, IoTotals]) -> dict[FileKey, IoTotals]:
+        out: dict[FileKey, IoTotals] = {}
+        for key, totals in live.items():
+            key = self._admit(key)
+            before = out.get(key)
+            out[key] = totals if before is None else _add(before, totals)
+        return out
 
     def totals(self) -> PersistentMap[FileKey, FileStats]:
         """Every (pid, path) seen, cumulative; the same object while nothing changed."""

@@ -14,14 +14,19 @@ UNKNOWN_ID = 0  # a descriptor whose name is not known
 OTHER_ID = 1  # every name added once the table is full
 OTHER_NAME = b"(other)"
 MAX_PATHS = 200_000
+# The names' bytes are bounded too: a path is up to 4095 bytes, and 200,000 of them would be
+# 800 MB that any local user can make the root tracer hold with failed opens of long names.
+MAX_PATH_BYTES = 32 * 1024 * 1024
 
 
 class PathTable:
-    """bytes <-> id, bounded: past `max_paths` names `add` returns OTHER_ID and counts the
-    name in `overflow`."""
+    """bytes <-> id, bounded: past `max_paths` names or `max_bytes` bytes of names `add`
+    returns OTHER_ID and counts the name in `overflow`."""
 
-    def __init__(self, max_paths: int = MAX_PATHS) -> None:
+    def __init__(self, max_paths: int = MAX_PATHS, max_bytes: int = MAX_PATH_BYTES) -> None:
         self.max_paths = max(max_paths, 2)
+        self.max_bytes = max_bytes
+        self.bytes = 0  # of the names held
         self._names: list[bytes] = [b"", OTHER_NAME]
         # OTHER_NAME is not interned: a real file called "(other)" gets its own id.
         self._ids: dict[bytes, int] = {b"": UNKNOWN_ID}
@@ -31,9 +36,10 @@ class PathTable:
         found = self._ids.get(name)
         if found is not None:
             return found
-        if len(self._names) >= self.max_paths:
+        if len(self._names) >= self.max_paths or self.bytes + len(name) > self.max_bytes:
             self.overflow += 1
             return OTHER_ID
+        self.bytes += len(name)
         # Append first: a reader may hold the id only after it is readable.
         self._names.append(name)
         new_id = len(self._names) - 1
