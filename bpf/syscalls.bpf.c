@@ -8,6 +8,9 @@
 //   RINGBUF_PAGES     size of the syscall event ring buffer in pages
 //   NR_EXIT, NR_EXIT_GROUP, NR_EXIT_COMPAT, NR_EXIT_GROUP_COMPAT: numbers that end a task
 //   NR_EXECVE, NR_EXECVEAT (and _COMPAT, _X32): numbers whose fields are captured at entry
+//   NR_CLONE, NR_CLONE3 (and _COMPAT, _X32): numbers whose flags tell a thread at fork
+//   CLONE_THREAD_FLAG the kernel's CLONE_THREAD (generated constants)
+//   PROC_FLAG_GONE, PROC_FLAG_THREAD: struct proc_event's flag bits (tracing/engine/maps.py)
 //   X32_SYSCALL_BIT   the bit that marks x32 syscall numbers (0: none on this arch)
 //   NR_HIDDEN        a syscall not counted (uretprobe, made by our own probes), or -1
 //   HAVE_GROUP_DEAD   sched_process_exit has the group_dead field (newer kernels)
@@ -47,6 +50,7 @@ struct stat_val {
 struct inflight {
     u64 ts;
     u64 nr; // the syscall number; for the calls that end a task, its ABI in bits 32..33
+    u64 clone_flags; // clone, clone3: the flags asked for (set at their entry only)
 };
 
 // The fixed head of every ring buffer record; data_len bytes of captured fields follow it.
@@ -73,7 +77,7 @@ struct proc_event {
     u32 tid;        // fork: the new task; exec, exit: the task itself
     u32 ppid;       // fork: the parent process
     s32 status;     // exit: wait(2)-style status when known, else -1
-    u32 flags;      // exit: 1 when the whole process is gone
+    u32 flags;      // exit: PROC_FLAG_GONE, the whole process is gone; fork: PROC_FLAG_THREAD
     char comm[16];
     char filename[128];
 };
@@ -249,6 +253,12 @@ static __always_inline bool is_exec_nr(u64 nr)
 {
     return nr == NR_EXECVE || nr == NR_EXECVEAT || nr == NR_EXECVE_COMPAT ||
            nr == NR_EXECVEAT_COMPAT || nr == NR_EXECVE_X32 || nr == NR_EXECVEAT_X32;
+}
+
+static __always_inline bool is_clone_nr(u64 nr)
+{
+    return nr == NR_CLONE || nr == NR_CLONE3 || nr == NR_CLONE_COMPAT || nr == NR_CLONE3_COMPAT ||
+           nr == NR_CLONE_X32 || nr == NR_CLONE3_X32;
 }
 
 static __always_inline struct config *get_config(void)
@@ -855,6 +865,20 @@ static __always_inline void remember_exit_status(u32 pid, u64 code)
     exit_status.update(&pid, &status);
 }
 
+// clone's flags are its first argument; clone3's the first u64 of the struct clone_args it
+// points to (user memory: a bad pointer fails the call, which then forks nothing). A number
+// that is clone in another ABI only (i386 clone is x86_64 getpgid) forks nothing either.
+static __always_inline void clone_entry(struct inflight *f, struct pt_regs *regs, u64 nr)
+{
+    u32 abi = call_abi(regs, nr);
+    u64 arg0 = read_arg0(regs, abi);
+    bool v3 = abi == ABI_COMPAT ? nr == NR_CLONE3_COMPAT
+                                : (abi == ABI_X32 ? nr == NR_CLONE3_X32 : nr == NR_CLONE3);
+    f->clone_flags = arg0;
+    if (v3 && bpf_probe_read_user(&f->clone_flags, sizeof(f->clone_flags), (void *)arg0) != 0)
+        f->clone_flags = 0;
+}
+
 RAW_TRACEPOINT_PROBE(sys_enter)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -885,6 +909,8 @@ RAW_TRACEPOINT_PROBE(sys_enter)
         }
     } else if (is_exec_nr(nr)) {
         exec_entry((struct pt_regs *)ctx->args[0], nr);
+    } else if (is_clone_nr(nr)) {
+        clone_entry(f, (struct pt_regs *)ctx->args[0], nr);
     }
     return 0;
 }
@@ -973,10 +999,18 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
     // harmless (threads are filtered by their process's bit); sched_process_exit clears it.
     if (FOLLOW)
         set_target(child, true);
+    // This runs in the parent, inside the call that forked: fork, vfork, clone or clone3
+    // (the kernel's own workers, io_uring's and vhost's, are made without this event). Only
+    // clone and clone3 make threads; a call entered before tracing began is not known and
+    // is taken for a process (a table copied too many, never one missing).
+    struct inflight *f = inflight_get((u32)bpf_get_current_pid_tgid(), false);
+    bool thread = f && f->ts && is_clone_nr((u32)f->nr) && (f->clone_flags & CLONE_THREAD_FLAG);
     struct proc_event *e = proc_event_new(PROC_FORK, parent, child);
     if (!e)
         return 0;
     e->ppid = parent;
+    if (thread)
+        e->flags = PROC_FLAG_THREAD;
     proc_events.ringbuf_submit(e, 0);
     return 0;
 }
@@ -1031,7 +1065,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     }
     if (!e)
         return 0;
-    e->flags = process_gone;
+    e->flags = process_gone ? PROC_FLAG_GONE : 0;
     proc_events.ringbuf_submit(e, 0);
     return 0;
 }

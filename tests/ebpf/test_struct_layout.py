@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from syscall_tables import canonical_arch
+from syscall_tables import canonical_arch, syscall_number
 from tracing.decode.argspec import OPENS
+from tracing.decode.constants import constants
 from tracing.engine.capture_config import LENPTR_SHIFT
 from tracing.engine.doctor import _PerfEventAttr, _ProgLoadAttr
 from tracing.engine.maps import (
@@ -31,6 +32,8 @@ from tracing.engine.maps import (
     DROP_SLOTS,
     FD_IO_DTYPE,
     FD_KEY_DTYPE,
+    PROC_FLAG_GONE,
+    PROC_FLAG_THREAD,
     SAMPLE_COUNT_DTYPE,
     SAMPLE_KEY_DTYPE,
     STAT_KEY_DTYPE,
@@ -264,3 +267,20 @@ def test_the_c_takes_the_capture_format_from_python_only(compiled):
 
 def test_the_drop_counters_are_the_slots_python_reads(compiled):
     assert compiled.bpf[b"counters"].max_entries == DROP_SLOTS
+
+
+def test_the_c_takes_clone_numbers_and_proc_flags_from_python_only(compiled: Compiled) -> None:
+    """Threads are told from processes at fork by CLONE_THREAD (the generated constants)
+    in the flags of clone and clone3 (the syscall tables); the proc_event flag bits are
+    tracing.engine.maps's."""
+    text = program_parts(EngineOptions())[0].read_text()
+    assert not re.search(r"#\s*define\s+(NR_CLONE|CLONE_|PROC_FLAG_)", text)
+    assert "0x10000" not in text  # CLONE_THREAD typed in
+    arch = canonical_arch(platform.machine())
+    assert f"-DCLONE_THREAD_FLAG={constants().value('clone_flags', 'CLONE_THREAD')}" \
+        in compiled.cflags
+    assert f"-DNR_CLONE={syscall_number('clone', arch)}" in compiled.cflags
+    assert f"-DNR_CLONE3={syscall_number('clone3', arch)}" in compiled.cflags
+    assert f"-DPROC_FLAG_GONE={PROC_FLAG_GONE}" in compiled.cflags
+    assert f"-DPROC_FLAG_THREAD={PROC_FLAG_THREAD}" in compiled.cflags
+    assert PROC_FLAG_GONE & PROC_FLAG_THREAD == 0

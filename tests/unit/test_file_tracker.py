@@ -4,6 +4,7 @@ process events among the records."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from collections.abc import Mapping
@@ -11,9 +12,10 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
-from tests.fd_helpers import PID, Calls, by_path, io, names, path, proc, tracker
+from tests.fd_helpers import AT_FDCWD, PID, Calls, by_path, io, names, path, proc, tracker
 from tracing.engine.tracer import _joined, _selected
 from tracing.model.captures import IoTotals
+from tracing.model.file_tracker import RETAIN_EVERY_S, RETAIN_MAX, FileTracker
 from tracing.model.files import FileKey, FileStats, merge_files
 from tracing.model.selection import EventSelection
 from tracing.model.snapshots import SnapshotBuilder, rebase
@@ -129,6 +131,78 @@ def test_a_new_thread_shares_its_process_table() -> None:
     # The thread's calls carry the process id: they use and change the process's table.
     records = Calls(ts=40).read(3, 10).apply(files)
     assert files.paths.name(int(records["fd_path"][0])) == b"/x"
+
+
+def test_a_fork_the_kernel_flags_as_a_thread_copies_nothing() -> None:
+    files = tracker()
+    thread = PID + 7
+    fork = dataclasses.replace(proc(ProcKind.FORK, 15, tid=thread), thread=True)
+    Calls().openat(b"/x", 3).apply(files, (fork,))
+    assert list(files.table.tables) == [PID]
+    Calls(ts=20).close(3).apply(files)  # a thread's call carries its process's id
+    assert names(files) == {}
+
+
+def _lost_child() -> tuple[FileTracker, int]:
+    """PID forked CHILD, which opened /log as 3 and /lib.so as 4 (O_CLOEXEC), exec'd, and
+    exited with its exit event lost; the kernel's live totals read."""
+    files = tracker()
+    child = PID + 1
+    Calls().openat(b"/shared", 3).apply(files, (proc(ProcKind.FORK, 15, tid=child),))
+    Calls(pid=child, ts=20).close(3).openat(b"/log", 3, os.O_WRONLY) \
+        .openat(b"/lib.so", 4, os.O_CLOEXEC).apply(files)
+    files.apply_batch(*_empty(), (proc(ProcKind.EXEC, 100, pid=child),))
+    files.live({(child, 3): IoTotals(calls=2, writes=2, bytes_written=K),
+                (child, 4): IoTotals(calls=1, reads=1, bytes_read=L),
+                (PID, 3): IoTotals(calls=1, reads=1, bytes_read=10)})
+    return files, child
+
+
+def test_retain_forgets_processes_not_alive_and_hands_their_io_over_once() -> None:
+    files, child = _lost_child()
+    assert files.retain({PID}) == {child}
+    assert list(files.table.tables) == [PID]
+    assert not files.table.stale  # /lib.so's entry, dropped at exec, went with the table
+    # The tracer takes the kernel's entries of the forgotten process, as at an exit.
+    files.process_gone(child, {3: IoTotals(calls=2, writes=2, bytes_written=K),
+                               4: IoTotals(calls=1, reads=1, bytes_read=L)})
+    files.live({(PID, 3): IoTotals(calls=1, reads=1, bytes_read=10)})
+    assert by_path(files, child) == {b"/log": (1, 0, 2, 0, 0, 2, K, 0),
+                                     b"/lib.so": (1, 0, 1, 1, L, 0, 0, 0)}
+    assert by_path(files) == {b"/shared": (1, 0, 1, 1, 10, 0, 0, 0)}
+    assert files.retain({PID}) == set()
+
+
+def test_retain_keeps_alive_processes_and_their_live_totals() -> None:
+    files, child = _lost_child()
+    assert files.retain({PID, child, 99}) == set()
+    assert names(files, child) == {3: b"/log"}
+    assert by_path(files, child)[b"/log"] == (1, 0, 2, 0, 0, 2, K, 0)
+
+
+def test_retain_now_and_then_forgets_only_what_two_rounds_found_dead() -> None:
+    files, child = _lost_child()
+    other = PID + 2
+    Calls(pid=other).openat(b"/o", 3).apply(files)
+    assert files.retain_now_and_then({PID}, 100.0) == set()  # first seen not alive
+    assert files.retain_now_and_then({PID}, 100.0 + RETAIN_EVERY_S - 0.5) == set()
+    # `other` is known alive by the second round (its fork event came late): it stays.
+    assert files.retain_now_and_then({PID, other}, 100.0 + RETAIN_EVERY_S) == {child}
+    assert sorted(files.table.tables) == [PID, other]
+    assert files.retain_now_and_then({PID}, 100.0 + 2 * RETAIN_EVERY_S) == set()
+    assert files.retain_now_and_then({PID}, 100.0 + 3 * RETAIN_EVERY_S) == {other}
+
+
+def test_retain_forgets_at_most_retain_max_at_a_time() -> None:
+    files = tracker()
+    calls = Calls()
+    for pid in range(1000, 1000 + RETAIN_MAX + 3):
+        calls.call("openat", (AT_FDCWD, 0x1000, os.O_RDONLY), 3, path(1, b"/f"), pid=pid)
+    calls.apply(files)
+    first = files.retain(set())
+    assert first == set(range(1000, 1000 + RETAIN_MAX))
+    assert files.retain(set()) == set(range(1000 + RETAIN_MAX, 1000 + RETAIN_MAX + 3))
+    assert files.table.tables == {}
 
 
 def test_exit_attributes_the_last_totals_once() -> None:

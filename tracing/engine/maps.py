@@ -48,6 +48,12 @@ SAMPLE_KEY_DTYPE = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("user_stack", "<i4
 SAMPLE_COUNT_DTYPE = np.dtype("<u8")
 
 
+# struct proc_event's flag bits (given to the C as -D flags): an exit that ends the whole
+# process; a fork that made a thread of the parent's process, not a new process.
+PROC_FLAG_GONE = 1
+PROC_FLAG_THREAD = 2
+
+
 class ProcEventC(ctypes.Structure):
     """struct proc_event of bpf/syscalls.bpf.c: the proc_events ring buffer's records."""
 

@@ -29,10 +29,13 @@ from tracing.decode.argspec import load_specs
 from tracing.engine import kheaders, tracefs
 from tracing.engine.bcc_types import BccProgram
 from tracing.engine.capture_config import arg_spec_entries, capture_defines, config_value
+from tracing.engine.clone_defines import clone_defines
 from tracing.engine.maps import (
     DROP_SLOTS,
     FD_IO_DTYPE,
     FD_KEY_DTYPE,
+    PROC_FLAG_GONE,
+    PROC_FLAG_THREAD,
     STAT_KEY_DTYPE,
     STAT_VALUE_DTYPE,
     BatchReader,
@@ -173,6 +176,7 @@ def build_cflags(options: EngineOptions, arch: str) -> list[str]:
         "NR_HIDDEN": _hidden_number(options, arch),
         **histogram_defines(),
         **capture_defines(arch),
+        **clone_defines(arch),
     }
     return [f"-D{k}={v}" for k, v in defines.items()]
 
@@ -284,9 +288,10 @@ class SyscallProgram:
                 tid=e.tid,
                 ppid=e.ppid,
                 status=e.status,
-                process_gone=bool(e.flags & 1),
+                process_gone=bool(e.flags & PROC_FLAG_GONE),
                 comm=e.comm.decode(errors="replace"),
                 filename=e.filename.decode(errors="replace"),
+                thread=e.kind == ProcKind.FORK and bool(e.flags & PROC_FLAG_THREAD),
             )
         )
         if self.sampler is not None and e.kind == ProcKind.EXEC:  # new maps: capture them soon

@@ -362,6 +362,8 @@ class Tracer:
         last ones into the per-file totals; the events kept since the last tick."""
         self._files.live(program.read_fd_io())
         gone = {e.pid for e in proc_events if e.kind == ProcKind.EXIT and e.process_gone}
+        # Processes whose exit event was lost: their tables and kernel totals go as well.
+        gone |= self._files.retain_now_and_then(self._tracker.alive, time.monotonic())
         if gone:
             finals = program.take_fd_io(gone)
             for pid in sorted(gone):

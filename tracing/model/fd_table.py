@@ -23,7 +23,7 @@ import errno as errno_names
 import fcntl
 import os
 import socket
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -216,6 +216,14 @@ class FdTable:
         last = self.tables.pop(pid, {})
         for key in [k for k in self.stale if k[0] == pid]:
             last.setdefault(key[1], self.stale.pop(key))
+        return last
+
+    def exit_many(self, pids: Collection[int]) -> dict[int, dict[int, FdEntry]]:
+        """exit() of many processes, with one pass over the stale entries."""
+        last = {pid: self.tables.pop(pid, {}) for pid in pids}
+        if last:
+            for key in [k for k in self.stale if k[0] in last]:
+                last[key[0]].setdefault(key[1], self.stale.pop(key))
         return last
 
     def _drop_unreported(self, pid: int, fd: int, table: dict[int, FdEntry]) -> None:

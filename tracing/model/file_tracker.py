@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import fcntl
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -36,6 +36,9 @@ _CHANGES = (argspec.OPENS | argspec.FD_RET | argspec.FD_CLOSE | argspec.FD_CLOSE
 _CHANGES_IF_FAILED = argspec.FD_CLOSE | argspec.NAMES_SOCKET
 _FCNTL_CHANGES = (fcntl.F_DUPFD, fcntl.F_DUPFD_CLOEXEC, fcntl.F_SETFD)
 
+# How often the tracer drops the tables of processes no longer alive (their exit event lost),
+# and at most how many at a time (each costs the tracer a pass over the kernel's fd_io).
+RETAIN_EVERY_S, RETAIN_MAX = 5.0, 512
 LiveTotals = Mapping[tuple[int, int], IoTotals]  # (pid, fd) -> the kernel's fd_io entry
 
 
@@ -55,6 +58,8 @@ class FileTracker:
         self._gone: dict[int, dict[int, FdEntry]] = {}  # exited, their last totals not yet in
         self._live: dict[tuple[int, int], IoTotals] = {}
         self._live_stale = True  # the live totals must be attributed again
+        self._next_retain = 0.0
+        self._suspects: set[int] = set()  # not alive at the last round of retain_now_and_then
 
     def _add_abi(self, specs: SpecTable, code: int, abi: str) -> None:
         try:
@@ -171,9 +176,11 @@ class FileTracker:
 
     def _proc_event(self, e: ProcEvent) -> None:
         if e.kind == ProcKind.FORK:
-            # The task may be a new thread, which shares its process's table: its copy is
-            # never looked up and goes at its exit.
-            self.table.fork(e.pid, e.tid)
+            # A new thread shares its process's table (its calls carry the process id); a
+            # fork the kernel could not tell (begun before tracing) is copied: that copy is
+            # never looked up and goes at the task's exit, or at retain().
+            if not e.thread:
+                self.table.fork(e.pid, e.tid)
         elif e.kind == ProcKind.EXEC:
             self.table.exec(e.pid)
         elif e.kind == ProcKind.EXIT:
@@ -182,6 +189,36 @@ class FileTracker:
                 self._gone[e.pid] = {**self._gone.get(e.pid, {}), **last}
             elif e.tid != e.pid:
                 self.table.tables.pop(e.tid, None)
+
+    def retain(self, alive: Collection[int]) -> set[int]:
+        """Forget at once the tables of processes not in `alive` (at most RETAIN_MAX), as
+        their exit would; the pids forgotten, whose kernel totals the caller hands to
+        process_gone as at an exit."""
+        return self._forget(self._not_alive(alive))
+
+    def retain_now_and_then(self, alive: Collection[int], now: float) -> set[int]:
+        """The tracer's backstop for lost exit events, at most once every RETAIN_EVERY_S
+        (`now`: time.monotonic()): forgets the processes found not alive at two rounds in
+        a row, so that the records of one that just ended are all in first."""
+        if now < self._next_retain:
+            return set()
+        self._next_retain = now + RETAIN_EVERY_S
+        dead = self._not_alive(alive)
+        lost = self._forget(dead & self._suspects)
+        self._suspects = dead - lost
+        return lost
+
+    def _not_alive(self, alive: Collection[int]) -> set[int]:
+        pids = self.table.tables.keys() | {pid for pid, _fd in self.table.stale}
+        return {pid for pid in pids if pid not in alive}
+
+    def _forget(self, pids: set[int]) -> set[int]:
+        lost = set(sorted(pids)[:RETAIN_MAX])
+        for pid, last in self.table.exit_many(lost).items():
+            self._gone[pid] = {**self._gone.get(pid, {}), **last}
+        if lost:
+            self._live_stale = True
+        return lost
 
     def seed(self, pid: int, fds: Mapping[int, bytes], cloexec: Iterable[int] = ()) -> None:
         """The descriptors a target had when tracing began (tracing.system.fd_seed)."""

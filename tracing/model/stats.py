@@ -226,6 +226,7 @@ class ProcEvent:
     process_gone: bool
     comm: str
     filename: str
+    thread: bool = False  # fork: the new task is a thread of pid, not a new process
 
 
 @dataclass(frozen=True, slots=True)
