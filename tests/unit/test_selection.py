@@ -64,3 +64,12 @@ def test_the_kernel_config_of_a_selection():
     sel = EventSelection.parse("failed,slow:5ms,sample:9")
     assert sel.bits == SEL_FAILED | SEL_SLOW | SEL_SAMPLE
     assert config_value(sel) == (SEL_FAILED | SEL_SLOW | SEL_SAMPLE, 1, 5_000_000, 9)
+
+
+def test_nofiles_keeps_events_without_the_descriptor_table() -> None:
+    sel = EventSelection.parse("failed,nofiles")
+    assert (sel.failed, sel.files, sel.bits) == (True, False, EventSelection().bits)
+    assert sel.describe() == "failed, no files"
+    assert EventSelection.parse("failed").files is True
+    with pytest.raises(ValueError, match="nofiles"):
+        EventSelection.parse("nofiles:1")

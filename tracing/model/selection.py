@@ -22,7 +22,8 @@ SEL_SLOW = 4
 SEL_SAMPLE = 8
 
 _NS_UNITS = ((1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "µs"), (1, "ns"))
-SPEC_HELP = "failed, all, none, slow:DURATION (e.g. slow:10ms), sample:N, joined with commas"
+SPEC_HELP = ("failed, all, none, slow:DURATION (e.g. slow:10ms), sample:N, nofiles, joined "
+             "with commas")
 
 
 def _duration_text(ns: int) -> str:
@@ -59,7 +60,8 @@ class EventSelection:
     @classmethod
     def parse(cls, text: str) -> EventSelection:
         """'failed', 'all', 'none', 'slow:10ms', 'sample:100', or several joined with commas
-        ('failed,slow:5ms'); ValueError saying what is accepted."""
+        ('failed,slow:5ms'); 'nofiles' leaves descriptors and per-file I/O unfollowed
+        ('failed,nofiles'); ValueError saying what is accepted."""
         terms = [t.strip() for t in text.split(",")]
         if not text.strip() or any(not t for t in terms):
             raise ValueError(f"empty selection: use {SPEC_HELP}")
@@ -82,6 +84,8 @@ class EventSelection:
                 parts.append(f"slower than {_duration_text(self.slow_ns)}")
             if self.sample_n > 0:
                 parts.append(f"1 in {self.sample_n:,}")
+        if not self.files and parts:
+            parts.append("no files")
         return ", ".join(parts) or "none"
 
 
@@ -93,6 +97,8 @@ def _parse_term(term: str) -> dict[str, int | bool]:
     name = name.strip().lower()
     if name in ("failed", "all") and not sep:
         return {name: True}
+    if name == "nofiles" and not sep:  # events without the descriptor table's cost
+        return {"files": False}
     if name == "slow" and sep:
         ns = parse_duration_ns(value.strip())
         if ns <= 0:
