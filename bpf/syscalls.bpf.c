@@ -332,6 +332,74 @@ static __always_inline u64 read_arg0(struct pt_regs *regs, u32 abi)
 #endif
 }
 
+// The registers that hold a call's ABI and arguments, read with one helper call instead of
+// one per register (at every exit when events or files are on, so it counts).
+#if defined(__x86_64__)
+struct call_regs { // struct pt_regs from bp through cs, in its order
+    u64 bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs;
+};
+
+static __always_inline void load_call_regs(struct pt_regs *regs, struct call_regs *r)
+{
+    if (bpf_probe_read_kernel(r, sizeof(*r), &regs->bp) != 0)
+        __builtin_memset(r, 0, sizeof(*r));
+}
+
+static __always_inline u32 regs_abi(struct call_regs *r, struct pt_regs *regs, u64 nr)
+{
+    if (X32_SYSCALL_BIT && (nr & X32_SYSCALL_BIT))
+        return ABI_X32;
+    return (u16)r->cs == 0x23 ? ABI_COMPAT : 0; // __USER32_CS, as call_abi
+}
+
+static __always_inline u64 regs_arg0(struct call_regs *r, struct pt_regs *regs, u32 abi)
+{
+    return abi == ABI_COMPAT ? (u32)r->bx : r->di;
+}
+
+static __always_inline void regs_args(struct call_regs *r, struct pt_regs *regs, u32 abi,
+                                      u64 *args)
+{
+    if (abi == ABI_COMPAT) { // i386: ebx, ecx, edx, esi, edi, ebp
+        args[0] = (u32)r->bx;
+        args[1] = (u32)r->cx;
+        args[2] = (u32)r->dx;
+        args[3] = (u32)r->si;
+        args[4] = (u32)r->di;
+        args[5] = (u32)r->bp;
+        return;
+    }
+    args[0] = r->di;
+    args[1] = r->si;
+    args[2] = r->dx;
+    args[3] = r->r10;
+    args[4] = r->r8;
+    args[5] = r->r9;
+}
+#else
+struct call_regs {
+    u64 unused;
+};
+
+static __always_inline void load_call_regs(struct pt_regs *regs, struct call_regs *r) {}
+
+static __always_inline u32 regs_abi(struct call_regs *r, struct pt_regs *regs, u64 nr)
+{
+    return call_abi(regs, nr);
+}
+
+static __always_inline u64 regs_arg0(struct call_regs *r, struct pt_regs *regs, u32 abi)
+{
+    return read_arg0(regs, abi);
+}
+
+static __always_inline void regs_args(struct call_regs *r, struct pt_regs *regs, u32 abi,
+                                      u64 *args)
+{
+    read_args(regs, abi, args);
+}
+#endif
+
 static __always_inline struct arg_spec *arg_spec_of(u32 abi, u64 nr)
 {
     u32 idx = ((abi & 3) << 10) | (nr & 1023);
@@ -814,7 +882,9 @@ static __always_inline void after_call(struct config *cfg, struct pt_regs *regs,
     u32 files = cfg->files;
     if (!flags && !files)
         return;
-    u32 abi = call_abi(regs, nr);
+    struct call_regs cr;
+    load_call_regs(regs, &cr);
+    u32 abi = regs_abi(&cr, regs, nr);
     struct arg_spec *spec = arg_spec_of(abi, nr);
     u32 kinds = 0, effects = 0;
     if (spec) {
@@ -822,7 +892,7 @@ static __always_inline void after_call(struct config *cfg, struct pt_regs *regs,
         effects = spec->effects;
     }
     if (files && (effects & EFFECT_FD_ARG0) && !(effects & EFFECT_FD_CLOSE))
-        account_io(pid, read_arg0(regs, abi), effects, ret, d);
+        account_io(pid, regs_arg0(&cr, regs, abi), effects, ret, d);
     bool book_call = files && (effects & BOOK_EFFECTS);
     if (!flags && !book_call)
         return;
@@ -832,7 +902,7 @@ static __always_inline void after_call(struct config *cfg, struct pt_regs *regs,
         return;
     }
     start_record(s, pid, tid, nr, ret, d, now, abi);
-    read_args(regs, abi, s->e.args);
+    regs_args(&cr, regs, abi, s->e.args);
     bool book = book_call && bookkeeping(s, pid, effects, kinds, ret);
     if (flags || book) {
         capture_args(s, kinds, effects, ret);
