@@ -4,6 +4,8 @@ the columns fitted to the terminal.
 
 Pure (no Textual): tui/files.py draws these. Paths are the traced processes' bytes, decoded
 by the path table (undecodable bytes as \\xHH) and sanitized before they are measured.
+The view keeps its summaries across snapshots (tui/file_index.py); `path_summaries`,
+`by_directory` and `sorted_summaries` compute them whole, the reference its tests compare to.
 """
 
 from __future__ import annotations

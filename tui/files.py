@@ -3,7 +3,10 @@ reads and bytes read, writes and bytes written, and the time spent in I/O; `g` s
 directory; Enter opens the event log on that path's (or directory's) events.
 
 It reads the newest snapshot's per-file totals (cumulative) and redraws when a new snapshot
-arrives. What the rows hold is tui/file_rows.py's; this module is the screen.
+arrives: tui/file_index.py keeps the summaries and their order across snapshots, so a redraw
+costs the entries that changed, and the table holds at most MAX_ROWS rows (the first ones in
+the current sort; the title says how many there are). What the rows hold is
+tui/file_rows.py's; this module is the screen.
 """
 
 from __future__ import annotations
@@ -21,16 +24,14 @@ from tracing.sources import SnapshotSource
 from tui.actions import bindings_for
 from tui.connections import ConnectionTable
 from tui.event_log import EventLogScreen
+from tui.file_index import FileIndex, Ranking
 from tui.file_rows import (
     FILE_COLUMNS,
     PathSummary,
-    by_directory,
     describe_summary,
     file_rows,
     fitted_columns,
     largest_first,
-    path_summaries,
-    sorted_summaries,
 )
 from tui.footer import KeyFooter
 from tui.screens import DrillDown, SortKeys, ThrottledRedraw
@@ -40,6 +41,9 @@ from tui.text import data, line
 
 SCROLLBAR = 2
 DEFAULT_SORT = "io_ns"
+# Rows in the table: the first ones in the current sort. Past a few thousand nobody scrolls,
+# and every row made costs each redraw (200,000 paths: seconds, keys waiting).
+MAX_ROWS = 2_000
 
 
 class FilesScreen(ThrottledRedraw, SortKeys, DrillDown):
@@ -62,6 +66,9 @@ class FilesScreen(ThrottledRedraw, SortKeys, DrillDown):
         self.sort_column = DEFAULT_SORT
         self.sort_reverse = True
         self._summaries: list[PathSummary] = []
+        # The screen's own, freed with it: with 200,000 paths it holds ~100 MB, too much to
+        # keep for a view not shown (reopening reads them whole again, ~1.5 s).
+        self._index = FileIndex()
         self._drawn: tuple[int, int] | None = None
 
     def compose(self) -> ComposeResult:
@@ -97,10 +104,8 @@ class FilesScreen(ThrottledRedraw, SortKeys, DrillDown):
 
     def _redraw(self) -> None:
         self._drawn = self._state()
-        latest = self.session.latest
-        per_path = path_summaries(latest.files, latest.paths) if latest is not None else []
-        shown = by_directory(per_path) if self.grouped else per_path
-        self._summaries = sorted_summaries(shown, self.sort_column, self.sort_reverse)
+        ranking = self._ranked()
+        self._summaries = ranking.top(MAX_ROWS)
         table = self._table()
         # As the event log's: the screen's width, minus the scrollbar and as much again.
         available = max(self.app.size.width - 2 * SCROLLBAR, 40)
@@ -117,19 +122,29 @@ class FilesScreen(ThrottledRedraw, SortKeys, DrillDown):
                     table.move_cursor(index)
             else:
                 table.update_rows(file_rows(self._summaries, columns))
-            self._draw_title(len(per_path))
+            self._draw_title(len(self._index.paths), len(ranking))
             self._draw_empty()
             self._draw_selected()
 
-    def _draw_title(self, paths: int) -> None:
+    def _ranked(self) -> Ranking:
+        """The summaries brought up to the newest snapshot, in the current order."""
+        latest = self.session.latest
+        self._index.update(latest.files if latest is not None else {},
+                           latest.paths if latest is not None else None)
+        return self._index.ranked(self.grouped, self.sort_column, self.sort_reverse)
+
+    def _draw_title(self, paths: int, rows: int) -> None:
         arrow = "▼" if self.sort_reverse else "▲"
         label = next(c.label for c in FILE_COLUMNS if c.key == self.sort_column)
-        parts = [f"{paths:,} paths"]
+        shown = len(self._summaries)
+        cut = f"showing {shown:,} of {rows:,}" if rows > shown else ""
+        parts = [f"{cut} paths; g to group by directory" if cut and not self.grouped
+                 else f"{paths:,} paths"]
         table = self.session.latest.paths if self.session.latest is not None else None
         if table is not None and table.overflow:  # the path table's bound: none are lost
             parts.append(f"{table.overflow:,} more names counted as (other)")
         if self.grouped:
-            parts.append(f"by directory ({len(self._summaries):,})")
+            parts.append(f"by directory ({cut or f'{rows:,}'})")
         parts.append(f"sort {label} {arrow}")
         self.query_one("#files-title", Static).update(
             line(("Files", "bold"), ": ", " · ".join(parts)))
@@ -145,7 +160,9 @@ class FilesScreen(ThrottledRedraw, SortKeys, DrillDown):
 
     def _selected(self) -> PathSummary | None:
         key = self._table().cursor_key
-        return next((s for s in self._summaries if (s.path,) == key), None)
+        if key is None or not isinstance(key[0], str):
+            return None
+        return self._index.level(self.grouped).summary(key[0])
 
     def _draw_selected(self) -> None:
         summary = self._selected()

@@ -76,6 +76,23 @@ class PersistentMap(Mapping[K, V], Generic[K, V]):
         new._keys, new._index, new._chunks, new._len = keys, index, tuple(chunks), len(keys)
         return new
 
+    def changed_since(self, older: PersistentMap[K, V]) -> list[K] | None:
+        """The keys whose values are not the very objects `older` holds (new keys too), in
+        their order; cost: one comparison per chunk, plus CHUNK per chunk that differs.
+        None when `older` is not an earlier version of this one's line (another map, a
+        branch, or a later version): then any key may differ."""
+        if older._keys is not self._keys or older._len > self._len:
+            return None
+        keys, old_chunks, changed = self._keys, older._chunks, []
+        for c, chunk in enumerate(self._chunks):
+            before = old_chunks[c] if c < len(old_chunks) else ()
+            if chunk is before:
+                continue
+            base = c << CHUNK_BITS
+            changed += [keys[base + i] for i, value in enumerate(chunk)
+                        if i >= len(before) or value is not before[i]]
+        return changed
+
     def _position(self, key: object) -> int | None:
         pos = self._index.get(key)  # type: ignore[arg-type]  # any object may be asked
         return pos if pos is not None and pos < self._len else None
