@@ -623,6 +623,11 @@ static __always_inline void capture_args(struct scratch *s, u32 kinds, u32 effec
 
 static __always_inline void account_io(u32 pid, u64 fd_arg, u32 effects, s64 ret, u64 d)
 {
+    // Only the calls that move data are counted: the others on a descriptor (fstatat on a
+    // directory, fcntl, fstat) are frequent (tar makes three fstatat per file) and would pay a
+    // map update each for a figure no view shows.
+    if (!(effects & (EFFECT_IO_READ | EFFECT_IO_WRITE)))
+        return;
     s32 fd = (s32)fd_arg;
     if (fd < 0 || ret == -ERRNO_BADF) // AT_FDCWD, or no such descriptor: nothing to count
         return;
@@ -639,8 +644,6 @@ static __always_inline void account_io(u32 pid, u64 fd_arg, u32 effects, s64 ret
     }
     // Threads share descriptors: atomic adds.
     __sync_fetch_and_add(&v->calls, 1);
-    if (!(effects & (EFFECT_IO_READ | EFFECT_IO_WRITE)))
-        return;
     __sync_fetch_and_add(&v->io_ns, d);
     if (ret < 0)
         return;

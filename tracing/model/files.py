@@ -40,7 +40,7 @@ class FileKey(NamedTuple):
 class FileStats:
     opens: int = 0  # successful opens of the path
     open_errors: tuple[tuple[int, int], ...] = ()  # (errno, count) of failed opens, by errno
-    calls: int = 0  # calls on its descriptors (failed ones too)
+    calls: int = 0  # read and write calls on its descriptors (failed ones too)
     reads: int = 0
     bytes_read: int = 0
     writes: int = 0
