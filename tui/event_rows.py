@@ -206,7 +206,10 @@ class EventStore:
                 zip(index.tolist(), *columns, strict=True)):
             info = processes.get(pid)
             self.events.append(LogEvent(
-                batch.first + i, ts, pid, tid, nr, abi, ret, dur, info.comm if info else "?",
+                # The comm as shown (escaped), so that a filter typed from the screen matches
+                # a name with control characters in it.
+                batch.first + i, ts, pid, tid, nr, abi, ret, dur,
+                sanitize(info.comm) if info else "?",
                 kept[j:j + 1], data[i] if i < len(data) else b"", context))
 
     def clear(self) -> None:

@@ -68,3 +68,22 @@ async def test_enter_on_a_hostile_directory_lists_its_files_events(decoded):  # 
         await until(pilot, lambda: screen.grouped)
         log = await _drill(pilot, screen, "/tmp/h\x1b]0;M\x07/")
         await until(pilot, lambda: log._table().row_count == 2)  # the failed open, the read
+
+
+def renamed(snapshots: list[Snapshot], pid: int, comm: str) -> list[Snapshot]:
+    def rename(s: Snapshot) -> Snapshot:
+        procs = dict(s.processes)
+        procs[pid] = dataclasses.replace(procs[pid], comm=comm)
+        return dataclasses.replace(s, processes=MappingProxyType(procs))
+    return [rename(s) for s in snapshots]
+
+
+async def test_a_comm_with_control_characters_is_filtered_as_shown(decoded):  # noqa: F811
+    """The filter bar holds what the screen shows; the log compares the comm as shown."""
+    from .events_fixture import CAT
+    from .test_event_log import open_log, type_filter
+
+    async with app_on(renamed(decoded, CAT, "c\x1b]0;x\x07at")).run_test(size=WIDE) as pilot:
+        log = await open_log(pilot)
+        await type_filter(pilot, log, r"comm=c\x1b]0;x\x07at")
+        await until(pilot, lambda: log._table().row_count == 1)
