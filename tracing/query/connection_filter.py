@@ -40,10 +40,11 @@ from tracing.query.terms import (
     Predicate,
     PredicateBuilder,
     Term,
-    check_term,
     comparison,
     compile_regex,
     duration_predicate,
+    example_maker,
+    field_term,
     int_predicate,
     parse_term,
     parse_terms,
@@ -116,10 +117,7 @@ _CONN_REGEX_EXAMPLES = {"addr": r"addr~^10\.", "container": "container~^web",
                         "state": "state~WAIT", "comm": "comm~^py"}
 
 
-def _conn_example(name: str, op: str) -> str:
-    if op == "~":
-        return _CONN_REGEX_EXAMPLES.get(name, f"{name}~^x")
-    return _CONN_EXAMPLES.get(name, f"{name}=1")
+_conn_example = example_maker(_CONN_EXAMPLES, _CONN_REGEX_EXAMPLES, "^x")
 
 
 _CONNECTION_LANGUAGE = Language(kinds={name: kind for name, (kind, _) in _CONN_FIELDS.items()},
@@ -170,19 +168,8 @@ def _conn_word_term(word: str, negated: bool, start: int) -> Term:
 
 
 def _conn_field_term(name: str, op: str, value: str, negated: bool, start: int) -> Term:
-    kind = check_term(_CONNECTION_LANGUAGE, name, op, value, start)
-    values = _CONN_FIELDS[name][1]
-    if op == "!=":  # "neither is": see above
-        equal = _CONN_PREDICATES[kind](name, "=", value, start)
-
-        def test(at: _At) -> bool:
-            return not any(equal(v) for v in values(at))
-    else:
-        holds = _CONN_PREDICATES[kind](name, op, value, start)
-
-        def test(at: _At) -> bool:
-            return any(holds(v) for v in values(at))
-    return Term(name, op, value, negated, start, name, test)
+    return field_term(_CONNECTION_LANGUAGE, _CONN_FIELDS, _CONN_PREDICATES, name, op, value,
+                      negated, start)
 
 
 def _port_predicate(name: str, op: str, value: str, start: int) -> Predicate:

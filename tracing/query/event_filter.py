@@ -28,10 +28,11 @@ from tracing.query.terms import (
     Predicate,
     PredicateBuilder,
     Term,
-    check_term,
     comparison,
     compile_regex,
     duration_predicate,
+    example_maker,
+    field_term,
     int_predicate,
     parse_term,
     parse_terms,
@@ -112,10 +113,7 @@ _EVENT_REGEX_EXAMPLES = {"name": "name~^open", "comm": "comm~^py", "path": "path
                          "addr": "addr~443"}
 
 
-def _event_example(name: str, op: str) -> str:
-    if op == "~":
-        return _EVENT_REGEX_EXAMPLES.get(name, f"{name}~x")
-    return _EVENT_EXAMPLES.get(name, f"{name}=1")
+_event_example = example_maker(_EVENT_EXAMPLES, _EVENT_REGEX_EXAMPLES)
 
 
 _EVENT_LANGUAGE = Language(kinds={name: kind for name, (kind, _) in _EVENT_FIELDS.items()},
@@ -175,19 +173,8 @@ def _event_word_term(word: str, negated: bool, start: int) -> Term:
 
 
 def _event_field_term(name: str, op: str, value: str, negated: bool, start: int) -> Term:
-    kind = check_term(_EVENT_LANGUAGE, name, op, value, start)
-    values = _EVENT_FIELDS[name][1]
-    if op == "!=":  # "neither is", as in the connections view
-        equal = _EVENT_PREDICATES[kind](name, "=", value, start)
-
-        def test(e: EventFacts) -> bool:
-            return not any(equal(v) for v in values(e))
-    else:
-        holds = _EVENT_PREDICATES[kind](name, op, value, start)
-
-        def test(e: EventFacts) -> bool:
-            return any(holds(v) for v in values(e))
-    return Term(name, op, value, negated, start, name, test)
+    return field_term(_EVENT_LANGUAGE, _EVENT_FIELDS, _EVENT_PREDICATES, name, op, value,
+                      negated, start)
 
 
 def _path_predicate(name: str, op: str, value: str, start: int) -> Predicate:

@@ -21,7 +21,7 @@ import operator
 import re
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -230,6 +230,37 @@ def check_term(lang: Language, name: str, op: str, value: str, start: int) -> st
             f"'{op}' needs {article} {noun} at {start}: e.g. {lang.example(name, op)}", start
         )
     return kind
+
+
+def example_maker(examples: Mapping[str, str], regex_examples: Mapping[str, str],
+                  regex_default: str = "x") -> Callable[[str, str], str]:
+    """A Language's `example`: the view's own example for a field, else a generic one."""
+    def example(name: str, op: str) -> str:
+        if op == "~":
+            return regex_examples.get(name, f"{name}~{regex_default}")
+        return examples.get(name, f"{name}=1")
+    return example
+
+
+def field_term(lang: Language, fields: Mapping[str, tuple[str, Callable[[Any], Iterable[Any]]]],
+               predicates: Mapping[str, PredicateBuilder], name: str, op: str, value: str,
+               negated: bool, start: int) -> Term:
+    """A `field OP value` term over a field that may hold several values (a path argument
+    and a descriptor's name, both ends of a connection): it holds when one of them does;
+    `!=` means "neither is", not "one of them is not"."""
+    kind = check_term(lang, name, op, value, start)
+    values = fields[name][1]  # (kind, the values of the field in an item)
+    if op == "!=":
+        equal = predicates[kind](name, "=", value, start)
+
+        def test(item: Any) -> bool:
+            return not any(equal(v) for v in values(item))
+    else:
+        holds = predicates[kind](name, op, value, start)
+
+        def test(item: Any) -> bool:
+            return any(holds(v) for v in values(item))
+    return Term(name, op, value, negated, start, name, test)
 
 
 def shown(text: str) -> str:
