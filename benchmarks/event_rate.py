@@ -23,9 +23,9 @@ TARGET_EVENTS_PER_S = 250_000
 RATES = (100_000, 200_000, 250_000, 300_000, 400_000, 500_000, 750_000, 1_000_000, 0)  # 0: unpaced
 QUICK_RATES = (250_000, 0)  # the target rate itself, and unpaced
 UNPACED_CALLS = 3_000_000
-# benchmarks/c/ programs: what each event carries.
-WORKLOADS = (("syscalls", "getppid (no captured fields)"),
-             ("failed_opens", "failed openat, a 40-byte path in every event"))
+# The calls benchmarks/c/syscalls.c makes: what each event carries.
+WORKLOADS = (("getppid", "getppid (no captured fields)"),
+             ("openat", "failed openat, a 40-byte path in every event"))
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,11 @@ class RateRun:
 
 def one_rate(ctx: BenchContext, paced: int, seconds: float,
              also: Callable[[Snapshot], None] | None = None,
-             program: str = "syscalls") -> RateRun:
+             call: str = "getppid") -> RateRun:
     from tracing.model.selection import EventSelection
 
     calls = int(paced * seconds) if paced else UNPACED_CALLS // (3 if ctx.quick else 1)
-    argv = [str(ctx.program(program)), str(calls), *([str(paced)] if paced else [])]
+    argv = [str(ctx.program("syscalls")), str(calls), str(paced), call]
     outcome = trace_command(argv, EventSelection(all=True, failed=False), ctx.scratch, also)
     last = outcome.last
     if last is None:
@@ -106,13 +106,13 @@ def _section(workload: str, runs: list[RateRun]) -> Section:
 def run(ctx: BenchContext) -> BenchResult:
     seconds = 1.0 if ctx.quick else 2.0
     sections, checks, failures = [], [], []
-    for program, workload in WORKLOADS:
+    for call, workload in WORKLOADS:
         runs = []
         for paced in QUICK_RATES if ctx.quick else RATES:
-            runs.append(one_rate(ctx, paced, seconds, program=program))
-            ctx.log(f"event rate, {program}: {fmt_int(paced) if paced else 'unpaced'} done")
+            runs.append(one_rate(ctx, paced, seconds, call=call))
+            ctx.log(f"event rate, {call}: {fmt_int(paced) if paced else 'unpaced'} done")
         sections.append(_section(workload, runs))
-        failures += [f"event rate {program} {fmt_int(r.paced)}: received {r.received} + "
+        failures += [f"event rate {call} {fmt_int(r.paced)}: received {r.received} + "
                      f"dropped {r.dropped} != {r.syscalls} syscalls"
                      for r in runs if not r.consistent]
         best_clean = max((r.received_per_s for r in runs if r.dropped == 0), default=0.0)
