@@ -3,8 +3,6 @@ splits the ring buffer's records into headers and fields. No kernel needed."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from syscall_tables import syscall_number
 from tracing.decode import argspec
 from tracing.decode.argspec import checked_in_specs
@@ -15,7 +13,6 @@ from tracing.engine.capture_config import (
     capture_defines,
     kernel_kinds,
 )
-from tracing.engine.maps import split_records
 from tracing.model.captures import (
     DATA_MAX,
     KIND_ARGV,
@@ -23,9 +20,7 @@ from tracing.model.captures import (
     KIND_FDPAIR,
     KIND_PATH,
     KIND_SOCKADDR,
-    pack_field,
 )
-from tracing.model.stats import EVENT_DTYPE
 
 SPECS = checked_in_specs()
 ENTRIES = arg_spec_entries(SPECS, "x86_64")
@@ -93,22 +88,3 @@ def test_defines_come_from_the_python_definitions():
     assert defines["FCNTL_DUPFD_CLOEXEC"] == 1030
     assert defines["ARG_SPEC_ENTRIES"] == 3 * ABI_SLOT
 
-
-def record(pid: int, data: bytes = b"") -> bytes:
-    head = np.zeros(1, dtype=EVENT_DTYPE)
-    head["pid"], head["data_len"] = pid, len(data)
-    return head.tobytes() + data
-
-
-def test_records_split_into_writable_headers_and_their_fields():
-    path = pack_field(1, KIND_PATH, b"/etc/passwd")
-    headers, data = split_records([record(1), record(2, path), record(3)])
-    assert headers["pid"].tolist() == [1, 2, 3]
-    assert headers["data_len"].tolist() == [0, len(path), 0]
-    assert data == [b"", path, b""]
-    headers["fd_path"] = 7  # the FileTracker writes it
-    bare, none = split_records([record(4), record(5)])
-    assert bare["pid"].tolist() == [4, 5] and none == [b"", b""]
-    bare["fd_path"] = 1
-    empty, nothing = split_records([])
-    assert len(empty) == 0 and empty.dtype == EVENT_DTYPE and nothing == []

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import operator
 import os
 
 import numpy as np
 
 from tracing.engine.bcc_types import BccTable
 from tracing.model.captures import IoTotals
-from tracing.model.stats import EVENT_DTYPE, HIST_BUCKETS
+from tracing.model.stats import HIST_BUCKETS
 
 ENOTSUPP = 524  # the kernel-internal errno the bpf syscall returns for unsupported ops
 
@@ -156,21 +155,3 @@ def delete_entry(table: BccTable, raw_key: bytes) -> None:
     from bcc.libbcc import lib
 
     lib.bpf_delete_elem(table.map_fd, ctypes.c_char_p(raw_key))
-
-
-_HEADER = EVENT_DTYPE.itemsize
-_head = operator.itemgetter(slice(0, _HEADER))
-_tail = operator.itemgetter(slice(_HEADER, None))
-
-
-def split_records(chunks: list[bytes]) -> tuple[np.ndarray, list[bytes]]:
-    """Ring buffer records (an EVENT_DTYPE header, then data_len bytes of fields) as a
-    writable array of the headers and each record's fields. Per record, only slicing at C
-    speed: hundreds of thousands arrive each second."""
-    if not chunks:
-        return np.zeros(0, dtype=EVENT_DTYPE), []
-    # bytearray's join: writable without another copy.
-    if sum(map(len, chunks)) == _HEADER * len(chunks):  # nothing captured in any
-        return np.frombuffer(bytearray().join(chunks), dtype=EVENT_DTYPE), [b""] * len(chunks)
-    headers = bytearray().join(map(_head, chunks))
-    return np.frombuffer(headers, dtype=EVENT_DTYPE), list(map(_tail, chunks))
