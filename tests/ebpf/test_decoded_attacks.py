@@ -18,6 +18,7 @@ import pytest
 
 from tests.attack_helpers import NOBODY, assert_intact, make_canary, plant_link, shared_dir
 from tests.ebpf.conftest import TraceRun, run_trace
+from tests.helpers import wait_until
 from tracing.engine.tracer import TraceConfig, Tracer
 from tracing.model.paths import MAX_PATH_BYTES, OTHER_ID
 from tracing.model.selection import EventSelection
@@ -152,7 +153,9 @@ done = threading.Event()
 threads = [threading.Thread(target=done.wait) for _ in range(int(sys.argv[2]))]
 for t in threads:
     t.start()
-time.sleep(1.5)  # a few ticks with every thread alive
+deadline = time.monotonic() + 60
+while not os.path.exists(sys.argv[3]) and time.monotonic() < deadline:  # the test says go
+    time.sleep(0.01)
 done.set()
 for t in threads:
     t.join()
@@ -162,16 +165,33 @@ for t in threads:
 def test_threads_share_their_process_descriptor_table_not_copies() -> None:
     """200 threads x 3000 descriptors would be 600,000 entries the attacker's kernel never
     paid for: the kernel flags a fork that made a thread, and threads copy nothing."""
+    with shared_dir() as shared:  # the workload runs as nobody: it must see the signal
+        _threads_share_tables(shared / "go")
+
+
+def _threads_share_tables(go: Path) -> None:
     biggest = [0]
 
+    def entries(tracer: Tracer) -> int:
+        return sum(len(t) for t in list(tracer._files.table.tables.values()))
+
     def watch(tracer: Tracer) -> None:
-        tables = tracer._files.table.tables
+        command = tracer.command
+        assert command is not None
+        # Every thread's fork event seen and a tick after it: a copy would be there now.
+        wait_until(lambda: len(tracer._tracker._threads.get(command.pid, ())) >= 200,
+                   "the threads' fork events", timeout=60)
+        wait_until(lambda: entries(tracer) >= 3000, "the descriptors", timeout=60)
+        first = tracer.last_snapshot
+        wait_until(lambda: tracer.last_snapshot is not first, "a tick")
+        biggest[0] = entries(tracer)
+        go.touch()
         while tracer.running:
-            biggest[0] = max(biggest[0], sum(len(t) for t in list(tables.values())))
+            biggest[0] = max(biggest[0], entries(tracer))
             time.sleep(0.05)
 
-    config = TraceConfig(command=(PYTHON, "-c", THREADS, "3000", "200"), user="nobody",
-                         events=EventSelection.parse("failed"), sample_hz=0, tcp=False,
-                         docker=False)
+    config = TraceConfig(command=(PYTHON, "-c", THREADS, "3000", "200", str(go)),
+                         user="nobody", events=EventSelection.parse("failed"), sample_hz=0,
+                         tcp=False, docker=False)
     run_trace(config, timeout=120, while_running=watch)
     assert 3000 <= biggest[0] < 2 * 3100  # the process's table (and its child's at most)
