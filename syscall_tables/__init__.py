@@ -1,7 +1,8 @@
 """Syscall number <-> name maps per architecture, and errno names.
 
 The tables are JSON files in `data/`, written by `python -m syscall_tables.generate` from the
-`system-calls` package, never typed by hand. Nothing is read at import time: each arch's file
+`system-calls` package and the kernel's UAPI headers (which also name the obsolete, reserved
+numbers), never typed by hand. Nothing is read at import time: each arch's file
 is loaded on first use and cached. This module is pure (no bcc, no Textual), so the CLI, the
 store and the tests can use it anywhere.
 """
@@ -52,6 +53,15 @@ ALIASES: dict[str, str] = {
 }
 
 
+# The syscall table of each ABI code the kernel gives a call (in records and aggregate keys),
+# per host arch: 0 native, 1 compat (i386 on x86_64, arm on arm64), 2 x32.
+ABI_TABLES: dict[str, tuple[str, ...]] = {"x86_64": ("x86_64", "i386", "x32"),
+                                          "arm64": ("arm64", "arm")}
+ABI_NATIVE, ABI_COMPAT, ABI_X32 = 0, 1, 2
+# x32 numbers are the x86_64 kernel's with this bit set (the headers' __X32_SYSCALL_BIT).
+X32_SYSCALL_BIT = 0x40000000
+
+
 def canonical_arch(name: str) -> str:
     """The canonical name for an architecture or alias; ValueError names the valid choices."""
     key = name.strip().lower()
@@ -83,8 +93,35 @@ def table(arch: str) -> dict[int, str]:
 
 
 def syscall_name(nr: int, arch: str) -> str:
-    """The name of syscall `nr` on `arch`; `syscall_<nr>` when the table has no such number."""
-    return _load(canonical_arch(arch))[0].get(nr, f"syscall_{nr}")
+    """The name of syscall `nr` on `arch`; `syscall_<nr>` when the table has no such number.
+
+    x32 numbers are accepted with or without the x32 bit: the kernel's aggregate keys carry
+    them without it (x32 39 is getpid), the headers and records with it."""
+    canonical = canonical_arch(arch)
+    by_nr = _load(canonical)[0]
+    name = by_nr.get(nr)
+    if name is None and canonical == "x32" and 0 <= nr < X32_SYSCALL_BIT:
+        name = by_nr.get(nr | X32_SYSCALL_BIT)
+    return name if name is not None else f"syscall_{nr}"
+
+
+def abi_table(host: str, abi: int) -> str:
+    """The syscall table name for an ABI code on this host arch (the host's own for an
+    unknown code)."""
+    tables = ABI_TABLES.get(host, (host,))
+    return tables[abi] if 0 <= abi < len(tables) else host
+
+
+def abi_code(host: str, table_name: str) -> int:
+    """The ABI code of a table name on this host arch ("i386" on x86_64: 1); 0 (native)
+    for a name that is not one of its ABIs."""
+    tables = ABI_TABLES.get(host, (host,))
+    return tables.index(table_name) if table_name in tables else ABI_NATIVE
+
+
+def abi_syscall_name(host: str, abi: int, nr: int) -> str:
+    """The name of syscall `nr` made under ABI code `abi` on a `host` machine."""
+    return syscall_name(nr, abi_table(host, abi))
 
 
 def syscall_number(name: str, arch: str) -> int | None:
@@ -92,16 +129,37 @@ def syscall_number(name: str, arch: str) -> int | None:
     return _load(canonical_arch(arch))[1].get(name)
 
 
-def errno_name(n: int) -> str:
-    """The symbolic name of an errno value (ENOENT for 2); `E<n>` when unknown.
+@functools.cache
+def _kernel_errnos() -> dict[int, str]:
+    """The kernel's own codes past the user-space errnos (include/linux/errno.h, in the
+    generated constants.json): ERESTARTSYS 512 ... EPROBE_DEFER 517 and the rest."""
+    text = resources.files(__name__).joinpath("data", "constants.json").read_text("utf-8")
+    pairs = json.loads(text)["groups"].get("kernel_errno", [])
+    names: dict[int, str] = {}
+    for name, value in pairs:
+        names.setdefault(int(value), str(name))
+    return names
 
-    The kernel reports failures as -errno, so either sign is accepted.
+
+def errno_name(n: int) -> str:
+    """The symbolic name of an errno value (ENOENT for 2, ERESTARTSYS for 512); `E<n>` when
+    unknown.
+
+    The kernel reports failures as -errno, so either sign is accepted. Restart codes
+    (512..517) reach user space only when a call is cut short, but a tracer sees them.
     """
-    return errno.errorcode.get(abs(n), f"E{abs(n)}")
+    value = abs(n)
+    name = errno.errorcode.get(value)
+    if name is None:
+        name = _kernel_errnos().get(value)
+    return name if name is not None else f"E{value}"
 
 
 def errno_number(name: str) -> int | None:
-    """The value of an errno name such as "ENOENT", or None if it is not one."""
+    """The value of an errno name such as "ENOENT" or "ERESTARTSYS", or None if it is not
+    one."""
     key = name.strip().upper()
     value = getattr(errno, key, None)
-    return value if key.startswith("E") and isinstance(value, int) else None
+    if key.startswith("E") and isinstance(value, int):
+        return value
+    return next((v for v, n in _kernel_errnos().items() if n == key), None)

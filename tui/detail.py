@@ -17,9 +17,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
-from syscall_tables import errno_name
-from tracing.model.report import key_name
-from tracing.model.stats import StatKey, SyscallStats, merge_stats
+from syscall_tables import ABI_NATIVE, abi_table, errno_name
+from tracing.model.report import key_name, labelled
+from tracing.model.stats import StatKey, SyscallStats, key_numbers, merge_stats
 from tracing.model.units import format_count, format_duration, format_exact_count
 from tui.actions import bindings_for
 from tui.columns import Column, Row, RowKey
@@ -52,14 +52,16 @@ class DetailScreen(DrillDown):
     ACTION_SCREEN = "detail"
     BINDINGS = bindings_for("detail")
 
-    def __init__(self, session: SessionView, name: str, pid: int | None) -> None:
+    def __init__(self, session: SessionView, name: str, pid: int | None,
+                 abi: int | None = None) -> None:
         super().__init__()
         self.session = session
         self.syscall = name
         self.pid = pid
+        self.abi = abi  # the ABI code of the calls shown; None: every ABI's of that name
         self.events_paused = False
         self._events_shown: tuple[int, RowKey | None] = (0, None)  # (matched, newest key)
-        # This syscall's events, by (pid << 32 | nr) of its entries, whatever each ABI calls it.
+        # This syscall's events, by event_codes() of its entries.
         self._wanted = np.empty(0, dtype=np.uint64)
         self._recent = EventStore(RECENT_SHOWN, self._mine)
         self._failed = EventStore(FAILED_KEPT, self._mine_failed)
@@ -101,7 +103,9 @@ class DetailScreen(DrillDown):
     def _matches(self, key: StatKey) -> bool:
         snapshot = self.session.latest
         assert snapshot is not None
-        return (self.pid is None or key.pid == self.pid) and key_name(snapshot, key) == self.syscall
+        return (self.pid is None or key.pid == self.pid) \
+            and (self.abi is None or key.abi == self.abi) \
+            and key_name(snapshot, key) == self.syscall
 
     def session_updated(self) -> None:
         snapshot = self.session.latest
@@ -115,7 +119,8 @@ class DetailScreen(DrillDown):
                      "p99": stats.quantile(0.99)}
             self.query_one(HistogramChart).show(stats.hist, marks)
         self._render_processes(entries)
-        self._wanted = np.array(sorted({(k.pid << 32) | k.nr for k in entries}), dtype=np.uint64)
+        self._wanted = np.array(sorted({_code(k.pid, k.abi, k.nr) for k in entries}),
+                                dtype=np.uint64)
         if self.session.resets != self._resets:  # R, or another stretch of a saved session
             self._resets = self.session.resets
             self._recent.clear()
@@ -131,21 +136,28 @@ class DetailScreen(DrillDown):
 
     def _mine(self, batch: np.ndarray) -> np.ndarray:
         """A mask of this syscall's events in `batch`."""
-        return np.isin((batch["pid"].astype(np.uint64) << 32) | batch["nr"], self._wanted)
+        return np.isin(event_codes(batch), self._wanted)
 
     def _mine_failed(self, batch: np.ndarray) -> np.ndarray:
         ret = batch["ret"]
         return self._mine(batch) & (ret < 0) & (ret >= -4095)
+
+    def _shown_name(self) -> str:
+        """The name, labelled with its ABI when it is not the host's own (`getppid (i386)`)."""
+        snapshot = self.session.latest
+        if self.abi is None or self.abi == ABI_NATIVE or snapshot is None:
+            return self.syscall
+        return labelled(self.syscall, abi_table(snapshot.arch, self.abi))
 
     def _render_title(self, stats: SyscallStats | None) -> None:
         # The name may be a function probe's, which names a binary and a function.
         scope = f"pid {self.pid}" if self.pid is not None else "all processes"
         title = self.query_one("#detail-title", Static)
         if stats is None:
-            title.update(line(self.syscall, f" · {scope} · no calls"))
+            title.update(line(self._shown_name(), f" · {scope} · no calls"))
             return
         title.update(line(
-            (self.syscall, "bold"),
+            (self._shown_name(), "bold"),
             f" · {scope} · calls {format_exact_count(stats.count)} · errors "
             f"{format_exact_count(stats.errors)} · total {format_duration(stats.total_ns)} · avg "
             f"{format_duration(stats.avg_ns)} · p50 {format_duration(stats.quantile(0.5))} · "
@@ -215,6 +227,20 @@ class DetailScreen(DrillDown):
             self.session_updated()
             shown = self.query_one("#events", KeyedTable).row_count
             self._render_events_title(shown, self._events_shown[0])
+
+
+def _code(pid: int, abi: int, nr: int) -> int:
+    """One number for a (pid, ABI, syscall number): pids stay below 2**22, ABI codes below
+    4, syscall numbers below 2**32."""
+    return (pid << 34) | ((abi & 3) << 32) | (nr & 0xFFFFFFFF)
+
+
+def event_codes(batch: np.ndarray) -> np.ndarray:
+    """_code of each event, its number as its aggregate key carries it (x32 without the bit)."""
+    codes: np.ndarray = ((batch["pid"].astype(np.uint64) << np.uint64(34))
+                         | ((batch["abi"].astype(np.uint64) & np.uint64(3)) << np.uint64(32))
+                         | (key_numbers(batch) & np.uint64(0xFFFFFFFF)))
+    return codes
 
 
 def event_key(e: LogEvent) -> RowKey:

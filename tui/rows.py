@@ -12,74 +12,53 @@ second reads 2.0, not 0 or 4 by the luck of one tick), and none once the targets
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from operator import attrgetter, itemgetter
 from typing import Any
 
 from tracing.boundary.display_text import sanitize
 from tracing.model.expected_errors import expected_error_counts
-from tracing.model.report import key_name
-from tracing.model.stats import Snapshot, StatKey, SyscallStats, TraceState, percentile
-from tracing.model.units import format_count, format_duration, format_exact_count, format_rate
+from tracing.model.report import key_abi, key_name, labelled
+from tracing.model.stats import Snapshot, StatKey, SyscallStats, TraceState
 from tracing.query.syscall_filter import Filter
-from tui.columns import GROUPINGS, METRICS, Grouping, Row, RowKey, columns, grouping_columns
+from tui.columns import GROUPINGS, Grouping, Row, RowKey, columns, grouping_columns
+from tui.row_aggregate import ATTRIBUTES, Aggregate
 
 DEFAULT_SORT = "total_ns"
-_QUANTILES = {"p50_ns": 0.50, "p95_ns": 0.95, "p99_ns": 0.99}
-_ATTRIBUTES = frozenset(("count", "errors", "total_ns", "max_ns"))
 RATE_WINDOW_S = 3.0  # rates are over the snapshots of the last 3 seconds
 _GONE = frozenset((TraceState.EXITED, TraceState.STOPPED))  # no rate: nothing runs any more
-EXPECTED_MARK = "*"  # before an errors count whose errors are all EAGAIN/EINPROGRESS/EINTR
 
-
-def format_value(column: str, value: object) -> str:
-    if column in ("count", "errors"):
-        # Counts are exact: shown in full up to ten million, then in k/M.
-        return format_exact_count(int(value))  # type: ignore[call-overload]
-    if column == "rate":
-        return "-" if value is None else format_rate(float(value))  # type: ignore[arg-type]
-    if column in ("err_pct", "time_pct"):
-        return f"{value:.1f}"
-    if column.endswith("_ns"):
-        return format_duration(float(value))  # type: ignore[arg-type]
-    return str(value)
-
-
-def _errors_cell(errors: int, expected: int) -> str:
-    """The errors count; marked when every error was an expected code (EAGAIN...)."""
-    text = format_exact_count(errors)
-    if not errors or expected < errors:
-        return text
-    # The mark goes before the number, so digits stay aligned on the right; a count too
-    # long for the column with it is shortened rather than losing the mark.
-    return EXPECTED_MARK + (text if len(text) < 9 else format_count(errors))
+# The groupings whose rows are syscalls: their keys end with the ABI code, so the calls of
+# different ABIs stay apart (i386 getppid and x86_64 getppid are two rows).
+_BY_SYSCALL = frozenset(("syscall", "pid_syscall"))
 
 
 def _group_key(grouping: str, key: StatKey, name: str, comm: str = "") -> RowKey:
     if grouping == "syscall":
-        return (name,)
+        return (name, key.abi)
     if grouping == "comm":
         return (comm,)
     if grouping == "process":
         return (key.pid,)
     if grouping == "thread":
         return (key.pid, key.tid)
-    return (key.pid, name)
+    return (key.pid, name, key.abi)
 
 
 def _identity(grouping: str, key: StatKey, name: str, snapshot: Snapshot) -> dict[str, object]:
     comm = _comm(snapshot, key.pid)
     if grouping == "syscall":
-        return {"name": name, "nr": key.nr}
+        return {"name": name, "nr": key.nr, "abi": key_abi(snapshot, key)}
     if grouping == "comm":
         return {"comm": comm, "procs": 0}
     if grouping == "process":
         return {"pid": key.pid, "comm": comm, "container": _container(snapshot, key.pid)}
-    if grouping == "thread":
-        return {"pid": key.pid, "tid": key.tid, "comm": comm,
+    if grouping == "thread":  # the thread's own name (io-0, worker), else its process's
+        return {"pid": key.pid, "tid": key.tid, "comm": _thread_comm(snapshot, key.pid, key.tid),
                 "container": _container(snapshot, key.pid)}
-    return {"pid": key.pid, "comm": comm, "name": name, "nr": key.nr}
+    return {"pid": key.pid, "comm": comm, "name": name, "nr": key.nr,
+            "abi": key_abi(snapshot, key)}
 
 
 def _comm(snapshot: Snapshot, pid: int) -> str:
@@ -87,6 +66,12 @@ def _comm(snapshot: Snapshot, pid: int) -> str:
     what the user sees and can type."""
     info = snapshot.processes.get(pid)
     return _shown_comm(info.comm) if info else "?"
+
+
+def _thread_comm(snapshot: Snapshot, pid: int, tid: int) -> str:
+    """A thread's name as shown (escaped, like _comm)."""
+    info = snapshot.processes.get(pid)
+    return _shown_comm(info.thread_name(tid)) if info else "?"
 
 
 @lru_cache(maxsize=4096)
@@ -98,99 +83,6 @@ def _shown_comm(comm: str) -> str:
 def _container(snapshot: Snapshot, pid: int) -> str:
     info = snapshot.processes.get(pid)
     return (info.container if info else "") or "-"
-
-
-class _Aggregate(Mapping[str, object]):
-    """One row: running totals grown by each snapshot's interval deltas. As a mapping it is
-    the row's values; rate and %time are read from the builder when asked, and quantiles are
-    computed on first use after a change, so a render touches nothing that did not change."""
-
-    __slots__ = ("_cells", "_quantiles", "builder", "count", "errors", "expected", "grouping",
-                 "hist", "identity", "max_ns", "min_ns", "pids", "row", "total_ns")
-
-    def __init__(self, builder: RowBuilder, grouping: Grouping, gkey: RowKey,
-                 identity: dict[str, object]) -> None:
-        self.builder, self.grouping, self.identity = builder, grouping, identity
-        self.count = self.errors = self.total_ns = self.min_ns = self.max_ns = 0
-        self.expected = 0  # errors seen as events with an expected code (EAGAIN...)
-        self.pids: set[int] | None = set() if "procs" in identity else None
-        self.hist: dict[int, int] = {}
-        self._quantiles: dict[str, int] = {}
-        self._cells: dict[str, str] = {}
-        self.row = Row(gkey, self, self.cells)
-
-    def add(self, delta: SyscallStats) -> None:
-        self.count += delta.count
-        self.errors += delta.errors
-        self.total_ns += delta.total_ns
-        if delta.min_ns and (not self.min_ns or delta.min_ns < self.min_ns):
-            self.min_ns = delta.min_ns
-        self.max_ns = max(self.max_ns, delta.max_ns)
-        hist = self.hist
-        for bucket, n in delta.hist:
-            hist[bucket] = hist.get(bucket, 0) + n
-        self._quantiles, self._cells = {}, {}
-
-    def add_expected(self, n: int) -> None:
-        self.expected += n
-        self._cells = {}
-
-    def add_pid(self, pid: int) -> None:
-        pids = self.pids
-        if pids is not None and pid not in pids:
-            pids.add(pid)
-            self.set_identity("procs", len(pids))
-
-    def set_identity(self, key: str, value: object) -> None:
-        self.identity[key] = value
-        self._cells = {}
-
-    def stats(self) -> SyscallStats:
-        return SyscallStats(self.count, self.errors, self.total_ns, self.min_ns, self.max_ns,
-                            tuple(sorted(self.hist.items())))
-
-    def __getitem__(self, key: str) -> object:
-        if key in self.identity:
-            return self.identity[key]
-        if key in _ATTRIBUTES:
-            return getattr(self, key)
-        if key == "avg_ns":
-            return self.total_ns // self.count if self.count else 0
-        if key == "err_pct":
-            return 100.0 * self.errors / self.count if self.count else 0.0
-        if key == "unexpected":
-            # Events arrive a tick before or after their counts: never below zero.
-            return max(self.errors - self.expected, 0)
-        if key == "time_pct":
-            grand = self.builder.grand_total
-            return 100.0 * self.total_ns / grand if grand else 0.0
-        if key == "rate":  # 0 for filters and sorting once the targets are gone
-            return self.builder.rate_of(self.grouping, self.row.key) or 0.0
-        if key in _QUANTILES:
-            value = self._quantiles.get(key)
-            if value is None:
-                value = self._quantiles[key] = percentile(
-                    tuple(sorted(self.hist.items())), _QUANTILES[key], self.min_ns, self.max_ns)
-            return value
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self.identity
-        yield from (m.key for m in METRICS)
-        yield "unexpected"
-
-    def __len__(self) -> int:
-        return len(self.identity) + len(METRICS) + 1
-
-    def cells(self) -> dict[str, str]:
-        """Formatted cells; all but rate and %time are kept until the row changes."""
-        if not self._cells:
-            self._cells = {c.key: format_value(c.key, self[c.key])
-                           for c in columns(self.grouping) if c.key not in ("rate", "time_pct")}
-            self._cells["errors"] = _errors_cell(self.errors, self.expected)
-        rate = self.builder.rate_of(self.grouping, self.row.key)
-        return {**self._cells, "rate": format_value("rate", rate),
-                "time_pct": format_value("time_pct", self["time_pct"])}
 
 
 class RowBuilder:
@@ -209,8 +101,11 @@ class RowBuilder:
         self.grand_total = 0  # total time of every entry, filtered or not (for %time)
         self.total_calls = 0  # every entry's calls, filtered or not (for the header)
         self._names: dict[tuple[StatKey, str], str] = {}
-        self._aggs: dict[str, dict[RowKey, _Aggregate]] = {
+        self._aggs: dict[str, dict[RowKey, Aggregate]] = {
             g.key: {} for g in GROUPINGS}
+        # Per syscall grouping: the ABI codes each name has rows under. A name with two is
+        # labelled with each row's ABI (`getppid (i386)`).
+        self._abis: dict[str, dict[str, set[int]]] = {g: {} for g in _BY_SYSCALL}
         self._stale: set[str] = set()  # groupings to rebuild when next shown
         self.shown = GROUPINGS[0].key  # the grouping on screen
         self._seq: int | None = None
@@ -281,6 +176,8 @@ class RowBuilder:
         """One grouping from the last snapshot's totals (after a filter change, a reset...)."""
         self._aggs[grouping.key] = {}
         self._credited[grouping.key] = {}
+        if grouping.key in _BY_SYSCALL:
+            self._abis[grouping.key] = {}
         if grouping.key == "comm":
             self._comm_of = {}
         self._stale.discard(grouping.key)
@@ -314,7 +211,9 @@ class RowBuilder:
                 if stats is None:
                     continue
                 identity = _identity(g.key, key, name, snapshot)
-                agg = aggs[gkey] = _Aggregate(self, g, gkey, identity)
+                agg = aggs[gkey] = Aggregate(self, g, gkey, identity)
+                if g.key in _BY_SYSCALL:
+                    self._label_abis(g.key, agg, name, key.abi)
             if stats is not None:
                 agg.add(stats)
             if agg.pids is not None:
@@ -324,6 +223,17 @@ class RowBuilder:
             if expected != credited.get(key, 0):
                 agg.add_expected(expected - credited.get(key, 0))
                 credited[key] = expected
+
+    def _label_abis(self, grouping: str, agg: Aggregate, name: str, abi: int) -> None:
+        """A new syscall row: where its name now has rows under two ABIs, every row of that
+        name shows its ABI (rare: only then are the grouping's rows looked through)."""
+        abis = self._abis[grouping].setdefault(name, set())
+        abis.add(abi)
+        if len(abis) < 2:
+            return
+        for other in self._aggs[grouping].values():
+            if other.row.key[-1] in abis and other.row.key[-2] == name:
+                other.set_identity("name", labelled(name, str(other.identity["abi"])))
 
     def _check_comms(self, snapshot: Snapshot) -> None:
         """By command, a process's calls count under its current name: when one that is
@@ -403,16 +313,22 @@ class RowBuilder:
         return calls / span if span > 0 else 0.0
 
     def _refresh_comms(self, snapshot: Snapshot) -> None:
-        """A process's comm changes at exec: update the rows of processes that changed."""
+        """A process's comm changes at exec, a thread's when it is renamed: update the rows
+        of processes that changed (a rename may name only its thread)."""
         changed = {e.pid for e in snapshot.proc_events}
         if not changed:
             return
+        tids = {e.tid for e in snapshot.proc_events}
         for g in GROUPINGS:
             if "pid" not in grouping_columns(g):
                 continue
             for agg in self._aggs[g.key].values():
                 pid = agg.identity["pid"]
-                if pid in changed:
+                if g.key == "thread" and (pid in changed or agg.identity["tid"] in tids):
+                    tid = agg.identity["tid"]
+                    assert isinstance(pid, int) and isinstance(tid, int)
+                    agg.set_identity("comm", _thread_comm(snapshot, pid, tid))
+                elif pid in changed:
                     agg.set_identity("comm", _comm(snapshot, pid))
                     if "container" in agg.identity:
                         agg.set_identity("container", _container(snapshot, pid))
@@ -428,11 +344,11 @@ class RowBuilder:
         return name
 
     def _name(self, snapshot: Snapshot, key: StatKey) -> str:
-        info = snapshot.processes.get(key.pid)
-        abi = info.abi if info is not None else ""
-        name = self._names.get((key, abi))
+        # The key holds the call's ABI, which names it; the host's arch and the probes are
+        # the same for every snapshot of a trace.
+        name = self._names.get((key, snapshot.arch))
         if name is None:
-            name = self._names[(key, abi)] = key_name(snapshot, key)
+            name = self._names[(key, snapshot.arch)] = key_name(snapshot, key)
         return name
 
     def rows(self, grouping: Grouping, sort: str = DEFAULT_SORT,
@@ -441,24 +357,24 @@ class RowBuilder:
         self.shown = grouping.key
         if grouping.key in self._stale:
             self._rebuild(grouping)
-        aggs: Iterable[_Aggregate] = self._aggs[grouping.key].values()
+        aggs: Iterable[Aggregate] = self._aggs[grouping.key].values()
         flt = self.filter
         if flt is not None and flt.has_metric_terms:
             aggs = [a for a in aggs if flt.matches_row(a)]
         # %time orders like total time, and is cheaper to sort by. Ties break by name, then
         # pid, so rows keep their places from one render to the next.
         column = "total_ns" if sort == "time_pct" else sort
-        primary: Callable[[_Aggregate], Any]
-        if column in _ATTRIBUTES:
+        primary: Callable[[Aggregate], Any]
+        if column in ATTRIBUTES:
             primary = attrgetter(column)
         elif column in grouping_columns(grouping):
-            def primary(a: _Aggregate) -> Any:
+            def primary(a: Aggregate) -> Any:
                 return a.identity[column]
         else:
             primary = itemgetter(column)
         numeric = next(c.numeric for c in columns(grouping) if c.key == sort)
         if numeric and reverse:  # largest first, but ties still by name A to Z
-            def key(a: _Aggregate) -> tuple[object, ...]:
+            def key(a: Aggregate) -> tuple[object, ...]:
                 return (-primary(a), a.identity.get("name", ""), a.identity.get("pid", 0))
             return [a.row for a in sorted(aggs, key=key)]
         ordered = sorted(aggs, key=lambda a: (primary(a), a.identity.get("name", ""),

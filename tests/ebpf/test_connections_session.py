@@ -138,9 +138,9 @@ async def test_open_shows_the_connections_view(recorded, which):
         def row_keys() -> list[RowKey]:
             return [row.key for row in app.screen.query_one(KeyedTable).rows]
 
-        await until(pilot, lambda: {("connect",), ("accept4",)} <= set(row_keys()),
+        await until(pilot, lambda: {("connect", 0), ("accept4", 0)} <= set(row_keys()),
                     seen=row_keys)
-        select_row(app.screen.query_one(KeyedTable), ("connect",))
+        select_row(app.screen.query_one(KeyedTable), ("connect", 0))
         await pilot.press("c")
         screen = await until(pilot, lambda: isinstance(app.screen, ConnectionsScreen)
                              and app.screen)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -36,8 +37,9 @@ def test_json_contract(workload):
     doc = json.loads(result.stdout)
     getppid = next(s for s in doc["syscalls"] if s["syscall"] == "getppid")
     assert getppid["count"] == 1234
-    assert set(getppid) == {"syscall", "nr", "count", "errors", "total_ns", "avg_ns",
+    assert set(getppid) == {"syscall", "nr", "abi", "count", "errors", "total_ns", "avg_ns",
                             "p50_ns", "p95_ns", "p99_ns", "max_ns"}
+    assert getppid["abi"] == "x86_64" or platform.machine() != "x86_64"
     assert getppid["p50_ns"] <= getppid["p95_ns"] <= getppid["p99_ns"] <= getppid["max_ns"]
     (proc,) = doc["processes"]
     assert proc["comm"] == "workload" and proc["exit_code"] == 5 and proc["count"] > 1234

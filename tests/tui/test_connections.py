@@ -444,7 +444,7 @@ async def test_from_a_syscall_row(connected, syscall: str, expected: list[str], 
     app = app_on(connected)
     async with app.run_test(size=WIDE) as pilot:
         live = await loaded(pilot)
-        await move_live_cursor(pilot, live, (syscall,))
+        await move_live_cursor(pilot, live, (syscall, 0))
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ConnectionsScreen))
         screen = app.screen
@@ -464,7 +464,7 @@ async def test_from_a_process_syscall_row(connected):
         live = await loaded(pilot)
         await pilot.press("g", "g", "g")  # process × syscall
         await pilot.pause(0.1)
-        await move_live_cursor(pilot, live, (CURL, "connect"))
+        await move_live_cursor(pilot, live, (CURL, "connect", 0))
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ConnectionsScreen))
         screen = app.screen

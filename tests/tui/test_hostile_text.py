@@ -153,7 +153,7 @@ async def test_details_of_a_probe_with_a_hostile_name(hostile_snapshots):
     async with app.run_test(size=SIZE) as pilot:
         live = await loaded(pilot)
         table = live.query_one(KeyedTable)
-        index = next(i for i, r in enumerate(table.rows) if r.key == (PROBE,))
+        index = next(i for i, r in enumerate(table.rows) if r.key == (PROBE, 0))
         table.move_cursor(index)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))

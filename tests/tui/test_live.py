@@ -497,7 +497,7 @@ async def test_enter_on_openat_opens_its_details(replay_app: SikteApp, snapshots
               if StatKey(int(e["pid"]), int(e["tid"]), int(e["nr"])) in openat_keys]
     async with replay_app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
-        await move_to(pilot, ("openat",))
+        await move_to(pilot, ("openat", 0))
         await pilot.press("enter")
         await pilot.pause()
         screen = replay_app.screen
@@ -520,7 +520,7 @@ async def test_enter_on_openat_opens_its_details(replay_app: SikteApp, snapshots
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(replay_app.screen, LiveScreen)
-        assert table_of(replay_app).cursor_key == ("openat",)
+        assert table_of(replay_app).cursor_key == ("openat", 0)
 
 
 async def test_enter_on_a_process_syscall_row_scopes_the_details(replay_app, last):
@@ -529,7 +529,7 @@ async def test_enter_on_a_process_syscall_row_scopes_the_details(replay_app, las
     async with replay_app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         await pilot.press("g", "g", "g")
-        await move_to(pilot, (pid, "openat"))
+        await move_to(pilot, (pid, "openat", 0))
         await pilot.press("enter")
         await pilot.pause()
         screen = replay_app.screen
@@ -629,8 +629,8 @@ async def test_pause_freezes_the_table_and_resume_catches_up(make_replay_app, sn
         await pilot.press("p")
         await until(pilot, lambda: "syscalls 9,076" in header(app))
         after = {r.key: r.values["count"] for r in table_of(app).rows}
-        assert after == {(n,): s.count for n, s in by_name(snapshots[3]).items()}
-        assert after[("getppid",)] == 7901
+        assert after == {(n, 0): s.count for n, s in by_name(snapshots[3]).items()}
+        assert after[("getppid", 0)] == 7901
         assert "syscalls 9,076" in header(app)
         assert "paused" not in header(app)
 
@@ -643,15 +643,15 @@ async def test_snapshots_while_paused_all_count_on_resume(replay_app: SikteApp, 
         second = grown(first, "getppid", 50)
         live(replay_app).post_message(SnapshotReady(first))
         await settle(pilot)
-        assert count_of(replay_app, ("getppid",)) == 7901
+        assert count_of(replay_app, ("getppid", 0)) == 7901
         live(replay_app).post_message(SnapshotReady(second))
         await pilot.press("p")
-        await until(pilot, lambda: count_of(replay_app, ("getppid",)) == 7901 + 150)
+        await until(pilot, lambda: count_of(replay_app, ("getppid", 0)) == 7901 + 150)
         # and a snapshot after the resume adds its interval once
         live(replay_app).post_message(SnapshotReady(grown(second, "getppid", 7)))
-        await until(pilot, lambda: count_of(replay_app, ("getppid",)) == 7901 + 157)
+        await until(pilot, lambda: count_of(replay_app, ("getppid", 0)) == 7901 + 157)
         await settle(pilot)
-        assert count_of(replay_app, ("getppid",)) == 7901 + 157
+        assert count_of(replay_app, ("getppid", 0)) == 7901 + 157
         assert header(replay_app).count(f"syscalls {last.total_count + 157:,}") == 1
 
 

@@ -180,7 +180,7 @@ async def test_the_footer_at_160_columns_shows_every_key(replay_app: SikteApp):
 async def _open_openat(pilot: Pilot) -> DetailScreen:
     await _rows_shown(pilot)
     table = pilot.app.screen.query_one(KeyedTable)
-    table.move_cursor([r.key for r in table.rows].index(("openat",)))
+    table.move_cursor([r.key for r in table.rows].index(("openat", 0)))
     await pilot.press("enter")
     await until(pilot, lambda: isinstance(pilot.app.screen, DetailScreen))
     screen = pilot.app.screen

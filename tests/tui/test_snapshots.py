@@ -39,7 +39,7 @@ def test_openat_details(snap_compare, replay_app: SikteApp, size: tuple[int, int
     async def open_openat(pilot: Pilot) -> None:
         await _rows_shown(pilot)
         table = pilot.app.screen.query_one(KeyedTable)
-        table.move_cursor([r.key for r in table.rows].index(("openat",)) - 1)
+        table.move_cursor([r.key for r in table.rows].index(("openat", 0)) - 1)
         await pilot.press("down", "enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, DetailScreen))
         await pilot.pause(0.1)

@@ -24,7 +24,13 @@ import pytest
 
 import syscall_tables
 from syscall_tables import (
+    ABI_COMPAT,
+    ABI_NATIVE,
+    ABI_X32,
     ARCHES,
+    abi_code,
+    abi_syscall_name,
+    abi_table,
     canonical_arch,
     errno_name,
     errno_number,
@@ -67,9 +73,9 @@ def _words(text: str) -> set[str]:
 # In the headers but not in system-calls, on purpose: the kernel's syscall tables list these
 # numbers with no entry point (or sys_ni_syscall), so calling them returns ENOSYS. Most were
 # never implemented on that ABI (getpmsg, afs_syscall, tuxcall, break, ...) or went long ago
-# (create_module, nfsservctl, _sysctl); i386's bdflush and uselib went after 6.1. The headers
-# keep the reserved __NR_ macros, system-calls lists only callable syscalls. The test checks
-# they stay reserved: no other name took their numbers.
+# (create_module, nfsservctl, _sysctl); i386's bdflush and uselib went after 6.1. The
+# generator takes their names from the headers (a traced program can still call them), and
+# lists their numbers as headers_only. arm64's tables come from system-calls alone.
 RESERVED: dict[str, set[str]] = {
     "x86_64": _words(
         "uselib _sysctl create_module get_kernel_syms query_module nfsservctl getpmsg putpmsg"
@@ -83,6 +89,7 @@ RESERVED: dict[str, set[str]] = {
     "x32": {"getpmsg", "putpmsg", "afs_syscall", "tuxcall", "security"},
     "arm64": {"nfsservctl"},  # asm-generic maps it to sys_ni_syscall
 }
+NAMED_FROM_HEADERS = {"x86_64", "i386", "x32"}
 
 # In system-calls but newer than the installed headers (Debian 12 ships Linux 6.1's): each
 # was added to the kernel after 6.1. With newer headers, the ones they define are checked
@@ -161,17 +168,40 @@ def test_table_matches_uapi_headers(arch: str) -> None:
     ours = table(arch)
     ours_by_name = {name: nr for nr, name in ours.items()}
 
-    # name -> number: every header syscall that the kernel implements has its number.
-    implemented = {name: nr for name, nr in header.items() if name not in RESERVED[arch]}
+    # Where the headers name every number (x86), reserved ones included; elsewhere the
+    # reserved ones stay unnamed.
+    unnamed = set() if arch in NAMED_FROM_HEADERS else RESERVED[arch]
+    # name -> number: every header syscall has its number.
+    implemented = {name: nr for name, nr in header.items() if name not in unnamed}
     assert {name: ours_by_name.get(name) for name in implemented} == implemented
     # number -> name: every number the headers define names the same syscall, or nothing at
-    # all when it is reserved.
+    # all when it is reserved and unnamed.
     assert {nr: ours.get(nr) for nr in header_by_nr} == {
-        nr: None if name in RESERVED[arch] else name for nr, name in header_by_nr.items()
+        nr: None if name in unnamed else name for nr, name in header_by_nr.items()
     }
     # And nothing else in our table, except syscalls newer than these headers.
     assert set(ours_by_name) - set(header) == ADDED[arch] - set(header)
     assert RESERVED[arch] <= set(header), "a reserved name is not even in the headers"
+    if arch in NAMED_FROM_HEADERS:
+        # The data file says which names only the headers gave: exactly the reserved ones.
+        doc = json.loads(generate.data_path(arch).read_text("utf-8"))
+        assert {ours[nr] for nr in doc["headers_only"]} == RESERVED[arch]
+
+
+def test_obsolete_numbers_are_named() -> None:
+    # The issue's examples: numbers a program can still call (ENOSYS), named as the kernel's
+    # headers name them.
+    x86_64 = {174: "create_module", 177: "get_kernel_syms", 178: "query_module",
+              180: "nfsservctl", 181: "getpmsg", 182: "putpmsg", 183: "afs_syscall",
+              184: "tuxcall", 185: "security", 205: "set_thread_area",
+              211: "get_thread_area", 214: "epoll_ctl_old", 215: "epoll_wait_old",
+              236: "vserver"}
+    assert {nr: syscall_name(nr, "x86_64") for nr in x86_64} == x86_64
+    i386 = {17: "break", 31: "stty", 32: "gtty", 35: "ftime", 44: "prof", 53: "lock",
+            56: "mpx", 58: "ulimit", 98: "profil", 112: "idle", 137: "afs_syscall",
+            188: "getpmsg", 189: "putpmsg", 273: "vserver"}
+    assert {nr: syscall_name(nr, "i386") for nr in i386} == i386
+    assert syscall_name(X32_SYSCALL_BIT + 183, "x32") == "afs_syscall"
 
 
 @needs_x86_gcc
@@ -186,27 +216,54 @@ def test_uapi_reference_reads_the_expected_headers() -> None:
     assert uapi_reference("arm64")["memfd_secret"] == 447
 
 
+def _headers_installed() -> bool:
+    try:
+        return all(generate.header_path(a).is_file() for a in generate.HEADER_FILES)
+    except generate.HeadersMissing:
+        return False
+
+
+needs_headers = pytest.mark.skipif(not _headers_installed(),
+                                   reason="the x86 tables are generated from linux-libc-dev")
+
+
+@needs_headers
 @pytest.mark.parametrize("arch", ARCHES)
 def test_data_file_is_what_the_generator_writes_now(arch: str) -> None:
     assert generate.data_path(arch).read_text("utf-8") == generate.render(arch)
 
 
+@needs_headers
 @pytest.mark.parametrize("arch", ARCHES)
 def test_data_file_header_names_its_source(arch: str) -> None:
     import system_calls
 
     doc = json.loads(generate.data_path(arch).read_text("utf-8"))
     assert doc["arch"] == arch
+    headers = {"headers": {"package": "linux-libc-dev",
+                           "file": f"asm/{generate.HEADER_FILES[arch]}",
+                           "linux_version": generate.headers_version()}} \
+        if arch in generate.HEADER_FILES else {}
     assert doc["source"] == {
         "package": "system-calls",
         "package_version": metadata.version("system-calls"),
         "table": "powerpc64" if arch == "ppc64le" else arch,
         "linux_version": system_calls.linux_version,
+        **headers,
     }
     numbers = [int(nr) for nr in doc["syscalls"]]
     assert numbers == sorted(numbers)
 
 
+def test_generator_without_headers_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(generate, "HEADER_DIRS", (tmp_path,))
+    assert generate.main(["--check"]) == 2
+    assert "install linux-libc-dev" in capsys.readouterr().err
+
+
+@needs_headers
 def test_generator_check_mode_passes_on_fresh_files() -> None:
     assert generate.main(["--check"]) == 0
 
@@ -251,7 +308,14 @@ def test_unknown_arch_names_valid_choices() -> None:
 def test_unknown_numbers_and_names() -> None:
     assert syscall_name(9999, "x86_64") == "syscall_9999"
     assert syscall_name(X32_SYSCALL_BIT, "x86_64") == f"syscall_{X32_SYSCALL_BIT}"
-    assert syscall_name(110, "x32") == "syscall_110"  # x32 numbers carry the x32 bit
+    # x32 numbers are named with or without the x32 bit (aggregate keys carry them
+    # without it); numbers that x32 does not have stay unnamed either way.
+    assert syscall_name(110, "x32") == "getppid"
+    assert syscall_name(39, "x32") == "getpid"
+    assert syscall_name(512, "x32") == "rt_sigaction"
+    assert syscall_name(13, "x32") == "syscall_13"  # 64-bit rt_sigaction: not x32's
+    assert syscall_name(0xFFFFFFFF, "x32") == "syscall_4294967295"
+    assert syscall_name(0xFFFFFFFF, "x86_64") == "syscall_4294967295"  # syscall(-1)
     assert syscall_number("fork", "arm64") is None
     assert syscall_number("nosuch", "x86_64") is None
 
@@ -280,6 +344,33 @@ def test_errno_names() -> None:
     assert errno_number("enoent") == 2
     assert errno_number("ENOSUCH") is None
     assert errno_number("errorcode") is None
+
+
+def test_restart_codes_are_named() -> None:
+    # The kernel's own codes (include/linux/errno.h): a tracer sees them when a call is cut
+    # short by a signal; never "E512".
+    names = {512: "ERESTARTSYS", 513: "ERESTARTNOINTR", 514: "ERESTARTNOHAND",
+             515: "ENOIOCTLCMD", 516: "ERESTART_RESTARTBLOCK", 517: "EPROBE_DEFER"}
+    assert {n: errno_name(-n) for n in names} == names
+    assert {errno_number(name) for name in names.values()} == set(names)
+
+
+def test_abi_tables() -> None:
+    assert [abi_table("x86_64", a) for a in (ABI_NATIVE, ABI_COMPAT, ABI_X32)] == [
+        "x86_64", "i386", "x32"]
+    assert abi_table("arm64", ABI_COMPAT) == "arm"
+    assert abi_table("riscv64", ABI_COMPAT) == "riscv64"  # no compat ABI: the host's own
+    assert abi_code("x86_64", "i386") == ABI_COMPAT
+    assert abi_code("x86_64", "x32") == ABI_X32
+    assert abi_code("x86_64", "") == ABI_NATIVE
+    assert abi_code("arm64", "arm") == ABI_COMPAT
+    # The issue's example: i386 64 is getppid, not x86_64's semget.
+    assert abi_syscall_name("x86_64", ABI_COMPAT, 64) == "getppid"
+    assert abi_syscall_name("x86_64", ABI_NATIVE, 64) == "semget"
+    assert abi_syscall_name("x86_64", ABI_COMPAT, 140) == "_llseek"
+    assert abi_syscall_name("x86_64", ABI_COMPAT, 192) == "mmap2"
+    assert abi_syscall_name("x86_64", ABI_X32, 39) == "getpid"
+    assert abi_syscall_name("x86_64", ABI_X32, 545) == "execveat"  # x32-only, 512 on
 
 
 def test_import_does_no_work() -> None:

@@ -20,6 +20,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+# The ABI codes and tables live in the pure syscall_tables package; re-exported here, where
+# the decoders and the engine have always taken them from.
+from syscall_tables import ABI_COMPAT as ABI_COMPAT
+from syscall_tables import ABI_NATIVE as ABI_NATIVE
+from syscall_tables import ABI_TABLES as ABI_TABLES
+from syscall_tables import ABI_X32 as ABI_X32
+from syscall_tables import abi_table as abi_table
 from syscall_tables import table as syscall_table
 from tracing.model.captures import (
     KIND_ARGV,
@@ -247,13 +254,3 @@ def checked_in_specs() -> SpecTable:
     return SpecTable(checked_in_formats(), "args.json")
 
 
-# The syscall table of each ABI code the kernel puts in a record (EVENT_DTYPE "abi"), per host.
-ABI_TABLES: dict[str, tuple[str, ...]] = {"x86_64": ("x86_64", "i386", "x32"),
-                                          "arm64": ("arm64", "arm")}
-ABI_NATIVE, ABI_COMPAT, ABI_X32 = 0, 1, 2
-
-
-def abi_table(host: str, abi: int) -> str:
-    """The syscall table name for a record's ABI code on this host arch."""
-    tables = ABI_TABLES.get(host, (host,))
-    return tables[abi] if 0 <= abi < len(tables) else host

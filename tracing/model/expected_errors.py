@@ -18,7 +18,7 @@ import errno
 
 import numpy as np
 
-from tracing.model.stats import StatKey
+from tracing.model.stats import StatKey, key_numbers
 
 # ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND and ERESTART_RESTARTBLOCK: kernel-internal
 # codes a syscall returns when a signal interrupted it and the kernel restarts it (or turns
@@ -33,14 +33,15 @@ _EXPECTED_RETS = np.array(sorted(-e for e in EXPECTED_ERRNOS), dtype=np.int64)
 
 
 def expected_error_counts(events: np.ndarray) -> dict[StatKey, int]:
-    """Per (pid, tid, nr): how many of these events failed with an expected code."""
+    """Per entry (pid, tid, nr, abi): how many of these events failed with an expected
+    code."""
     if not len(events):
         return {}
     picked = events[np.isin(events["ret"], _EXPECTED_RETS)]
     if not len(picked):
         return {}
     keys = np.stack([picked["pid"].astype(np.uint64), picked["tid"].astype(np.uint64),
-                     picked["nr"]], axis=1)
+                     key_numbers(picked), picked["abi"].astype(np.uint64)], axis=1)
     unique, counts = np.unique(keys, axis=0, return_counts=True)
-    return {StatKey(int(p), int(t), int(n)): int(c)
-            for (p, t, n), c in zip(unique.tolist(), counts.tolist(), strict=True)}
+    return {StatKey(int(p), int(t), int(n), int(a)): int(c)
+            for (p, t, n, a), c in zip(unique.tolist(), counts.tolist(), strict=True)}

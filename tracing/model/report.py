@@ -1,5 +1,5 @@
-"""Summaries of a snapshot: rows per syscall (named by each process's ABI), the `strace -c`
-style table and the JSON document that `sikte-tui record` prints.
+"""Summaries of a snapshot: rows per syscall (named by each call's ABI, kept apart by ABI),
+the `strace -c` style table and the JSON document that `sikte-tui record` prints.
 
 The text forms are printed on the user's terminal and quote what traced processes control
 (their names) or what a saved session holds: every such string goes through
@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from syscall_tables import syscall_name
+from syscall_tables import ABI_NATIVE, abi_syscall_name, abi_table
 from tracing.boundary.display_text import sanitize
 from tracing.model.connections import Connection, summarize
 from tracing.model.stats import Drops, Snapshot, StatKey, SyscallStats, merge_stats
@@ -21,32 +21,56 @@ from tracing.model.units import format_duration
 
 @dataclass(frozen=True, slots=True)
 class SyscallRow:
-    name: str
+    name: str  # as shown: the syscall's name, labelled with its ABI where two ABIs share it
     nr: int
     stats: SyscallStats
+    abi: str = ""  # the table it was named from ("x86_64", "i386", "x32"...)
+    syscall: str = ""  # the name alone ("" : `name`)
 
 
-def abi_of(snapshot: Snapshot, pid: int) -> str:
-    info = snapshot.processes.get(pid)
-    return (info.abi if info and info.abi else None) or snapshot.arch
+def key_abi(snapshot: Snapshot, key: StatKey) -> str:
+    """The syscall table of an entry's ABI ("i386" for a compat call on x86_64)."""
+    return abi_table(snapshot.arch, key.abi)
 
 
 def key_name(snapshot: Snapshot, key: StatKey) -> str:
-    """The name shown for an entry: its function probe's, else its syscall's in the process's
-    ABI."""
-    probe = snapshot.probes.get(key.nr)
-    return probe if probe is not None else syscall_name(key.nr, abi_of(snapshot, key.pid))
+    """The name of an entry: its function probe's, else its syscall's in the ABI the call
+    was made under (never the process's executable's: a process may exec 64 -> 32 bits, and a
+    short-lived one is gone before /proc is read)."""
+    probe = snapshot.probes.get(key.nr) if key.abi == ABI_NATIVE else None
+    return probe if probe is not None else abi_syscall_name(snapshot.arch, key.abi, key.nr)
+
+
+def labelled(name: str, abi: str) -> str:
+    """A name as shown where another ABI has a call of the same name: `getppid (i386)`."""
+    return f"{name} ({abi})"
+
+
+def shared_names(pairs: Iterable[tuple[str, int]]) -> set[str]:
+    """The names that occur under more than one ABI among (name, abi code) pairs."""
+    seen: dict[str, int] = {}
+    shared: set[str] = set()
+    for name, abi in pairs:
+        if seen.setdefault(name, abi) != abi:
+            shared.add(name)
+    return shared
 
 
 def syscall_rows(snapshot: Snapshot, pid: int | None = None) -> list[SyscallRow]:
-    """One row per syscall name, over all processes or one; sorted by total time."""
-    groups: dict[str, tuple[int, list[SyscallStats]]] = {}
+    """One row per syscall name and ABI, over all processes or one; sorted by total time.
+    A name that occurs under two ABIs is labelled with each row's (`getppid (i386)`)."""
+    groups: dict[tuple[str, int], tuple[int, list[SyscallStats]]] = {}
     for key, stats in snapshot.stats.items():
         if pid is not None and key.pid != pid:
             continue
         name = key_name(snapshot, key)
-        groups.setdefault(name, (key.nr, []))[1].append(stats)
-    rows = [SyscallRow(name, nr, merge_stats(items)) for name, (nr, items) in groups.items()]
+        groups.setdefault((name, key.abi), (key.nr, []))[1].append(stats)
+    shared = shared_names(groups)
+    rows = []
+    for (name, abi), (nr, items) in groups.items():
+        table = abi_table(snapshot.arch, abi)
+        shown = labelled(name, table) if name in shared else name
+        rows.append(SyscallRow(shown, nr, merge_stats(items), table, name))
     rows.sort(key=lambda r: (-r.stats.total_ns, -r.stats.count, r.name))
     return rows
 
@@ -157,7 +181,8 @@ def format_connections(connections: Sequence[Connection]) -> str:
 def _row_json(row: SyscallRow) -> dict[str, object]:
     s = row.stats
     return {
-        "syscall": row.name,
+        "syscall": row.syscall or row.name,
+        "abi": row.abi,
         "nr": row.nr,
         "count": s.count,
         "errors": s.errors,

@@ -4,9 +4,10 @@ The directory is written under a temporary name beside the target and renamed in
 so a reader never sees it half-written. It is made the invoking user's way
 (tracing.boundary.userfiles): with their credentials, 0700 with 0600 files, through
 directory handles, never following another user's link; --force replaces only an earlier
-sikte-tui session. Syscall and errno names sit next to the numbers (named by each process's
-ABI); times are UTC nanosecond timestamps; each file carries the session's metadata in its
-schema metadata (key b"sikte-tui"). docs/session-format.md documents every column.
+sikte-tui session. Syscall and errno names sit next to the numbers (named by each call's
+ABI, which the `abi` column names); times are UTC nanosecond timestamps; each file carries
+the session's metadata in its schema metadata (key b"sikte-tui"). docs/session-format.md
+documents every column.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from syscall_tables import errno_name, syscall_name
+from syscall_tables import ABI_NATIVE, abi_syscall_name, abi_table, errno_name
 from tracing.boundary.userfiles import Dir, Owner, invoking_user, open_dir, read_json_object
 from tracing.errors import UserError
 from tracing.model.stats import bucket_bounds, percentile
@@ -189,34 +190,41 @@ def _encodings(table: pa.Table) -> dict[str, Any]:
 
 
 class Namer:
-    """Syscall names per (pid, nr): each process's own ABI picks its table."""
+    """Syscall names per (ABI code, nr): each call's own ABI picks its table (the readers
+    give rows of older sessions their process's)."""
 
     def __init__(self, session: StoredSession) -> None:
         self.arch = str(session.meta.get("arch", "x86_64"))
         self.probes = {int(k): v for k, v in (session.meta.get("probes") or {}).items()}
-        procs = session.processes
-        self._abi = {int(p): (a or self.arch) for p, a in zip(procs["pid"], procs["abi"],
-                                                              strict=True)}
 
-    def name(self, pid: int, nr: int) -> str:
-        probe = self.probes.get(nr)
-        return probe if probe is not None else syscall_name(nr, self._abi.get(pid, self.arch))
+    def name(self, abi: int, nr: int) -> str:
+        probe = self.probes.get(nr) if abi == ABI_NATIVE else None
+        return probe if probe is not None else abi_syscall_name(self.arch, abi, nr)
 
-    def abi(self, pid: int) -> str:
-        return self._abi.get(pid, self.arch)
+    def column(self, abis: np.ndarray, nrs: np.ndarray) -> pa.DictionaryArray:
+        """Names for many rows at once: each distinct (abi, nr) is looked up once."""
+        return _dictionary(np.asarray(abis, dtype=np.int64), np.asarray(nrs, dtype=np.int64),
+                           self.name)
 
-    def column(self, pids: np.ndarray, nrs: np.ndarray) -> pa.DictionaryArray:
-        """Names for many rows at once: each distinct (pid, nr) is looked up once."""
-        if not len(pids):
-            return pa.DictionaryArray.from_arrays(pa.array([], pa.int32()),
-                                                  pa.array([], pa.string()))
-        pairs = (pids.astype(np.int64) << 32) | nrs.astype(np.int64)
-        unique, inverse = np.unique(pairs, return_inverse=True)
-        labels = [self.name(int(u >> 32), int(u & 0xFFFFFFFF)) for u in unique]
-        dictionary = sorted(set(labels))
-        index = {n: i for i, n in enumerate(dictionary)}
-        codes = np.array([index[n] for n in labels], dtype=np.int32)[inverse]
-        return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(dictionary))
+    def abi_column(self, abis: np.ndarray) -> pa.DictionaryArray:
+        """The table name of each row's ABI code ("x86_64", "i386", "x32"...)."""
+        codes = np.asarray(abis, dtype=np.int64)
+        return _dictionary(codes, np.zeros(len(codes), dtype=np.int64),
+                           lambda abi, _nr: abi_table(self.arch, abi))
+
+
+def _dictionary(abis: np.ndarray, nrs: np.ndarray,
+                label: Callable[[int, int], str]) -> pa.DictionaryArray:
+    if not len(abis):
+        return pa.DictionaryArray.from_arrays(pa.array([], pa.int32()),
+                                              pa.array([], pa.string()))
+    pairs = ((abis & 3) << 32) | (nrs & 0xFFFFFFFF)
+    unique, inverse = np.unique(pairs, return_inverse=True)
+    labels = [label(int(u >> 32), int(u & 0xFFFFFFFF)) for u in unique]
+    dictionary = sorted(set(labels))
+    index = {n: i for i, n in enumerate(dictionary)}
+    codes = np.array([index[n] for n in labels], dtype=np.int32)[inverse.reshape(-1)]
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(dictionary))
 
 
 def _hist_columns(hists: Sequence[tuple[tuple[int, int], ...]]) -> tuple[pa.Array, pa.Array]:
@@ -239,6 +247,7 @@ def syscalls_table(session: StoredSession, names: Namer) -> pa.Table:
     agg = session.aggregates
     comms = _comms(session)
     pids, nrs = agg["pid"].to_numpy(np.int64), agg["nr"].to_numpy(np.int64)
+    abis = agg["abi"].to_numpy(np.int64)
     hists = list(agg["hist"])
     lows, counts = _hist_columns(hists)
     quantile = {q: [percentile(h, q / 100, int(lo), int(hi))
@@ -249,8 +258,8 @@ def syscalls_table(session: StoredSession, names: Namer) -> pa.Table:
     return pa.table({
         "pid": pa.array(pids, pa.int32()), "tid": pa.array(agg["tid"], pa.int32()),
         "comm": pa.array([comms.get(int(p), "") for p in pids], pa.string()),
-        "abi": pa.array([names.abi(int(p)) for p in pids], pa.string()),
-        "syscall": names.column(pids, nrs), "nr": pa.array(nrs, pa.int32()),
+        "abi": names.abi_column(abis),
+        "syscall": names.column(abis, nrs), "nr": pa.array(nrs, pa.int64()),
         "count": pa.array(count, pa.int64()), "errors": pa.array(agg["errors"], pa.int64()),
         "total_ns": pa.array(total, pa.int64()),
         "avg_ns": pa.array(np.where(count > 0, total // np.maximum(count, 1), 0), pa.int64()),
@@ -266,11 +275,13 @@ def syscalls_table(session: StoredSession, names: Namer) -> pa.Table:
 def timeline_table(session: StoredSession, names: Namer) -> pa.Table:
     tl = session.timeline
     pids, nrs = tl["pid"].to_numpy(np.int64), tl["nr"].to_numpy(np.int64)
+    abis = tl["abi"].to_numpy(np.int64)
     lows, counts = _hist_columns(list(tl["hist"]))
     return pa.table({
         "ts": _utc(tl["ts_ns"], session.wall_offset_ns),
         "pid": pa.array(pids, pa.int32()), "tid": pa.array(tl["tid"], pa.int32()),
-        "syscall": names.column(pids, nrs), "nr": pa.array(nrs, pa.int32()),
+        "abi": names.abi_column(abis),
+        "syscall": names.column(abis, nrs), "nr": pa.array(nrs, pa.int64()),
         "count": pa.array(tl["count"], pa.int64()), "errors": pa.array(tl["errors"], pa.int64()),
         "total_ns": pa.array(tl["total_ns"], pa.int64()),
         "max_ns": pa.array(tl["max_ns"], pa.int64()),
@@ -290,12 +301,13 @@ def _errno_column(ret: np.ndarray) -> tuple[np.ndarray, pa.DictionaryArray]:
 def events_table(session: StoredSession, names: Namer) -> pa.Table:
     ev = session.events
     pids, nrs = ev["pid"].astype(np.int64), ev["nr"].astype(np.int64)
+    abis = ev["abi"].astype(np.int64)
     ret = ev["ret"].astype(np.int64)
     errnos, errno_names = _errno_column(ret)
     columns: dict[str, pa.Array] = {
         "ts": _utc(ev["ts"].astype(np.int64), session.wall_offset_ns),
         "pid": pa.array(pids, pa.int32()), "tid": pa.array(ev["tid"].astype(np.int32)),
-        "syscall": names.column(pids, nrs), "nr": pa.array(nrs.astype(np.int32)),
+        "syscall": names.column(abis, nrs), "nr": pa.array(nrs, pa.int64()),
         "ret": pa.array(ret), "duration_ns": pa.array(ev["duration_ns"].astype(np.int64)),
         "errno": pa.array(errnos), "errno_name": errno_names,
     }

@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 import tempfile
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from tracing.session.schema import (
 from tracing.session.stored_session import (
     AGGREGATE_COLUMNS,
     CONNECTION_KINDS,
+    NR32,
     PROC_EVENT_COLUMNS,
     PROCESS_COLUMNS,
     SAMPLE_KINDS,
@@ -59,6 +60,8 @@ from tracing.session.stored_session import (
     StoredSession,
     open_errors,
     path_table,
+    process_abis,
+    with_abi,
 )
 
 
@@ -202,10 +205,12 @@ def read_journal(db: sqlite3.Connection, path: Path) -> StoredSession:
     processes["container"] = texts(processes, "container")  # schema 2 on
     proc_events = typed(pd.read_sql_query("SELECT * FROM proc_events ORDER BY ts_ns", db),
                         "proc_events", PROC_EVENT_COLUMNS)
-    timeline = _journal_stats(db, "timeline", "SELECT * FROM timeline ORDER BY ts_ns")
+    # Before schema 4 the rows did not keep their call's ABI: their process's stands in.
+    abis = process_abis(processes, str(meta.get("arch", "x86_64")))
+    timeline = _journal_stats(db, "timeline", "SELECT * FROM timeline ORDER BY ts_ns", abis)
     aggregates = _journal_stats(db, "aggregates",
-                                "SELECT * FROM aggregates ORDER BY pid, tid, nr")
-    events, event_data = _journal_events(db, version)
+                                "SELECT * FROM aggregates ORDER BY pid, tid, nr", abis)
+    events, event_data = _journal_events(db, version, abis)
     session = StoredSession(path, meta, processes, proc_events, timeline, aggregates,
                             events, event_data=event_data)
     if version >= 3:
@@ -219,8 +224,9 @@ def read_journal(db: sqlite3.Connection, path: Path) -> StoredSession:
     return session
 
 
-def _journal_stats(db: sqlite3.Connection, table: str, query: str) -> pd.DataFrame:
-    frame = typed(pd.read_sql_query(query, db), table,
+def _journal_stats(db: sqlite3.Connection, table: str, query: str,
+                   abis: Mapping[int, int]) -> pd.DataFrame:
+    frame = typed(with_abi(pd.read_sql_query(query, db), abis), table,
                   TIMELINE_COLUMNS if table == "timeline" else AGGREGATE_COLUMNS)
     if "hist" not in frame.columns:
         raise Bad(f"its {table} table has no hist column")
@@ -228,21 +234,23 @@ def _journal_stats(db: sqlite3.Connection, table: str, query: str) -> pd.DataFra
     return frame
 
 
-def _journal_events(db: sqlite3.Connection,
-                    version: int) -> tuple[np.ndarray, tuple[bytes, ...]]:
+def _journal_events(db: sqlite3.Connection, version: int,
+                    abis: Mapping[int, int]) -> tuple[np.ndarray, tuple[bytes, ...]]:
     """Every event batch's records in the current layout, oldest first, with what was
-    captured behind each (b"" for records of the old layout)."""
+    captured behind each (b"" for records of the old layout, whose ABI is their process's)."""
     query = ("SELECT data, layout, captures FROM event_batches ORDER BY id" if version >= 3
              else "SELECT data, 1, NULL FROM event_batches ORDER BY id")
     batches: list[np.ndarray] = []
     data: list[bytes] = []
     for blob, layout, captures in db.execute(query):
         records, fields = _batch(blob, layout, captures)
+        if layout == EVENT_LAYOUT_V1 and abis and len(records):
+            records["abi"] = [abis.get(p, 0) for p in records["pid"].tolist()]
         batches.append(records)
         data.extend(fields)
     events = np.concatenate(batches) if batches else np.empty(0, dtype=EVENT_DTYPE)
     if len(events) and (events["pid"].max() > ID32[1] or events["tid"].max() > ID32[1]
-                        or events["nr"].max() > ID32[1] or events["ts"].max() > NATURAL[1]):
+                        or events["nr"].max() > NR32[1] or events["ts"].max() > NATURAL[1]):
         raise Bad("it has an event with a process, thread or syscall number out of range")
     if len(events) and (np.diff(events["ts"].astype(np.int64)) < 0).any():
         order = np.argsort(events["ts"], kind="stable")  # per-CPU buffers interleave

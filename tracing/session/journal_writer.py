@@ -17,16 +17,26 @@ from typing import Any
 import numpy as np
 
 from tracing.model.files import FileKey, FileStats
+from tracing.model.inflight import inflight_meta
 from tracing.model.paths import PathTable
 from tracing.model.samples import SampleKey, StackSample
 from tracing.model.selection import EventSelection
 from tracing.model.stats import (
     ProcessInfo,
     Snapshot,
+    StatKey,
     SyscallStats,
     bucket_bounds,
+    hist_merge,
 )
-from tracing.session.schema import CONNECTION_COLUMNS, EVENT_LAYOUT, hist_to_blob
+from tracing.session.schema import (
+    AGGREGATE_INSERT,
+    CONNECTION_COLUMNS,
+    EVENT_LAYOUT,
+    TIMELINE_INSERT,
+    hist_from_blob,
+    hist_to_blob,
+)
 
 
 def interval_max(delta: SyscallStats) -> int:
@@ -105,26 +115,35 @@ class JournalWriter:
 
     @staticmethod
     def _aggregates(db: sqlite3.Connection, snapshots: list[Snapshot]) -> None:
-        """The totals since the start of the entries that changed in these snapshots, as the
-        last one carries them (the engine keeps the totals; they are not summed here)."""
-        totals = snapshots[-1].totals
-        changed = dict.fromkeys(k for s in snapshots for k in s.interval)
+        """Each entry's totals since the start, as the sum of its changes (the snapshots'
+        intervals) added to its row. Not the snapshots' totals: those fold the entries of
+        long-gone processes into one per syscall (SnapshotBuilder) and start a reused
+        pid's entries again once its old ones are folded, while each row here keeps
+        every life of its (pid, tid, syscall, ABI)."""
+        changes: dict[StatKey, SyscallStats] = {}
+        for snapshot in snapshots:
+            for key, delta in snapshot.interval.items():
+                before = changes.get(key)
+                changes[key] = delta if before is None else _added(before, delta)
+        db.create_function("sikte_hist_add", 2, _hist_add, deterministic=True)
         db.executemany(
-            "INSERT OR REPLACE INTO aggregates VALUES (?,?,?,?,?,?,?,?,?)",
-            ((k.pid, k.tid, k.nr, s.count, s.errors, s.total_ns, s.min_ns, s.max_ns,
-              hist_to_blob(s.hist)) for k in changed if k in totals for s in (totals[k],)))
-        # (A key without totals can only come from a hand-made stream; a missing row beats
-        # a writer thread that dies and loses the rest of the session.)
+            f"INSERT INTO aggregates ({','.join(AGGREGATE_INSERT)}) "
+            f"VALUES ({','.join('?' * len(AGGREGATE_INSERT))}) "
+            "ON CONFLICT (pid, tid, nr, abi) DO UPDATE SET count = count + excluded.count, "
+            "errors = errors + excluded.errors, total_ns = total_ns + excluded.total_ns, "
+            "min_ns = min(min_ns, excluded.min_ns), max_ns = max(max_ns, excluded.max_ns), "
+            "hist = sikte_hist_add(hist, excluded.hist)",
+            ((k.pid, k.tid, k.nr, k.abi, d.count, d.errors, d.total_ns, d.min_ns, d.max_ns,
+              hist_to_blob(d.hist)) for k, d in changes.items()))
 
     @staticmethod
     def _timeline(db: sqlite3.Connection, snapshot: Snapshot) -> None:
-        rows = []
-        for key, delta in snapshot.interval.items():
-            if delta.count:
-                rows.append((snapshot.ts_ns, key.pid, key.tid, key.nr, delta.count,
-                             delta.errors, delta.total_ns, interval_max(delta),
-                             hist_to_blob(delta.hist)))
-        db.executemany("INSERT INTO timeline VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        # Streamed to SQLite (under process churn an interval has tens of thousands).
+        rows = ((snapshot.ts_ns, key.pid, key.tid, key.nr, key.abi, delta.count, delta.errors,
+                 delta.total_ns, interval_max(delta), hist_to_blob(delta.hist))
+                for key, delta in snapshot.interval.items() if delta.count)
+        db.executemany(f"INSERT INTO timeline ({','.join(TIMELINE_INSERT)}) "
+                       f"VALUES ({','.join('?' * len(TIMELINE_INSERT))})", rows)
         db.executemany("INSERT INTO proc_events VALUES (?,?,?,?,?,?,?,?)",
                        ((e.ts_ns, e.kind, e.pid, e.tid, e.ppid, e.status, e.comm, e.filename)
                         for e in snapshot.proc_events))
@@ -189,6 +208,18 @@ class JournalWriter:
         return [p for pid, p in snapshot.processes.items() if known.get(pid) != p]
 
 
+def _added(first: SyscallStats, then: SyscallStats) -> SyscallStats:
+    """Two successive changes of one entry as one (min and max: the later, cumulative)."""
+    return SyscallStats(first.count + then.count, first.errors + then.errors,
+                        first.total_ns + then.total_ns, then.min_ns, then.max_ns,
+                        hist_merge((first.hist, then.hist)))
+
+
+def _hist_add(old: bytes | None, new: bytes | None) -> bytes:
+    """SQL sikte_hist_add: two histogram blobs added bucket by bucket."""
+    return hist_to_blob(hist_merge((hist_from_blob(old), hist_from_blob(new))))
+
+
 def batch_captures(batch: np.ndarray, data: Sequence[bytes]) -> tuple[np.ndarray, bytes]:
     """A batch's records and its captured fields back to back. Each record's data_len must
     say how long its part is: when the data do not match the records (a hand-made stream),
@@ -244,6 +275,8 @@ def snapshot_meta(snapshot: Snapshot) -> dict[str, Any]:
         # the one the trace was started with stays.)
         **({} if snapshot.selection is None
            else {"event_selection": selection_meta(snapshot.selection)}),
+        # Issue 16: the calls in flight at the last read (at stop: those never finished).
+        **({} if snapshot.inflight is None else {"in_flight": inflight_meta(snapshot.inflight)}),
     }
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from syscall_tables import abi_code
 from tracing.boundary.untrusted_files import Limits, Refused, open_untrusted, read_fd
 from tracing.decode.argspec import ABI_TABLES
 from tracing.errors import UserError
@@ -46,7 +48,9 @@ from tracing.session.stored_session import (
     SAMPLE_KINDS,
     TIMELINE_COLUMNS,
     StoredSession,
+    process_abis,
     wall_offset_ns,
+    with_abi,
 )
 
 PARQUET_FILES = ("syscalls", "events", "timeline", "processes")
@@ -120,14 +124,18 @@ def _parquet_table(path: Path, dir_fd: int, name: str) -> pd.DataFrame:
 def _parquet_session(path: Path, meta: dict[str, Any],
                      tables: dict[str, pd.DataFrame]) -> StoredSession:
     offset = wall_offset_ns(meta)
+    arch = str(meta.get("arch", "x86_64"))
+    processes = _processes_from(tables["processes"], offset)
+    # Rows of exports from before each call's ABI was kept: their process's stands in.
+    abis = process_abis(processes, arch)
     session = StoredSession(
         path, meta,
-        processes=_processes_from(tables["processes"], offset),
+        processes=processes,
         proc_events=pd.DataFrame(columns=["ts_ns", "kind", "pid", "tid", "ppid", "status",
                                           "comm", "filename"]),
-        timeline=_stats_from(tables["timeline"], offset, "timeline"),
-        aggregates=_stats_from(tables["syscalls"], offset, "syscalls"),
-        events=_events_from(tables["events"], offset),
+        timeline=_stats_from(tables["timeline"], offset, "timeline", arch, abis),
+        aggregates=_stats_from(tables["syscalls"], offset, "syscalls", arch, abis),
+        events=_events_from(tables["events"], offset, abis),
     )
     session.paths = PathTable()
     session.event_data = _captures_from(tables["events"], session.events, session.paths,
@@ -186,10 +194,15 @@ def _mono(frame: pd.DataFrame, table: str, column: str, offset: int,
     return np.where(known, ns - offset, 0).astype(np.int64)
 
 
-def _stats_from(frame: pd.DataFrame, offset: int, table: str) -> pd.DataFrame:
+def _stats_from(frame: pd.DataFrame, offset: int, table: str, arch: str,
+                abis: Mapping[int, int]) -> pd.DataFrame:
     kinds = AGGREGATE_COLUMNS if table == "syscalls" else {
         k: v for k, v in TIMELINE_COLUMNS.items() if k != "ts_ns"}
-    out = typed(frame, table, kinds)
+    if "abi" in frame.columns:  # table names ("i386"), as the export writes them
+        frame = frame.assign(abi=pd.Series(
+            [abi_code(arch, a) if isinstance(a, str) and a else None for a in frame["abi"]],
+            index=frame.index, dtype=object))
+    out = typed(with_abi(frame, abis), table, kinds)
     if table != "syscalls":
         out["ts_ns"] = _mono(frame, table, "ts", offset, required=True)
     for column in ("hist_low_ns", "hist_count"):
@@ -213,12 +226,16 @@ def _processes_from(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
     out["container"] = texts(out, "container")  # newer exports only
     return out
 
-def _events_from(frame: pd.DataFrame, offset: int) -> np.ndarray:
+def _events_from(frame: pd.DataFrame, offset: int, abis: Mapping[int, int]) -> np.ndarray:
+    """The events' records; each with its process's ABI until _captures_from reads the
+    record's own (exports from before issue 15 have none)."""
     checked = typed(frame, "events", EVENT_KINDS)
     events = np.zeros(len(frame), dtype=EVENT_DTYPE)
     events["ts"] = _mono(frame, "events", "ts", offset, required=True)
     for name in ("pid", "tid", "nr", "ret", "duration_ns"):
         events[name] = checked[name].to_numpy()
+    if abis and len(events):
+        events["abi"] = [abis.get(p, 0) for p in events["pid"].tolist()]
     for i in range(6):
         column = f"arg{i}"
         if column not in frame.columns or frame[column].dtype.kind not in "iu":

@@ -6,6 +6,8 @@ Format: gzip'd JSON lines, one snapshot per line, preceded by a header line
 hold its events' captured fields (`event_data`, base64), the path names added since the
 previous line (`paths`: [[id, base64 name], ...]; one table for the whole recording), the
 per-file totals (`files`) and the event selection; recordings without them read as before.
+Since issue 16 each stats row ends with its call's ABI code; in older recordings a row takes
+its process's ABI.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from syscall_tables import abi_code
 from tracing.errors import UserError
 from tracing.model.connections import Connection
 from tracing.model.files import FileKey, FileStats
@@ -45,14 +48,16 @@ VERSION = 1
 
 def _stats_to_list(stats: Any) -> list[list[Any]]:
     return [[k.pid, k.tid, k.nr, s.count, s.errors, s.total_ns, s.min_ns, s.max_ns,
-             [list(p) for p in s.hist]] for k, s in stats.items()]
+             [list(p) for p in s.hist], k.abi] for k, s in stats.items()]
 
 
-def _stats_from_list(rows: list[list[Any]]) -> dict[StatKey, SyscallStats]:
+def _stats_from_list(rows: list[list[Any]],
+                     abis: dict[int, int]) -> dict[StatKey, SyscallStats]:
+    """Rows of 10 fields, or of 9 (older recordings: the ABI is the process's, `abis`)."""
     return {
-        StatKey(pid, tid, nr): SyscallStats(count, errors, total, mn, mx,
-                                            tuple(tuple(p) for p in hist))
-        for pid, tid, nr, count, errors, total, mn, mx, hist in rows
+        StatKey(pid, tid, nr, abi[0] if abi else abis.get(pid, 0)): SyscallStats(
+            count, errors, total, mn, mx, tuple(tuple(p) for p in hist))
+        for pid, tid, nr, count, errors, total, mn, mx, hist, *abi in rows
     }
 
 
@@ -155,11 +160,13 @@ def _events_array(rows: list[list[Any]]) -> np.ndarray:
 
 def snapshot_from_dict(d: dict[str, Any], paths: PathTable | None = None) -> Snapshot:
     """A recording's line; `paths`: the recording's path table, which the line adds to."""
+    abis = {p["pid"]: abi_code(d["arch"], p["abi"] or "") for p in d["processes"]}
     return Snapshot(
         seq=d["seq"], ts_ns=d["ts_ns"], wall_time=d["wall_time"],
         start_ts_ns=d["start_ts_ns"], start_wall_time=d["start_wall_time"],
         arch=d["arch"], state=TraceState(d["state"]),
-        stats=_stats_from_list(d["stats"]), interval=_stats_from_list(d["interval"]),
+        stats=_stats_from_list(d["stats"], abis),
+        interval=_stats_from_list(d["interval"], abis),
         interval_s=d["interval_s"],
         processes={p["pid"]: _process_from(p) for p in d["processes"]},
         events=_events_array(d["events"]),

@@ -19,6 +19,10 @@ Tables (docs/session-format.md documents every column):
 Schema 3 also gives each event batch its record layout (`layout`: 1 the 88-byte records of
 schema 1 and 2, 2 the 96-byte EVENT_DTYPE) and the fields captured behind its records
 (`captures`: each record's `data_len` bytes, back to back, in the records' order).
+
+Schema 4 keys timeline and aggregates rows by the call's ABI too (`abi`: 0 native, 1 compat,
+2 x32): the same number is another syscall in each. Readers of older journals take each
+row's ABI from its process's (`processes.abi`), the best that was recorded.
 """
 
 from __future__ import annotations
@@ -32,11 +36,16 @@ import numpy as np
 from tracing.model.connections import Connection
 
 FORMAT = "sikte-tui-journal"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SQLITE_MAGIC = b"SQLite format 3\x00"  # how every SQLite database file starts
 # SQLite's files: the database, the rollback journal of its first transaction, the WAL, its
 # index. SQLite deletes the last three itself when done.
 JOURNAL_SUFFIXES = ("", "-journal", "-wal", "-shm")
+
+# The ABI code of a row's process, from its recorded ABI (what schema 4 stores per row): the
+# compat tables of syscall_tables.ABI_TABLES are 1, x32 is 2, anything else native.
+_PROCESS_ABI = ("ifnull((SELECT CASE p.abi WHEN 'i386' THEN 1 WHEN 'arm' THEN 1 "
+                "WHEN 'x32' THEN 2 ELSE 0 END FROM processes p WHERE p.pid = {table}.pid), 0)")
 
 # Each entry upgrades the schema from the version before it. Journals are upgraded when
 # opened for writing; readers accept every version up to SCHEMA_VERSION.
@@ -78,6 +87,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             calls INTEGER, reads INTEGER, bytes_read INTEGER, writes INTEGER,
             bytes_written INTEGER, io_ns INTEGER, PRIMARY KEY (pid, path_id))""",
     ),
+    4: (
+        # Rows written before schema 4 take their process's ABI (as readers of older
+        # journals do); the aggregates' key gains the ABI, so that table is made again.
+        "ALTER TABLE timeline ADD COLUMN abi INTEGER",
+        f"UPDATE timeline SET abi = {_PROCESS_ABI.format(table='timeline')}",
+        """CREATE TABLE aggregates_4 (pid INTEGER, tid INTEGER, nr INTEGER, count INTEGER,
+            errors INTEGER, total_ns INTEGER, min_ns INTEGER, max_ns INTEGER, hist BLOB,
+            abi INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (pid, tid, nr, abi))""",
+        "INSERT INTO aggregates_4 SELECT pid, tid, nr, count, errors, total_ns, min_ns, "
+        f"max_ns, hist, {_PROCESS_ABI.format(table='aggregates')} FROM aggregates",
+        "DROP TABLE aggregates",
+        "ALTER TABLE aggregates_4 RENAME TO aggregates",
+    ),
 }
 # The record layouts of event_batches.layout: EVENT_DTYPE_V1 (88 bytes), EVENT_DTYPE (96).
 EVENT_LAYOUT_V1 = 1
@@ -88,6 +110,11 @@ JOURNAL_TABLES = ("meta", "processes", "proc_events", "timeline", "aggregates",
                   "event_batches")
 JOURNAL_TABLES_2 = ("stacks", "sample_timeline", "connections")
 JOURNAL_TABLES_3 = ("paths", "files")
+# The columns of timeline and aggregates rows as the writer inserts them (schema 4 on).
+TIMELINE_INSERT = ("ts_ns", "pid", "tid", "nr", "abi", "count", "errors", "total_ns",
+                   "max_ns", "hist")
+AGGREGATE_INSERT = ("pid", "tid", "nr", "abi", "count", "errors", "total_ns", "min_ns",
+                    "max_ns", "hist")
 FILE_COLUMNS = ("pid", "path_id", "opens", "open_errors", "calls", "reads", "bytes_read",
                 "writes", "bytes_written", "io_ns")
 

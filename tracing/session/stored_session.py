@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from syscall_tables import abi_code
 from tracing.model.files import FileKey, FileStats
 from tracing.model.paths import PathTable
 from tracing.session.checks import ID32, INT32, INT64, NATURAL, TEXT, TIME, Bad, Kind, ints
@@ -34,16 +35,20 @@ PROCESS_COLUMNS: dict[str, Kind] = {
 PROC_EVENT_COLUMNS: dict[str, Kind] = {
     "ts_ns": ints(TIME), "kind": ints(INT32), "pid": ints(ID32), "tid": ints(ID32),
     "ppid": ints(ID32), "status": ints(INT32), "comm": TEXT, "filename": TEXT}
+# Syscall numbers are the kernel's u32 (syscall(-1) is counted as 0xffffffff); ABI codes
+# are 0 native, 1 compat, 2 x32 (syscall_tables.ABI_TABLES), two bits in the kernel.
+NR32 = (0, (1 << 32) - 1)
+ABI_CODES = (0, 3)
 _KEY: dict[str, Kind] = {
     "pid": ints(ID32, required=True), "tid": ints(ID32, required=True),
-    "nr": ints(ID32, required=True)}
+    "nr": ints(NR32, required=True), "abi": ints(ABI_CODES, required=True)}
 _SUMS: dict[str, Kind] = {
     c: ints(NATURAL, required=True) for c in ("count", "errors", "total_ns", "max_ns")}
 TIMELINE_COLUMNS: dict[str, Kind] = {"ts_ns": ints(TIME, required=True), **_KEY, **_SUMS}
 AGGREGATE_COLUMNS: dict[str, Kind] = {**_KEY, **_SUMS, "min_ns": ints(NATURAL, required=True)}
 EVENT_KINDS: dict[str, Kind] = {
     "pid": ints(ID32, required=True), "tid": ints(ID32, required=True),
-    "nr": ints(ID32, required=True), "ret": ints(INT64, required=True),
+    "nr": ints(NR32, required=True), "ret": ints(INT64, required=True),
     "duration_ns": ints(NATURAL, required=True)}
 SAMPLE_KINDS: dict[str, Kind] = {
     "ts_ns": ints(TIME, required=True), "pid": ints(ID32, required=True),
@@ -66,8 +71,8 @@ class StoredSession:
     meta: dict[str, Any]
     processes: pd.DataFrame  # pid, ppid, comm, exe, cmdline (list), abi, start/exit_ts_ns, ...
     proc_events: pd.DataFrame  # ts_ns, kind, pid, tid, ppid, status, comm, filename
-    timeline: pd.DataFrame  # ts_ns, pid, tid, nr, count, errors, total_ns, max_ns, hist
-    aggregates: pd.DataFrame  # pid, tid, nr, count, errors, total_ns, min_ns, max_ns, hist
+    timeline: pd.DataFrame  # ts_ns, pid, tid, nr, abi, count, errors, total_ns, max_ns, hist
+    aggregates: pd.DataFrame  # pid, tid, nr, abi, count, errors, total_ns, min_ns, max_ns, hist
     events: np.ndarray  # EVENT_DTYPE, oldest first
     # CPU samples per interval and stack: ts_ns, pid, tid, comm, frames (tuple), modules
     # (tuple), kernel_frames, count
@@ -105,6 +110,28 @@ def wall_offset_ns(meta: dict[str, Any]) -> int:
     wall_ns = round(float(meta.get("start_wall_time", 0.0)) * 1e9)
     return wall_ns - int(meta.get("start_ts_ns", 0))
 
+
+
+def process_abis(processes: pd.DataFrame, arch: str) -> dict[int, int]:
+    """Each process's ABI code from its recorded ABI (its executable's): what sessions from
+    before the ABI of each call was kept give their rows."""
+    return {int(pid): abi_code(arch, str(abi or ""))
+            for pid, abi in zip(processes["pid"], processes["abi"], strict=True)}
+
+
+def with_abi(frame: pd.DataFrame, abis: Mapping[int, int]) -> pd.DataFrame:
+    """`frame` (timeline or aggregates rows) with an abi column: its own where it has one,
+    else, and where it is NULL, the row's process's (process_abis)."""
+    derived = [abis.get(int(pid), 0) if isinstance(pid, (int, np.integer)) else 0
+               for pid in frame["pid"]] if "pid" in frame.columns else []
+    if "abi" not in frame.columns:
+        return frame.assign(abi=pd.Series(derived, index=frame.index, dtype=object))
+    column = frame["abi"]
+    if not column.isna().any():
+        return frame
+    filled = [d if v is None or (isinstance(v, float) and np.isnan(v)) else v
+              for v, d in zip(column, derived, strict=True)]
+    return frame.assign(abi=pd.Series(filled, index=frame.index, dtype=object))
 
 
 def path_table(names: Iterable[tuple[int, bytes]]) -> PathTable:

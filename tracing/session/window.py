@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tracing.model.connections import Connection
+from tracing.model.inflight import stored_inflight
 from tracing.model.samples import StackSample
 from tracing.model.selection import EventSelection
 from tracing.model.stats import (
@@ -57,7 +58,7 @@ def _stats_from_rows(frame: pd.DataFrame, exact_extremes: bool) -> dict[StatKey,
     for row in frame.itertuples(index=False):
         hist = tuple(row.hist)
         low = int(row.min_ns) if exact_extremes else (bucket_bounds(hist[0][0])[0] if hist else 0)
-        stats[StatKey(int(row.pid), int(row.tid), int(row.nr))] = SyscallStats(
+        stats[StatKey(int(row.pid), int(row.tid), int(row.nr), int(row.abi))] = SyscallStats(
             int(row.count), int(row.errors), int(row.total_ns), low, int(row.max_ns), hist)
     return stats
 
@@ -69,7 +70,7 @@ def window_stats(session: StoredSession, window: Window) -> dict[StatKey, Syscal
     rows = tl[(tl["ts_ns"] > window.start_ns) & (tl["ts_ns"] <= window.end_ns)]
     if rows.empty:
         return {}
-    keys = list(zip(rows["pid"], rows["tid"], rows["nr"], strict=True))
+    keys = list(zip(rows["pid"], rows["tid"], rows["nr"], rows["abi"], strict=True))
     groups, index = np.unique(np.array(keys, dtype=np.int64), axis=0, return_inverse=True)
     index = index.reshape(-1)
     dense = np.zeros((len(groups), HIST_BUCKETS), dtype=np.int64)
@@ -81,10 +82,10 @@ def window_stats(session: StoredSession, window: Window) -> dict[StatKey, Syscal
     highs = np.zeros(len(groups), dtype=np.int64)
     np.maximum.at(highs, index, rows["max_ns"].to_numpy(np.int64))
     stats = {}
-    for g, (pid, tid, nr) in enumerate(groups.tolist()):
+    for g, (pid, tid, nr, abi) in enumerate(groups.tolist()):
         hist = hist_from_dense(dense[g].tolist())
         low = bucket_bounds(hist[0][0])[0] if hist else 0
-        stats[StatKey(pid, tid, nr)] = SyscallStats(
+        stats[StatKey(pid, tid, nr, abi)] = SyscallStats(
             int(sums["count"][g]), int(sums["errors"][g]), int(sums["total_ns"][g]), low,
             int(highs[g]), hist)
     return stats
@@ -174,6 +175,7 @@ def window_snapshot(session: StoredSession, window: Window, seq: int) -> Snapsho
         # keeps only the newest totals).
         event_data=data, paths=session.paths, files=MappingProxyType(dict(session.files)),
         selection=stored_selection(meta),
+        inflight=stored_inflight(meta.get("in_flight"), window.end_ns),
     )
 
 
