@@ -39,6 +39,7 @@ TRACEPOINTS = (
     ("sched", "sched_process_fork", True),
     ("sched", "sched_process_exec", True),
     ("sched", "sched_process_exit", True),
+    ("task", "task_rename", True),
     ("sock", "inet_sock_set_state", False),
 )
 

@@ -37,8 +37,6 @@ GRACE_S = 1.0  # from SIGTERM to SIGKILL: the whole stop stays under 2 s
 SCAN_S = 0.5  # how often a finished command's session is checked for leftovers
 PR_SET_PDEATHSIG = 1
 TIOCSCTTY = 0x540E  # asm-generic/ioctls.h (x86, arm64, riscv)
-RESET_SIGNALS = ("SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP", "SIGPIPE", "SIGTSTP", "SIGTTIN",
-                 "SIGTTOU", "SIGXFSZ", "SIGCHLD")
 
 
 class LaunchSpec(TypedDict):
@@ -128,6 +126,21 @@ def _child(spec: LaunchSpec, parent: int) -> None:
         os._exit(code)
 
 
+def reset_signals() -> None:
+    """Every signal disposition to its default (Python ignores SIGPIPE and SIGXFSZ, and an
+    ignored signal stays ignored across exec) and an empty mask: the command starts as from
+    a shell. SIGKILL and SIGSTOP cannot be changed; valid_signals() leaves out the C
+    library's own (32 and 33 with glibc), which exec resets anyway."""
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):  # a number this kernel or libc keeps for itself
+            continue
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def _close_all_but(*keep: int) -> None:
     """Close every fd above 2 but `keep`: nothing of sikte-tui's (BPF and perf fds, the
     journal, its terminal) reaches the command."""
@@ -150,9 +163,7 @@ def _prepare_child(spec: LaunchSpec, parent: int) -> None:
         os.dup2(fd, target)
     _close_all_but(spec["gate_r"], spec["err_w"], spec["ready_w"])
     os.set_inheritable(spec["err_w"], False)
-    for name in RESET_SIGNALS:
-        signal.signal(getattr(signal, name), signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    reset_signals()
     if spec["uid"] != os.getuid():
         os.setgroups(spec["groups"])
         os.setgid(spec["gid"])
