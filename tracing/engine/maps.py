@@ -4,7 +4,8 @@ Each C struct of bpf/*.bpf.c that Python reads has one mirror here (numpy dtypes
 in bulk, ctypes for ring buffer records), except the syscall event (tracing.model.stats
 EVENT_DTYPE, which replay and the session store use too) and the TCP event (tracing.net).
 tests/ebpf/test_struct_layout.py compiles the programs and checks every mirror, field by
-field, against the C. Also here: the sort keys and change detection of the stats map reads.
+field, against the C. Also here: the sort keys of the stats map's entries (what changed
+between two reads is told in tracing/engine/aggregates.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -22,7 +24,8 @@ from tracing.model.stats import HIST_BUCKETS
 ENOTSUPP = 524  # the kernel-internal errno the bpf syscall returns for unsupported ops
 
 # struct stat_key and struct stat_val (bpf/syscalls.bpf.c): the stats map.
-STAT_KEY_DTYPE = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("nr", "<u4"), ("pad", "<u4")])
+# "abi": the ABI the call was made in (0 native, 1 compat, 2 x32; x32's nr is without its bit).
+STAT_KEY_DTYPE = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("nr", "<u4"), ("abi", "<u4")])
 STAT_VALUE_DTYPE = np.dtype([
     ("count", "<u8"),
     ("errors", "<u8"),
@@ -70,33 +73,25 @@ class ProcEventC(ctypes.Structure):
 
 
 def key_ids(keys: np.ndarray) -> np.ndarray:
-    """One sortable 64-bit id per (pid, tid, nr) key: pids and tids fit 22 bits (pid_max is
-    at most 2^22) and syscall numbers 20 bits: 18 of the number (every architecture's fit),
-    function probes' bit 29 (PROBE_NR_BASE) in bit 18 and x32's bit 30 in bit 19."""
+    """One sortable 64-bit id per (pid, tid, nr, abi) key: pids and tids fit 22 bits (pid_max
+    is at most 2^22), the call 20 bits: the ABI in bits 18..19, function probes' bit 29
+    (PROBE_NR_BASE) in bit 17 and 17 bits of the number (every architecture's calls fit; x32's
+    come without their bit). Only invalid numbers of 2^17 and above, in one thread and ABI,
+    could share an id (syscall(-1) has all 17 bits set)."""
     nr: np.ndarray = keys["nr"].astype(np.uint64)
-    nr = (nr & 0x3FFFF) | (((nr >> 29) & 1) << 18) | (((nr >> 30) & 1) << 19)
-    return (keys["pid"].astype(np.uint64) << 42) | (keys["tid"].astype(np.uint64) << 20) | nr
-
-
-def changed_rows(last_ids: np.ndarray, last_values: np.ndarray, last_counts: np.ndarray,
-                 ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows (ids sorted) that are new or differ from the last read, and for each of them
-    its values at the last read (zeros when new). last_counts marks rows to read again."""
-    if not len(last_ids):
-        return np.arange(len(ids)), np.zeros(len(ids), dtype=values.dtype)
-    pos = np.minimum(np.searchsorted(last_ids, ids), len(last_ids) - 1)
-    seen = last_ids[pos] == ids
-    same = seen & (last_counts[pos] == values["count"]) \
-        & (last_values["total_ns"][pos] == values["total_ns"])
-    rows = np.flatnonzero(~same)
-    previous = last_values[pos[rows]].copy()
-    previous[~seen[rows]] = np.zeros(1, dtype=values.dtype)
-    return rows, previous
+    abi: np.ndarray = keys["abi"].astype(np.uint64) & 3
+    call = (abi << 18) | (((nr >> 29) & 1) << 17) | (nr & 0x1FFFF)
+    return (keys["pid"].astype(np.uint64) << 42) | (keys["tid"].astype(np.uint64) << 20) | call
 
 
 class BatchReader:
-    """Reads a whole hash map with BPF_MAP_LOOKUP_BATCH in fixed-size chunks into numpy
-    arrays (bcc's own batch call allocates max_entries-sized buffers on every call)."""
+    """Reads a whole hash map with BPF_MAP_LOOKUP_BATCH in fixed-size chunks straight into
+    numpy arrays (bcc's own batch call allocates max_entries-sized buffers on every call).
+
+    The arrays are kept and reused between reads, growing by chunks as the map does: a read
+    costs one copy of the map's entries (stats entries are over a KiB each, and a map under
+    process churn holds tens of thousands), not the three that bytes, a join and a parse
+    would. What `read` returns is valid until the next read (copy what must outlive it)."""
 
     CHUNK = 4096
 
@@ -110,38 +105,71 @@ class BatchReader:
         # each field; this catches a size mismatch on any machine).
         assert key_dtype.itemsize == ctypes.sizeof(table.Key)
         assert value_dtype.itemsize == ctypes.sizeof(table.Leaf)
-        self._keys = ctypes.create_string_buffer(key_dtype.itemsize * self.CHUNK)
-        self._values = ctypes.create_string_buffer(value_dtype.itemsize * self.CHUNK)
+        self._keys = np.empty(self.CHUNK, dtype=key_dtype)
+        self._values = np.empty(self.CHUNK, dtype=value_dtype)
         self._fallback = table
 
+    def _room(self, used: int) -> int:
+        """At least CHUNK free entries after `used` in both arrays (grown by half); `used`."""
+        if used + self.CHUNK <= len(self._keys):
+            return used
+        size = max(used + self.CHUNK, len(self._keys) * 3 // 2)
+        keys, values = np.empty(size, self._key_dtype), np.empty(size, self._value_dtype)
+        keys[:used], values[:used] = self._keys[:used], self._values[:used]
+        self._keys, self._values = keys, values
+        return used
+
     def read(self) -> tuple[np.ndarray, np.ndarray]:
-        keys, values = [], []
+        """The whole map (views of the reader's arrays, valid until its next read)."""
+        used = 0
+        for n in self._batches(self._room, 0):
+            if n < 0:  # no batch operations here
+                return self._read_one_by_one()
+            used += n
+        return self._keys[:used], self._values[:used]
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The map, CHUNK entries at a time at most: what a reader that handles each part
+        before the next needs in memory, however large the map is (each chunk is a view
+        of one buffer, valid until the next)."""
+        keys, values = self._keys[: self.CHUNK], self._values[: self.CHUNK]
+        for n in self._batches(lambda _used: 0, 0):
+            if n < 0:
+                fallback = self._read_one_by_one()
+                for start in range(0, len(fallback[0]), self.CHUNK):
+                    yield (fallback[0][start : start + self.CHUNK],
+                           fallback[1][start : start + self.CHUNK])
+                return
+            yield keys[:n], values[:n]
+
+    def _batches(self, place: Callable[[int], int], used: int) -> Iterator[int]:
+        """BPF_MAP_LOOKUP_BATCH until the end of the map: each batch is read at the entry
+        `place(used)` of the arrays; yields each batch's size (-1 once: not supported)."""
         # For hash maps the batch position is a bucket index (a u32).
         token_in, token_out = ctypes.c_uint32(0), ctypes.c_uint32(0)
         first = True
         while True:
+            at = place(used)
             count = ctypes.c_uint32(self.CHUNK)
-            res = self._lib.bpf_lookup_batch(self._fd,
-                                             None if first else ctypes.byref(token_in),
-                                             ctypes.byref(token_out), self._keys,
-                                             self._values, ctypes.byref(count))
+            res = self._lib.bpf_lookup_batch(
+                self._fd, None if first else ctypes.byref(token_in), ctypes.byref(token_out),
+                self._keys[at:].ctypes.data, self._values[at:].ctypes.data,
+                ctypes.byref(count))
             err = ctypes.get_errno()
-            n = count.value
-            if n:
-                keys.append(self._keys.raw[: n * self._key_dtype.itemsize])
-                values.append(self._values.raw[: n * self._value_dtype.itemsize])
+            if count.value:
+                used += count.value
+                yield count.value
             if res != 0:
                 if err == errno.ENOENT:  # the end of the map
-                    break
+                    return
                 if first and err in (errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP):
-                    return self._read_one_by_one()  # kernels before 5.6
+                    yield -1  # kernels before 5.6
+                    return
                 raise OSError(err, f"reading BPF map: {os.strerror(err)}")
-            if n == 0:
-                break
+            if count.value == 0:
+                return
             token_in.value = token_out.value
             first = False
-        return (np.frombuffer(b"".join(keys), dtype=self._key_dtype),
-                np.frombuffer(b"".join(values), dtype=self._value_dtype))
 
     def _read_one_by_one(self) -> tuple[np.ndarray, np.ndarray]:
         items = list(self._fallback.items())
@@ -149,6 +177,29 @@ class BatchReader:
         values = b"".join(bytes(v) for _, v in items)
         return (np.frombuffer(keys, dtype=self._key_dtype),
                 np.frombuffer(values, dtype=self._value_dtype))
+
+
+def delete_entries(table: BccTable, keys: np.ndarray) -> None:
+    """Delete these keys (a contiguous array of the map's key dtype) from a hash map: with
+    BPF_MAP_DELETE_BATCH where the kernel has it (5.6), else one call per key. Keys that
+    are already gone are skipped."""
+    from bcc.libbcc import lib
+
+    keys = np.ascontiguousarray(keys)
+    done = 0
+    while done < len(keys):
+        count = ctypes.c_uint32(len(keys) - done)
+        res = lib.bpf_delete_batch(table.map_fd, keys[done:].ctypes.data, ctypes.byref(count))
+        err = ctypes.get_errno()
+        done += count.value
+        if res == 0:
+            return
+        if err == errno.ENOENT:
+            done += 1  # the batch stops at a key that is not there: step over it
+            continue
+        break  # no batch delete here (or another failure): one by one
+    for i in range(done, len(keys)):
+        delete_entry(table, keys[i].tobytes())
 
 
 def delete_entry(table: BccTable, raw_key: bytes) -> None:

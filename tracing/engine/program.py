@@ -27,6 +27,7 @@ import numpy as np
 from syscall_tables import syscall_number
 from tracing.decode.argspec import load_specs
 from tracing.engine import kheaders, tracefs
+from tracing.engine.aggregates import AggregateReader, BaseOf
 from tracing.engine.bcc_types import BccProgram
 from tracing.engine.capture_config import arg_spec_entries, capture_defines, config_value
 from tracing.engine.clone_defines import clone_defines
@@ -36,16 +37,13 @@ from tracing.engine.maps import (
     FD_KEY_DTYPE,
     PROC_FLAG_GONE,
     PROC_FLAG_THREAD,
-    STAT_KEY_DTYPE,
-    STAT_VALUE_DTYPE,
     BatchReader,
     ProcEventC,
-    changed_rows,
     delete_entry,
-    key_ids,
 )
 from tracing.engine.ringbuf import EventQueue
 from tracing.engine.sampler import StackSampler
+from tracing.engine.task_offsets import proc_events_pages, task_offset_defines
 from tracing.engine.uprobes import attach_probes
 from tracing.errors import UserError
 from tracing.model.captures import IoTotals
@@ -65,7 +63,6 @@ from tracing.model.stats import (
     ProcKind,
     StatKey,
     SyscallStats,
-    merge_stats,
 )
 from tracing.net.containers import ContainerLookup
 from tracing.net.tcp_monitor import TcpMonitor
@@ -103,7 +100,11 @@ class EngineOptions:
     follow: bool = True
     events: EventSelection = dataclasses.field(default_factory=EventSelection)
     ringbuf_pages: int = 1024  # 4 MiB with 4 KiB pages
-    stats_entries: int = 65536
+    # The stats map's capacity (BPF_F_NO_PREALLOC: the kernel allocates ~1.3 KiB per entry
+    # in use, not this many). It holds the live threads' entries plus those of threads that
+    # exited since the last tick (retired then): at 1,000 short processes a second, ~25
+    # entries each and a tick of up to 2 s, ~75,000; a quarter million leaves room for more.
+    stats_entries: int = 262144
     fd_io_entries: int = 65536  # descriptors with I/O counted at once (fd_io map)
     tcp: bool = False  # bpf/tcp.bpf.c: TCP connection lifecycles of the targets
     sample_hz: int = 0  # bpf/profile.bpf.c: on-CPU stack samples at this rate (0: off)
@@ -126,26 +127,12 @@ def _kernel_at_least(major: int, minor: int) -> bool:
         return False
 
 
-def _exit_numbers(arch: str) -> dict[str, int]:
-    """Syscall numbers that end a task, native and compat, for the exit status."""
-    compat = {"x86_64": "i386", "arm64": "arm"}.get(arch, arch)
-    numbers = {}
-    for macro, name, table in (
-        ("NR_EXIT", "exit", arch),
-        ("NR_EXIT_GROUP", "exit_group", arch),
-        ("NR_EXIT_COMPAT", "exit", compat),
-        ("NR_EXIT_GROUP_COMPAT", "exit_group", compat),
-    ):
-        nr = syscall_number(name, table)
-        numbers[macro] = -1 if nr is None else nr
-    return numbers
-
-
-def _hidden_number(options: EngineOptions, arch: str) -> int:
+def _hidden_defines(options: EngineOptions, arch: str) -> dict[str, int]:
     """The `uretprobe` syscall (x86_64 from Linux 6.11) returns from every probed function
-    when --uprobe probes are attached: ours, not the target's. -1: nothing hidden."""
+    when --uprobe probes are attached: ours, not the target's. A flag says whether anything
+    is hidden, so no real number (syscall(-1) included) can equal a sentinel."""
     nr = syscall_number("uretprobe", arch) if options.uprobes else None
-    return -1 if nr is None else nr
+    return {"HAVE_HIDDEN": int(nr is not None), "NR_HIDDEN": 0 if nr is None else nr}
 
 
 def histogram_defines() -> dict[str, int]:
@@ -172,8 +159,9 @@ def build_cflags(options: EngineOptions, arch: str) -> list[str]:
         "STACK_ENTRIES": sample_map_entries(options.sample_hz)[0],
         "SAMPLE_ENTRIES": sample_map_entries(options.sample_hz)[1],
         "PROBE_NR_BASE": f"{PROBE_NR_BASE}U",
-        **_exit_numbers(arch),
-        "NR_HIDDEN": _hidden_number(options, arch),
+        **_hidden_defines(options, arch),
+        **task_offset_defines(),
+        "PROC_EVENTS_PAGES": proc_events_pages(),
         **histogram_defines(),
         **capture_defines(arch),
         **clone_defines(arch),
@@ -216,13 +204,9 @@ class SyscallProgram:
                 exit_code=1,
             ) from err
         self._targets = self._bpf[b"targets"]
+        self._exec_armed = self._bpf[b"exec_armed"]
         self._stats = self._bpf[b"stats"]
-        self._stats_reader = BatchReader(self._stats, STAT_KEY_DTYPE, STAT_VALUE_DTYPE)
-        empty = np.empty(0, dtype=np.uint64)
-        # The last read: ids, values, and counts to compare (unsettled rows marked).
-        self._last = (empty, np.empty(0, STAT_VALUE_DTYPE), empty)
-        self._read = (np.empty(0, STAT_KEY_DTYPE), np.empty(0, STAT_VALUE_DTYPE))
-        self._retired: dict[StatKey, SyscallStats] = {}
+        self._aggregates = AggregateReader(self._stats, _pid_words() * 64)
         self._counters = self._bpf[b"counters"]
         self._config = self._bpf[b"config"]
         self._fd_io = self._bpf[b"fd_io"]
@@ -254,7 +238,15 @@ class SyscallProgram:
 
     # -- targets ---------------------------------------------------------------------------
 
-    def set_target(self, pid: int, on: bool = True) -> None:
+    def set_target(self, pid: int, on: bool = True, at_exec: bool = False) -> None:
+        """Trace pid (or stop). With at_exec, none of its calls count until the entry of its
+        first execve or execveat, which does: a launched command's launcher (one at a time;
+        arming another pid disarms the last)."""
+        armed = self._exec_armed.Key(0)
+        if on and at_exec:  # armed before its bit is set: no call slips through
+            self._exec_armed[armed] = self._exec_armed.Leaf(pid)
+        elif self._exec_armed[armed].value == pid:
+            self._exec_armed[armed] = self._exec_armed.Leaf(0)
         # Read-modify-write of one 64-pid word; the kernel changes words only at fork and
         # exit of traced tasks, so the window for a lost update is tiny.
         key = self._targets.Key(pid >> 6)
@@ -343,85 +335,17 @@ class SyscallProgram:
 
     # -- aggregates ------------------------------------------------------------------------
 
-    def read_changes(self) -> tuple[dict[StatKey, SyscallStats], dict[StatKey, SyscallStats]]:
-        """The (pid, tid, syscall) aggregates that are new or changed since the last call:
-        their totals (cumulative since load, an exited thread's kept values included) and
-        their change since the last call. These totals are the trace's only ones: snapshots
-        carry them (SnapshotBuilder folds them in), the journal writes them. The arithmetic is
-        done in numpy; Python work is one object per changed entry."""
-        keys, values = self._stats_reader.read()
-        ids = key_ids(keys)
-        order = np.argsort(ids)
-        ids, keys, values = ids[order], keys[order], values[order]
-        last_ids, last_values, last_counts = self._last
-        rows, previous = changed_rows(last_ids, last_values, last_counts, ids, values)
-        # The kernel updates an entry field by field: an entry read mid-update (histogram
-        # not yet matching the count) must count as changed at the next read too.
-        settled = values["hist"].sum(axis=1, dtype=np.uint64) == values["count"]
-        self._last = (ids, values, np.where(settled, values["count"], np.uint64(2**64 - 1)))
-        self._read = (keys, values)
-        changed_keys = self._keys_of(keys[rows])
-        totals = self._stats_of(keys[rows], values[rows], merge_retired=True)
-        delta = values[rows].copy()
-        for field in ("count", "errors", "total_ns", "hist"):
-            delta[field] -= previous[field]
-        deltas = self._stats_of(keys[rows], delta, merge_retired=False)
-        return (dict(zip(changed_keys, totals, strict=True)),
-                dict(zip(changed_keys, deltas, strict=True)))
-
-    @staticmethod
-    def _keys_of(keys: np.ndarray) -> list[StatKey]:
-        return list(map(StatKey, keys["pid"].tolist(), keys["tid"].tolist(),
-                        keys["nr"].tolist()))
-
-    def _stats_of(self, keys: np.ndarray, values: np.ndarray,
-                  merge_retired: bool = True) -> list[SyscallStats]:
-        """SyscallStats for a batch of rows: histograms taken apart in one numpy pass."""
-        rows, bucket_ids = np.nonzero(values["hist"])
-        counts = values["hist"][rows, bucket_ids].tolist()
-        ends = np.searchsorted(rows, np.arange(1, len(values) + 1)).tolist()
-        buckets = bucket_ids.tolist()
-        result, start = [], 0
-        columns = zip(values["count"].tolist(), values["errors"].tolist(),
-                      values["total_ns"].tolist(), values["min_ns"].tolist(),
-                      values["max_ns"].tolist(), ends, strict=True)
-        for count, errors, total, low, high, end in columns:
-            hist = tuple(zip(buckets[start:end], counts[start:end], strict=True))
-            result.append(SyscallStats(count, errors, total, low, high, hist))
-            start = end
-        if merge_retired and self._retired:  # a reused pid: new counts add to the old
-            for i, key in enumerate(self._keys_of(keys)):
-                retired = self._retired.get(key)
-                if retired is not None:
-                    result[i] = merge_stats((retired, result[i]))
-        return result
+    def read_changes(self, base_of: BaseOf | None = None) -> dict[StatKey, SyscallStats]:
+        """The totals of the aggregates new or changed since the last call
+        (tracing/engine/aggregates.py)."""
+        return self._aggregates.read_changes(base_of)
 
     def retire(self, threads: set[tuple[int, int]], processes: set[int]) -> None:
-        """Delete the entries of exited threads from the kernel map once read_changes has
-        reported their final values, so the map, and every read, holds live threads only.
-
-        Their values stay here: should the pid be reused, new counts add to the old ones."""
+        """Delete exited threads' entries from the kernel map (their final values have been
+        read); the sampler forgets exited processes."""
         if self.sampler is not None:
             self.sampler.retire(processes)
-        keys, values = self._read
-        if not (threads or processes) or not len(keys):
-            return
-        pid_tid = (keys["pid"].astype(np.uint64) << 32) | keys["tid"]
-        wanted = np.fromiter(((p << 32) | t for p, t in threads), dtype=np.uint64)
-        mask = np.isin(pid_tid, wanted) | np.isin(keys["pid"], list(processes))
-        rows = np.flatnonzero(mask).tolist()
-        for key, stats, raw in zip(self._keys_of(keys[rows]),
-                                   self._stats_of(keys[rows], values[rows]),
-                                   (keys[i].tobytes() for i in rows), strict=True):
-            self._retired[key] = stats
-            self._delete(raw)
-        if rows:  # forget them, so a reused pid's first values count as new
-            last_ids, last_values, last_counts = self._last
-            keep = ~np.isin(last_ids, key_ids(keys[rows]))
-            self._last = (last_ids[keep], last_values[keep], last_counts[keep])
-
-    def _delete(self, raw_key: bytes) -> None:
-        delete_entry(self._stats, raw_key)
+        self._aggregates.retire(threads, processes)
 
     # -- per-descriptor I/O ----------------------------------------------------------------
 

@@ -8,7 +8,7 @@ snapshot still shows exactly what it showed. Pure: no bcc, no Textual, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, ItemsView, Iterator, Mapping, ValuesView
+from collections.abc import Hashable, ItemsView, Iterable, Iterator, Mapping, ValuesView
 from itertools import chain, islice
 from typing import Any, Generic, TypeVar
 
@@ -40,6 +40,25 @@ class PersistentMap(Mapping[K, V], Generic[K, V]):
         self._keys, self._index, self._chunks, self._len = [], {}, (), 0
         if items:
             self._set(self.updated(items))
+
+    @classmethod
+    def from_lists(cls, keys: list[K], values: list[V]) -> PersistentMap[K, V]:
+        """A new map of these keys (distinct, taken as the map's own) and values, built in
+        bulk: a fraction of what inserting them one by one costs."""
+        if len(keys) != len(values):
+            raise ValueError(f"{len(keys)} keys for {len(values)} values")
+        new: PersistentMap[K, V] = cls.__new__(cls)
+        new._keys, new._index = keys, dict(zip(keys, range(len(keys)), strict=True))
+        if len(new._index) != len(keys):
+            raise ValueError("keys are not distinct")
+        new._chunks = tuple(tuple(values[i : i + CHUNK]) for i in range(0, len(values), CHUNK))
+        new._len = len(keys)
+        return new
+
+    def missing(self, keys: Iterable[K]) -> list[K]:
+        """Those of `keys` that this version does not hold, in their order."""
+        index, length = self._index, self._len
+        return [k for k in keys if index.get(k, length) >= length]
 
     def _set(self, other: PersistentMap[K, V]) -> None:
         self._keys, self._index = other._keys, other._index

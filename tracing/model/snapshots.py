@@ -7,18 +7,27 @@ the Files view shows the trace's running totals, as `record` stores them.
 The engine owns the totals; each tick hands over the changed entries' totals, which the
 builder folds into a PersistentMap shared with the snapshots before. Pure: no bcc, no
 Textual, no I/O.
+
+Memory stays bounded under process churn: the entries of processes that have exited are
+kept one by one up to FOLD_AFTER of them; past that, those of the processes that exited
+first are folded into one entry per syscall and ABI under pid 0 (FOLDED_PID), so every
+per-syscall total stays exact while the detail of long-gone processes is dropped from the
+live snapshots. The journal keeps it: it adds up each entry's changes (the intervals), and a
+process's entries are folded only in a snapshot after the one that carried their last change.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from itertools import compress
 from types import MappingProxyType
 
 import numpy as np
 
 from tracing.model.connections import Connection
 from tracing.model.files import FileKey, FileStats
+from tracing.model.inflight import InFlightRead
 from tracing.model.paths import PathTable
 from tracing.model.persistent_map import PersistentMap
 from tracing.model.samples import StackSample
@@ -28,12 +37,20 @@ from tracing.model.stats import (
     ExitStatus,
     ProcessInfo,
     ProcEvent,
+    ProcKind,
     Snapshot,
     StatKey,
     SyscallStats,
     TraceState,
+    merge_stats,
     no_events,
 )
+
+# Entries of exited processes held one by one (about 400 bytes each in a snapshot's map);
+# once more are held, the oldest processes' ones are folded until a quarter are left (a
+# fold costs one pass over the totals: it comes once per 3/4 FOLD_AFTER exited entries).
+FOLD_AFTER = 20_000
+FOLDED_PID = 0  # the pid (and tid) of folded entries: no traced task has it
 
 
 class SnapshotBuilder:
@@ -65,6 +82,19 @@ class SnapshotBuilder:
         # The totals at the last reset (immutable: kept, not copied), and those since then.
         self._baseline: PersistentMap[StatKey, SyscallStats] = PersistentMap()
         self._since_reset: PersistentMap[StatKey, SyscallStats] | None = None
+        # Entries per pid in the totals; processes exited (in order) and the entries they
+        # hold; those whose exit came with this build (folded from the next one on).
+        self._entries_of: dict[int, int] = {}
+        self._exited: dict[int, None] = {}
+        self._exited_entries = 0
+        self._just_exited: dict[int, None] = {}
+        self.fold_after = FOLD_AFTER
+
+    def total_of(self, key: StatKey) -> SyscallStats | None:
+        """The total since the start of one entry, while it is held one by one (the engine
+        adds a reused pid's new counts to it)."""
+        total: SyscallStats | None = self._totals.get(key)
+        return total
 
     def reset(self) -> None:
         self._baseline = self._totals
@@ -74,7 +104,13 @@ class SnapshotBuilder:
     def _apply(self, changes: Mapping[StatKey, SyscallStats],
                deltas: Mapping[StatKey, SyscallStats] | None) -> Mapping[StatKey, SyscallStats]:
         """Fold the changed totals in; the interval's change (`deltas`, else computed)."""
-        before, self._totals = self._totals, self._totals.updated(changes)
+        before = self._totals
+        entries = self._entries_of
+        for key in before.missing(changes):
+            entries[key.pid] = entries.get(key.pid, 0) + 1
+            if key.pid in self._exited:  # a late entry of an exited process
+                self._exited_entries += 1
+        self._totals = before.updated(changes)
         if self._since_reset is not None:
             self._since_reset = self._since_reset.updated(_since(changes, self._baseline))
         return deltas if deltas is not None else _since(changes, before)
@@ -99,6 +135,7 @@ class SnapshotBuilder:
         event_data: tuple[bytes, ...] = (),
         files: Mapping[FileKey, FileStats] | None = None,
         selection: EventSelection | None = None,
+        inflight: InFlightRead | None = None,
     ) -> Snapshot:
         """`changes`: the entries that are new or changed since the last build, cumulative;
         `deltas`: their change since then, when the caller has it (else it is computed).
@@ -107,6 +144,8 @@ class SnapshotBuilder:
         if event_data and len(event_data) != len(events):
             raise ValueError(f"{len(event_data)} captures for {len(events)} events")
         interval = self._apply(changes, deltas)
+        proc_events = tuple(proc_events)
+        self._note_exits(proc_events)
         since_reset = self._since_reset
         interval_s = max((ts_ns - self._prev_ts_ns) / 1e9, 1e-9)
         self._prev_ts_ns = ts_ns
@@ -121,11 +160,13 @@ class SnapshotBuilder:
             state=state,
             stats=self._totals if since_reset is None else since_reset,
             since_start=None if since_reset is None else self._totals,
-            interval=MappingProxyType(dict(interval)),
+            # A dict made for this build (or the caller's deltas, handed over): not copied.
+            interval=MappingProxyType(interval if isinstance(interval, dict)
+                                      else dict(interval)),
             interval_s=interval_s,
             processes=MappingProxyType(processes),  # the tracker never mutates a handed-out dict
             events=events,
-            proc_events=tuple(proc_events),
+            proc_events=proc_events,
             drops=drops,
             tracer_cpu_s=tracer_cpu_s,
             target_exit=target_exit,
@@ -141,7 +182,61 @@ class SnapshotBuilder:
             paths=self.paths,
             files=MappingProxyType({}) if files is None else files,
             selection=selection,
+            inflight=inflight,
         )
+
+    def _note_exits(self, proc_events: tuple[ProcEvent, ...]) -> None:
+        """Processes that exited before this build may be folded now; those that exit in it
+        from the next build on (this snapshot carries their final totals, for the journal).
+        A pid that starts again (reused) is not folded while it lives."""
+        for pid in self._just_exited:
+            held = self._entries_of.get(pid, 0)
+            if held and pid not in self._exited:
+                self._exited[pid] = None
+                self._exited_entries += held
+        self._just_exited = {}
+        for e in proc_events:
+            if e.kind == ProcKind.EXIT and e.process_gone:
+                self._just_exited[e.pid] = None
+            elif e.kind == ProcKind.FORK and not e.thread:  # its pid may be a reused one
+                self._just_exited.pop(e.tid, None)
+                if e.tid in self._exited:
+                    del self._exited[e.tid]
+                    self._exited_entries -= self._entries_of.get(e.tid, 0)
+        if self._exited_entries > self.fold_after:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Fold the oldest exited processes' entries until a quarter of fold_after are held."""
+        pids = set()
+        for pid in self._exited:
+            if self._exited_entries <= self.fold_after // 4:
+                break
+            pids.add(pid)
+            self._exited_entries -= self._entries_of.pop(pid, 0)
+        for pid in pids:
+            del self._exited[pid]
+        self._totals = _folded(self._totals, pids)
+        if self._since_reset is not None:
+            self._baseline = _folded(self._baseline, pids)
+            self._since_reset = _folded(self._since_reset, pids)
+
+
+def _folded(totals: PersistentMap[StatKey, SyscallStats],
+            pids: set[int]) -> PersistentMap[StatKey, SyscallStats]:
+    """The totals with the entries of `pids` added into one per syscall and ABI under
+    FOLDED_PID (a new map: the snapshots before keep theirs)."""
+    keys, values = list(totals), list(totals.values())
+    out = [k.pid in pids or k.pid == FOLDED_PID for k in keys]
+    groups: dict[tuple[int, int], list[SyscallStats]] = {}
+    for key, stats in zip(compress(keys, out), compress(values, out), strict=True):
+        groups.setdefault((key.nr, key.abi), []).append(stats)
+    kept = [not o for o in out]
+    kept_keys, kept_values = list(compress(keys, kept)), list(compress(values, kept))
+    for (nr, abi), items in groups.items():
+        kept_keys.append(StatKey(FOLDED_PID, FOLDED_PID, nr, abi))
+        kept_values.append(merge_stats(items))
+    return PersistentMap.from_lists(kept_keys, kept_values)
 
 
 def _since(changes: Mapping[StatKey, SyscallStats],
