@@ -4,8 +4,9 @@ redraw when the session gets new ones; the analyses are tracing.model.samples' p
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from rich.color import Color
 from rich.segment import Segment
@@ -25,6 +26,7 @@ from tracing.model.samples import (
     FunctionCount,
     IcicleCell,
     SampleSet,
+    StackSample,
     find_node,
     flame_tree,
     icicle,
@@ -106,6 +108,17 @@ def _function_cells(values: dict[str, int | float | str]) -> dict[str, str]:
         format_id(v) if k in ("pid", "tid") and isinstance(v, int)
         else f"{v:,}" if isinstance(v, int) else str(v))
         for k, v in values.items()}
+
+
+def thread_named(samples: Iterable[StackSample], snapshot: Snapshot | None,
+                 scope: str) -> Iterable[StackSample]:
+    """Per thread, each thread under its own name (io-0, worker), not its process's."""
+    if scope != "thread" or snapshot is None:
+        return samples
+    named = {(s.pid, s.tid): info.thread_name(s.tid) for s in samples
+             if (info := snapshot.processes.get(s.pid)) is not None}
+    return [dataclasses.replace(s, comm=named[s.pid, s.tid])
+            if named.get((s.pid, s.tid), s.comm) != s.comm else s for s in samples]
 
 
 def scope_of_key(row_key: RowKey) -> tuple[tuple[int, ...], str]:
@@ -208,7 +221,8 @@ class SamplesScreen(SortKeys, ScopedSamples):
         if samples is None:
             return
         total = samples.total
-        rows = function_rows(top_functions(samples, self.scope), total, self.sort_column,
+        named = thread_named(samples, self.session.latest, self.scope)
+        rows = function_rows(top_functions(named, self.scope), total, self.sort_column,
                              self.sort_reverse)
         self.query_one(KeyedTable).update_rows(rows)
         arrow = "▼" if self.sort_reverse else "▲"
@@ -401,7 +415,8 @@ class FlameScreen(ScopedSamples):
         samples = self._changed_samples()
         if samples is None:
             return
-        self.flame = flame_tree(samples, self.scope)
+        self.flame = flame_tree(thread_named(samples, self.session.latest, self.scope),
+                                self.scope)
         # Frames that no longer exist (after a reset): back to the top.
         if find_node(self.flame, self.zoom) is None:
             self.zoom, self.zooms = (), []

@@ -117,6 +117,22 @@ class HistogramChart(Static):
         self.update(table)
 
 
+def thread_label(p: ProcessInfo) -> str:
+    """How many threads a process has: those running and, apart, every one seen ("3 threads,
+    621 total"); of an ended process, every one seen. "" for one thread only."""
+    total = p.thread_total
+    if total <= 1:
+        return ""
+    live = p.live_thread_count
+    if not p.alive or live == total:
+        text = f"{total:,} threads"
+    else:
+        text = f"{live:,} thread{'' if live == 1 else 's'}, {total:,} total"
+    if p.thread_names_dropped:
+        text += f", {p.thread_names_dropped:,} unnamed"
+    return text
+
+
 class ProcessTreePanel(Tree[int]):
     """The traced processes as a tree (fork), with exec'd names and exit status."""
 
@@ -134,8 +150,9 @@ class ProcessTreePanel(Tree[int]):
         for p in sorted(children.get(pid, []), key=lambda p: p.pid):
             label = Text(f"{p.pid} ", style="bold")
             label.append(sanitize(p.comm, COMM_LIMIT) if p.comm else "?")
-            if p.threads:
-                label.append(f" ({len(p.threads) + 1} threads)", style="dim")
+            threads = thread_label(p)
+            if threads:
+                label.append(f" ({threads})", style="dim")
             if p.exit is not None:
                 label.append(f" exit {p.exit}", style="magenta")
             child = node.add(label, data=p.pid, expand=True)

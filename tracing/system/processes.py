@@ -10,6 +10,13 @@ from pathlib import Path
 from syscall_tables.abi import abi_of_pid
 from tracing.boundary.untrusted_files import read_proc
 from tracing.model.stats import ExitStatus, ProcessInfo, ProcEvent, ProcKind
+from tracing.system.threads import (
+    LIST_MAX,
+    ProcessThreads,
+    list_tasks,
+    read_thread_comm,
+    thread_exists,
+)
 
 # What is read of a process's /proc files: the process chooses how long its command line is
 # (megabytes, with execve or prctl); the kernel bounds stat and status.
@@ -19,6 +26,11 @@ STATUS_MAX = 64 << 10
 CUT = "…"  # ends a command line that was longer than CMDLINE_MAX
 # How long a process's container label is waited for (it is looked up off the engine thread).
 LABEL_RETRY_S = 10.0
+# Forks of tasks gone before they could be told a thread or a process, kept until their exit
+# event (or their calls) tells which; the oldest are dropped past this.
+PENDING_MAX = 4096
+# How often the live threads are checked against /proc/PID/task (lost exit events).
+THREAD_CHECK_S = 2.0
 
 
 def _read(pid: int, name: str, max_bytes: int) -> tuple[str, bool] | None:
@@ -97,7 +109,12 @@ class ProcessTracker:
         self._unlabelled: dict[int, tuple[float, int]] = {}
         self.processes: dict[int, ProcessInfo] = {}
         self.alive: set[int] = set()
-        self._threads: dict[int, set[int]] = {}
+        # pid -> its threads (other than the main one): created at the first thread seen.
+        self._threads: dict[int, ProcessThreads] = {}
+        self._owner: dict[int, int] = {}  # a running thread's tid -> its pid (for renames)
+        # tid -> (the fork event, follow) of a task that was gone when its fork was read.
+        self._pending: dict[int, tuple[ProcEvent, bool]] = {}
+        self._threads_checked = float("-inf")
         # The last snapshot() and the pids changed since: a tick with fork/exec/exit events
         # re-describes those processes only.
         self._shown: dict[int, ProcessInfo] = {}
@@ -108,6 +125,9 @@ class ProcessTracker:
         self.processes[pid] = describe(pid, start_ts_ns=start_ts_ns).replace(
             container=self._label(pid, pid))
         self.alive.add(pid)
+        for tid in list_tasks(pid) or ():  # its threads running now, with their names
+            if tid != pid:
+                self._start_thread(pid, tid, read_thread_comm(pid, tid))
 
     def apply(self, events: Sequence[ProcEvent], follow: bool) -> None:
         for e in events:
@@ -118,18 +138,95 @@ class ProcessTracker:
                 self._exec(e)
             elif e.kind == ProcKind.EXIT:
                 self._exit(e)
+            elif e.kind == ProcKind.RENAME:
+                self._rename(e)
+
+    # -- threads ---------------------------------------------------------------------------
+
+    def _start_thread(self, pid: int, tid: int, name: str | None) -> None:
+        threads = self._threads.get(pid)
+        if threads is None:
+            threads = self._threads[pid] = ProcessThreads(pid)
+        if threads.start(tid, name):
+            self._owner[tid] = pid
+            self._dirty.add(pid)
+        self._unphantom(pid, tid)
+
+    def _end_thread(self, pid: int, tid: int, name: str | None = None) -> None:
+        threads = self._threads.get(pid)
+        if threads is None:
+            threads = self._threads[pid] = ProcessThreads(pid)
+        threads.end(tid, name)
+        self._owner.pop(tid, None)
+        self._dirty.add(pid)
+        self._unphantom(pid, tid)
+
+    def _end_threads(self, pid: int) -> None:
+        """Every thread of pid but its main one is gone (exec, exit)."""
+        threads = self._threads.get(pid)
+        if threads is not None and threads.live:
+            for tid in threads.live:
+                self._owner.pop(tid, None)
+            threads.end_all()
+            self._dirty.add(pid)
+
+    def _unphantom(self, pid: int, tid: int) -> None:
+        """A task known to be pid's thread is no process: an entry under its id that was
+        never seen to end, or that pid forked and that ended unseen, was that thread (an
+        ended process whose id the thread reuses stays)."""
+        self._pending.pop(tid, None)
+        info = self.processes.get(tid)
+        if info is not None and (info.exit is None or (
+                info.ppid == pid and info.exit == ExitStatus())):
+            del self.processes[tid]
+            self.alive.discard(tid)
+            self._unlabelled.pop(tid, None)
+            self._dirty.add(tid)
+
+    def _rename(self, e: ProcEvent) -> None:
+        """task_rename: pid is 0 when the kernel could not tell whose thread it renamed."""
+        pid = e.pid or self._owner.get(e.tid) or (e.tid if e.tid in self.processes else 0)
+        if not pid:
+            pid = _tgid_of(e.tid) or 0
+            if pid not in self.processes and pid not in self._threads:
+                return  # not a task of this trace (or gone with its process)
+        self._dirty.add(pid)
+        if e.tid == pid:
+            info = self.processes.get(pid)
+            if info is not None:
+                self.processes[pid] = info.replace(comm=e.comm)
+            return
+        threads = self._threads.get(pid)
+        if threads is None or e.tid not in threads:  # its creation was not seen: it runs
+            self._start_thread(pid, e.tid, e.comm)
+        else:
+            threads.rename(e.tid, e.comm)
+
+    # -- processes -------------------------------------------------------------------------
 
     def _fork(self, e: ProcEvent, follow: bool) -> None:
-        # The kernel reports a task id: a new thread of the parent, or a new process.
+        # The kernel reports a task id: a new thread of the parent, or a new process. It
+        # tells a thread when it saw the clone call's flags; otherwise /proc says.
+        if e.thread:
+            self._start_thread(e.pid, e.tid, e.comm)  # named as its creator is
+            return
         tgid = _tgid_of(e.tid)
-        if tgid == e.ppid:
-            self._threads.setdefault(e.ppid, set()).add(e.tid)
+        if tgid is None:
+            # Gone already: its exit event (or its calls) tells a thread from a process;
+            # never taken for a process that would then live on when that event is lost.
+            self._pending[e.tid] = (e, follow)
+            while len(self._pending) > PENDING_MAX:
+                del self._pending[next(iter(self._pending))]
             return
-        if not follow:
+        if tgid == e.ppid and tgid != e.tid:
+            self._start_thread(e.ppid, e.tid, e.comm)
             return
-        info = describe(e.tid, ppid=e.ppid, comm=e.comm, start_ts_ns=e.ts_ns)
-        if tgid is None:  # gone already: its exit event follows
-            info = info.replace(ppid=e.ppid, comm=e.comm, abi=self._abi_of(e.ppid))
+        if tgid != e.tid or not follow:  # the id is already another process's thread
+            return
+        self._new_process(e, describe(e.tid, ppid=e.ppid, comm=e.comm, start_ts_ns=e.ts_ns))
+
+    def _new_process(self, e: ProcEvent, info: ProcessInfo) -> None:
+        """A process forked by e.ppid (e: its fork event)."""
         parent = self.processes.get(e.ppid)
         # A child starts in its parent's cgroup: ask only when the parent is unknown. A
         # parent whose label is still being looked up passes it on once it is known.
@@ -147,26 +244,38 @@ class ProcessTracker:
         return parent.abi if parent else ""
 
     def _exec(self, e: ProcEvent) -> None:
+        if e.pid in self._pending:  # only a process execs under its own id: its fork said
+            self._gone_before_seen(*self._pending.pop(e.pid))
         old = self.processes.get(e.pid) or ProcessInfo(pid=e.pid, start_ts_ns=e.ts_ns)
         now = describe(e.pid, ppid=old.ppid, comm=e.comm, start_ts_ns=old.start_ts_ns)
         exe = now.exe or e.filename
         self.processes[e.pid] = now.replace(exe=exe, abi=now.abi or old.abi,
                                             container=old.container)
         self.alive.add(e.pid)
+        self._end_threads(e.pid)  # exec ends every other thread
+
+    def _gone_before_seen(self, fork: ProcEvent, follow: bool) -> None:
+        """A process gone before its fork event was read: what its fork said."""
+        if follow and fork.tid not in self.processes:
+            self._dirty.add(fork.tid)
+            self._new_process(fork, ProcessInfo(
+                pid=fork.tid, ppid=fork.ppid, comm=fork.comm, abi=self._abi_of(fork.ppid),
+                start_ts_ns=fork.ts_ns))
 
     def _exit(self, e: ProcEvent) -> None:
-        if e.tid != e.pid and self.processes.pop(e.tid, None) is not None:
-            # A thread that ended before its fork event could be told from a process.
-            self.alive.discard(e.tid)
-            self._threads.setdefault(e.pid, set()).add(e.tid)
+        if e.tid != e.pid:  # a thread, whatever was thought of it before
+            self._end_thread(e.pid, e.tid, e.comm)
+        elif e.tid in self._pending:
+            self._gone_before_seen(*self._pending.pop(e.tid))
         if not e.process_gone:
             return
+        self._end_threads(e.pid)
         info = self.processes.get(e.pid) or ProcessInfo(pid=e.pid)
-        # The comm at exit is the last one (a process may rename itself without exec).
+        # The main thread's comm at exit is the last one (a process may rename itself
+        # without exec); the last thread to exit may be another, with a name of its own.
+        comm = e.comm if e.tid == e.pid and e.comm else info.comm
         self.processes[e.pid] = info.replace(
-            comm=e.comm or info.comm, exit_ts_ns=e.ts_ns,
-            exit=ExitStatus.from_wait_status(e.status),
-        )
+            comm=comm, exit_ts_ns=e.ts_ns, exit=ExitStatus.from_wait_status(e.status))
         self.alive.discard(e.pid)
 
     def set_exit(self, pid: int, status: ExitStatus, ts_ns: int) -> None:
@@ -175,24 +284,58 @@ class ProcessTracker:
         info = self.processes.get(pid) or ProcessInfo(pid=pid)
         self.processes[pid] = info.replace(exit=status, exit_ts_ns=info.exit_ts_ns or ts_ns)
         self.alive.discard(pid)
+        self._end_threads(pid)
 
     def note_threads(self, pid_tids: Iterable[tuple[int, int]]) -> None:
+        """Tasks seen through their calls (the kernel keys them by process and thread): a tid
+        whose process is another pid is a thread of it, even when its creation was lost."""
         for pid, tid in pid_tids:
             if pid != tid:
-                threads = self._threads.setdefault(pid, set())
-                if tid not in threads:
-                    threads.add(tid)
-                    self._dirty.add(pid)
+                threads = self._threads.get(pid)
+                if threads is not None and tid in threads:
+                    continue
+                if thread_exists(pid, tid):
+                    self._start_thread(pid, tid, read_thread_comm(pid, tid))
+                else:
+                    self._end_thread(pid, tid)
+            elif self._pending and tid in self._pending:
+                # Calls of its own: a process, gone (its exit event, if any, comes later).
+                fork, follow = self._pending.pop(tid)
+                self._gone_before_seen(fork, follow)
+                info = self.processes.get(tid)
+                if info is not None and info.exit is None:
+                    self.processes[tid] = info.replace(exit=ExitStatus())
+                    self.alive.discard(tid)
 
     def prune_vanished(self) -> None:
-        """A backstop for lost exit events: forget live processes that /proc no longer has."""
+        """A backstop for lost exit events: forget live processes that /proc no longer has,
+        and (every THREAD_CHECK_S) end the threads it no longer lists."""
         for pid in list(self.alive):
             if not Path(f"/proc/{pid}").exists():
                 self._dirty.add(pid)
                 self.alive.discard(pid)
+                self._end_threads(pid)
                 info = self.processes.get(pid)
                 if info is not None and info.exit is None:
                     self.processes[pid] = info.replace(exit=ExitStatus())
+        now = self._clock()
+        if now - self._threads_checked < THREAD_CHECK_S:
+            return
+        self._threads_checked = now
+        for pid, threads in self._threads.items():
+            if not threads.live or pid not in self.alive:
+                continue
+            listed = list_tasks(pid, LIST_MAX)
+            if listed is None:
+                continue
+            ended, started = threads.sync(listed, complete=len(listed) < LIST_MAX)
+            for tid in ended:
+                self._owner.pop(tid, None)
+            for tid in started:
+                self._owner[tid] = pid
+                self._unphantom(pid, tid)
+            if ended or started:
+                self._dirty.add(pid)
 
     def _label(self, pid: int, source: int) -> str:
         """pid's label, from `source` (itself or its parent); "" for now when it is not
@@ -232,7 +375,16 @@ class ProcessTracker:
         shown = dict(self._shown)
         for pid in self._dirty:
             info = self.processes.get(pid)
-            if info is not None:
-                shown[pid] = info.replace(threads=frozenset(self._threads.get(pid, ())))
+            if info is None:
+                shown.pop(pid, None)  # a task once taken for a process: a thread
+                continue
+            threads = self._threads.get(pid)
+            if threads is not None:
+                live = frozenset(threads.live)
+                info = info.replace(
+                    threads=live | frozenset(threads.ended), live_threads=live,
+                    thread_names=dict(threads.names), threads_seen=threads.seen,
+                    thread_names_dropped=threads.names_dropped)
+            shown[pid] = info
         self._shown, self._dirty = shown, set()
         return shown
