@@ -302,6 +302,7 @@ def run(args: argparse.Namespace) -> int:
         return print_program(args)
     from tracing.engine.tracer import TraceConfig
     from tracing.model.connections import ConnectionSet
+    from tracing.model.inflight import format_inflight, inflight_json
     from tracing.model.report import format_connections, format_summary, summary_json
     from tracing.model.samples import SampleSet
     from tracing.record import record
@@ -360,11 +361,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         summary = summary_json(snapshot, target, args.per_process, list(connections))
         summary["files"] = files_json(snapshot.files, snapshot.paths)
+        summary["in_flight"] = inflight_json(snapshot.inflight, snapshot.arch,
+                                             snapshot.processes)
         print_summary(json.dumps(summary, indent=2) + "\n", journal)
     else:
         tcp = format_connections(list(connections))
+        inflight = format_inflight(snapshot.inflight, snapshot.arch, snapshot.processes)
         print_summary(format_summary(snapshot, args.per_process) + "\n"
-                      + (f"\n{tcp}\n" if tcp else ""), journal)
+                      + (f"\n{tcp}\n" if tcp else "")
+                      + (f"\n{inflight}\n" if inflight else ""), journal)
     if trace is not None and trace.error is not None:
         kept = f"in {journal.path}" if journal.on_disk else "in memory only"
         raise UserError(sanitize(f"--trace: {trace.error}; the session is kept {kept}"),

@@ -33,11 +33,11 @@ ACTIONS: tuple[Action, ...] = (
     Action("drill", "enter", "details", "Details of the selected row", ("live",),
            essential=True),
     Action("sort_next", "greater_than_sign,full_stop", "sort→", "Sort by the next column",
-           ("live", "picker", "samples", "connections", "files"), footer=False),
+           ("live", "picker", "samples", "connections", "files", "inflight"), footer=False),
     Action("sort_prev", "less_than_sign,comma", "←sort", "Sort by the previous column",
-           ("live", "picker", "samples", "connections", "files"), footer=False),
+           ("live", "picker", "samples", "connections", "files", "inflight"), footer=False),
     Action("sort_invert", "i", "invert", "Invert the sort order",
-           ("live", "picker", "samples", "connections", "files"), footer=False),
+           ("live", "picker", "samples", "connections", "files", "inflight"), footer=False),
     Action("toggle_tree", "t", "tree", "Show or hide the process tree", ("live",)),
     Action("toggle_output", "o", "output", "Show or hide the command's output", ("live",)),
     Action("toggle_pause", "p", "pause", "Pause the tables (counting goes on)", ("live",)),
@@ -58,6 +58,11 @@ ACTIONS: tuple[Action, ...] = (
            "shows them", ("live",)),
     Action("files", "F", "files", "Files: opens, failed opens, reads and writes per path",
            ("live",)),
+    Action("in_flight", "I", "in flight", "Calls in flight: each thread's current syscall "
+           "and for how long (at stop: the calls never finished)", ("live",), footer=False),
+    # the calls-in-flight view
+    Action("thread_calls", "enter", "its calls", "The live view's rows of the selected "
+           "thread", ("inflight",), essential=True),
     # a syscall's details
     Action("pause_events", "p", "pause", "Pause the recent events list (new ones wait)",
            ("detail",)),
@@ -119,14 +124,14 @@ ACTIONS: tuple[Action, ...] = (
            ("sessions",)),
     # everywhere
     Action("back", "escape", "back", "Go back, or clear the filter",
-           ("detail", "help", "samples", "callers", "connections", "events", "files"),
-           footer=True),
+           ("detail", "help", "samples", "callers", "connections", "events", "files",
+            "inflight"), footer=True),
     Action("help", "question_mark", "help", "Keys and the filter language",
            ("live", "picker", "detail", "sessions", "samples", "callers", "flame",
-            "connections", "events", "files"), essential=True),
+            "connections", "events", "files", "inflight"), essential=True),
     Action("quit", "q", "quit", "Quit (asks before stopping a running command)",
            ("live", "picker", "detail", "sessions", "samples", "callers", "flame",
-            "connections", "events", "files"), essential=True),
+            "connections", "events", "files", "inflight"), essential=True),
 )
 
 
@@ -148,7 +153,7 @@ SCREEN_TITLES = {
     "live": "the live view", "picker": "the process picker", "detail": "a syscall's details",
     "sessions": "saved sessions", "samples": "CPU samples", "callers": "callers and callees",
     "flame": "the flame view", "connections": "TCP connections", "help": "help",
-    "events": "the event log", "files": "files",
+    "events": "the event log", "files": "files", "inflight": "calls in flight",
 }  # fmt: skip
 
 

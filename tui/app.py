@@ -118,8 +118,8 @@ class SikteApp(App[int]):
             if notice:
                 self.notify(sanitize(notice), markup=False, timeout=8)
 
-    def open_detail(self, syscall: str, pid: int | None) -> None:
-        self.push_screen(DetailScreen(self.session, syscall, pid))
+    def open_detail(self, syscall: str, pid: int | None, abi: int | None = None) -> None:
+        self.push_screen(DetailScreen(self.session, syscall, pid, abi))
 
     def action_show_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -28,6 +28,7 @@ from tui.event_log import EventLogScreen
 from tui.files import FilesScreen
 from tui.filter_bar import FilterBar
 from tui.footer import KeyFooter
+from tui.inflight import InFlightScreen
 from tui.messages import CommandOutput, SnapshotReady, SourceFailed, SourceStarted
 from tui.navigation import navigator
 from tui.rows import DEFAULT_SORT, RowBuilder
@@ -319,9 +320,9 @@ class LiveScreen(SortKeys, Screen[None]):
         parts = row_key
         key = self.grouping.key
         if key == "syscall":
-            navigator(self.app).open_detail(str(parts[0]), None)
-        elif key == "pid_syscall":
-            navigator(self.app).open_detail(str(parts[1]), int(parts[0]))
+            navigator(self.app).open_detail(str(parts[0]), None, int(parts[1]))
+        elif key == "pid_syscall":  # (pid, name, abi): the name of one ABI's calls
+            navigator(self.app).open_detail(str(parts[1]), int(parts[0]), int(parts[2]))
         elif key == "comm":  # the syscalls of every process of that name
             self._set_grouping(GROUPINGS[0])
             self.query_one("#filter", Input).value = comm_term(str(parts[0]))
@@ -344,6 +345,9 @@ class LiveScreen(SortKeys, Screen[None]):
 
     def action_files(self) -> None:
         self.app.push_screen(FilesScreen(self.session, self.source))
+
+    def action_in_flight(self) -> None:
+        self.app.push_screen(InFlightScreen(self.session))
 
     def action_help(self) -> None:
         navigator(self.app).action_show_help()

@@ -15,26 +15,30 @@ from __future__ import annotations
 import platform
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
 import numpy as np
 
 from syscall_tables import canonical_arch
-from tracing.decode.argspec import load_specs
+from tracing.decode.argspec import ABI_TABLES, load_specs
 from tracing.decode.sockaddr import short_address
 from tracing.engine import tracefs
+from tracing.engine.inflight import READ_EVERY_NS as INFLIGHT_EVERY_NS
+from tracing.engine.inflight import InFlightReader, live_threads, map_fd_of
 from tracing.engine.program import EngineOptions, SyscallProgram
 from tracing.errors import UserError
 from tracing.model.captures import EVF_SELECTED
 from tracing.model.file_tracker import FileTracker
+from tracing.model.inflight import InFlightRead
 from tracing.model.paths import PathTable
 from tracing.model.probes import probe_names
 from tracing.model.selection import EventSelection
 from tracing.model.snapshots import SnapshotBuilder
 from tracing.model.stats import (
     ExitStatus,
+    ProcessInfo,
     ProcEvent,
     ProcKind,
     Snapshot,
@@ -164,6 +168,9 @@ class Tracer:
             bound.verify()  # it may have exited while the program loaded
             self._tracker.add_root(bound.pid, start_ns)
             self._seed(bound.pid)
+        if self._program.tcp is not None and self._bound:
+            # Their TCP sockets from before the trace (looked up on a thread of its own).
+            self._program.tcp.attach_existing([bound.pid for bound in self._bound])
         if self.config.command:
             assert user is not None
             self._launch(start_ns, user)
@@ -181,7 +188,8 @@ class Tracer:
         finally:
             terminal.close_slave()  # the launcher holds it now (or nobody: EIO ends the relay)
         try:
-            self._program.set_target(self.command.pid)
+            # Counted from its own execve: what the launcher does before is not the command's.
+            self._program.set_target(self.command.pid, at_exec=True)
             self._tracker.add_root(self.command.pid, start_ns)
             self._seed(self.command.pid)  # its terminal's 0, 1, 2 (the rest close at exec)
             self.command.release()
@@ -292,17 +300,18 @@ class Tracer:
         self._keep_up(program, last)
         events, event_data = self._settle_files(program, proc_events)
         self._keep_up(program, last)
-        changes, deltas = program.read_changes()
+        # A reused pid's new entries add to what the builder holds of the old ones.
+        changes = program.read_changes(self._builder.total_of)
         self._tracker.note_threads((k.pid, k.tid) for k in changes)
         processes = self._tracker.snapshot()
         samples = program.read_samples(processes, final=last)
         self._keep_up(program, last)
+        inflight = self._read_inflight(program, last, processes)
         snapshot = self._builder.build(
             ts_ns=time.monotonic_ns(),
             wall_time=time.time(),
             state=self.state,
-            changes=changes,
-            deltas=deltas,
+            changes=changes,  # their changes: from the totals the builder holds
             events=events,
             event_data=event_data,
             files=self._files.files(),
@@ -315,6 +324,7 @@ class Tracer:
             samples=samples,
             samples_until_ns=program.samples_until_ns(),
             connections=program.read_connections(),
+            inflight=inflight,
         )
         # Exited threads' final values are in this snapshot: the kernel map can let them go.
         program.retire({(e.pid, e.tid) for e in proc_events if e.kind == ProcKind.EXIT},
@@ -322,6 +332,36 @@ class Tracer:
         self.last_snapshot = snapshot
         self.on_snapshot(snapshot)
         return all_gone or final
+
+    # Issue 16, calls in flight: the last read, when it was taken, and the reader (False:
+    # this kernel's map could not be read; class defaults, so __init__ needs no change).
+    _inflight: InFlightRead | None = None
+    _inflight_at_ns = 0
+    _inflight_reader: InFlightReader | bool | None = None
+
+    def _read_inflight(self, program: SyscallProgram, last: bool,
+                       processes: Mapping[int, ProcessInfo]) -> InFlightRead | None:
+        """The calls the live target threads are in (tracing/engine/inflight.py): read at
+        most once a second and at the last tick; in between, the last read again."""
+        now = time.monotonic_ns()
+        if self._inflight_reader is False or (
+                not last and self._inflight is not None
+                and now - self._inflight_at_ns < INFLIGHT_EVERY_NS):
+            return self._inflight
+        self._inflight_at_ns = now
+        try:
+            reader = self._inflight_reader
+            if not isinstance(reader, InFlightReader):
+                reader = self._inflight_reader = InFlightReader(
+                    map_fd_of(program._bpf), self.arch)
+            threads, more = live_threads(sorted(self._tracker.alive), reader.max_threads)
+            tables = ABI_TABLES.get(self.arch, (self.arch,))
+            abis = {pid: tables.index(p.abi) for pid, p in processes.items() if p.abi in tables}
+            self._inflight = reader.read(threads, more, self._builder.start_ts_ns, abis)
+        except (OSError, KeyError):  # no such map or an unexpected layout: never shown
+            self._inflight_reader = False
+            self._inflight = None
+        return self._inflight
 
     @staticmethod
     def _keep_up(program: SyscallProgram, last: bool) -> None:

@@ -15,8 +15,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from syscall_tables import ABI_X32, X32_SYSCALL_BIT
 from tracing.model.connections import Connection
 from tracing.model.files import FileKey, FileStats
+from tracing.model.inflight import InFlightRead
 from tracing.model.paths import PathTable
 from tracing.model.samples import StackSample
 from tracing.model.selection import EventSelection
@@ -89,9 +91,15 @@ def percentile(hist: Hist, q: float, min_ns: int = 0, max_ns: int = 0) -> int:
 
 
 class StatKey(NamedTuple):
+    """One aggregate entry's key, as the kernel's struct stat_key. `abi` is the ABI the call
+    was made under (0 native, 1 compat: i386 on x86_64, 2 x32; syscall_tables.abi_table names
+    its table): the same number is another call in each, so entries of different ABIs stay
+    apart. x32 numbers come without the x32 bit."""
+
     pid: int
     tid: int
     nr: int
+    abi: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +179,16 @@ def events_from_v1(raw: np.ndarray) -> np.ndarray:
     return out
 
 
+def key_numbers(batch: np.ndarray) -> np.ndarray:
+    """The syscall number of each event as its aggregate key (StatKey.nr) carries it: x32
+    calls without the x32 bit, whether or not the record has it."""
+    nr = batch["nr"].astype(np.uint64)
+    x32 = batch["abi"] == ABI_X32
+    if not x32.any():
+        return nr
+    return np.where(x32, nr & np.uint64(~X32_SYSCALL_BIT & 0xFFFFFFFFFFFFFFFF), nr)
+
+
 def no_events() -> np.ndarray:
     empty = np.empty(0, dtype=EVENT_DTYPE)
     empty.setflags(write=False)
@@ -213,6 +231,7 @@ class ProcKind(IntEnum):
     FORK = 1
     EXEC = 2
     EXIT = 3
+    RENAME = 4  # a task's new name: tid the task, pid its process (0: not known), comm
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,12 +280,38 @@ class ProcessInfo:
     start_ts_ns: int = 0
     exit_ts_ns: int = 0
     exit: ExitStatus | None = None
+    # Its threads other than the main one seen in this trace, ended ones included (the
+    # oldest ended ones are forgotten past tracing.system.threads.ENDED_KEPT).
     threads: frozenset[int] = frozenset()
     container: str = ""  # its container's name or short id, or its systemd unit; "" if none
+    # Issue 16. Of `threads`, those still running; None: not known (older sessions).
+    live_threads: frozenset[int] | None = None
+    # tid -> the thread's name (prctl PR_SET_NAME, /proc/PID/task/TID/comm), for threads
+    # other than the main one, whose name is `comm`. Untrusted text, bounded in number.
+    # Never mutated once handed out; left out of the hash (a dict has none).
+    thread_names: Mapping[int, str] = field(default_factory=dict, hash=False)
+    threads_seen: int = 0  # threads other than the main one ever seen (forgotten included)
+    thread_names_dropped: int = 0  # names not kept: more threads than names are kept for
 
     @property
     def alive(self) -> bool:
         return self.exit is None
+
+    def thread_name(self, tid: int) -> str:
+        """The thread's own name; the process's for the main thread or an unnamed one."""
+        return self.comm if tid == self.pid else self.thread_names.get(tid, self.comm)
+
+    @property
+    def live_thread_count(self) -> int:
+        """Threads running now, the main one included (0 once the process has ended)."""
+        if not self.alive:
+            return 0
+        return 1 + len(self.threads if self.live_threads is None else self.live_threads)
+
+    @property
+    def thread_total(self) -> int:
+        """Every thread seen in this trace, the main one included."""
+        return 1 + max(self.threads_seen, len(self.threads))
 
     def replace(self, **changes: Any) -> ProcessInfo:
         # Any, as dataclasses.replace takes it: each field has its own type.
@@ -353,6 +398,9 @@ class Snapshot:
     # rebase leave them whole: they are shown as the trace's running totals).
     files: Mapping[FileKey, FileStats] = field(default_factory=dict)
     selection: EventSelection | None = None  # the event selection in force at the tick
+    # Issue 16. The calls the live target threads were in at the last read of their in-flight
+    # slots (at most once a second, and at stop); None: not read (older sessions, replays).
+    inflight: InFlightRead | None = None
 
     @property
     def totals(self) -> Mapping[StatKey, SyscallStats]:
@@ -372,8 +420,8 @@ class Snapshot:
 def group_stats(
     stats: Mapping[StatKey, SyscallStats], by: tuple[str, ...]
 ) -> dict[tuple[int, ...], SyscallStats]:
-    """Merge statistics by some of the key's fields: ("nr",), ("pid",), ("pid", "tid"),
-    ("pid", "nr"), ..."""
+    """Merge statistics by some of the key's fields: ("nr", "abi"), ("pid",), ("pid", "tid"),
+    ("pid", "nr", "abi"), ... A number names a syscall only with its ABI: group by both."""
     groups: dict[tuple[int, ...], list[SyscallStats]] = {}
     getters = [StatKey._fields.index(f) for f in by]
     for key, value in stats.items():

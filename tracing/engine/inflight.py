@@ -1,0 +1,225 @@
+"""Reads the calls in flight: each live target thread's in-flight slot, from user space.
+
+bpf/syscalls.bpf.c keeps each traced thread's current call in `inflight_store` (struct inflight
+{u64 ts; u64 nr; u64 clone_flags;}, ts 0: not in a call; nr's bits 32..33 the ABI code).
+Where the kernel has BPF task storage (USE_TASK_STORAGE) the map is keyed by the task, and user
+space names a task with a pidfd: pidfd_open(tid, PIDFD_THREAD) (Linux 6.9; before it only a
+process's first thread has a pidfd, the others are counted as unread) then BPF_MAP_LOOKUP_ELEM.
+Elsewhere it is a hash keyed by tid. Both are read with plain bpf(2) calls (ctypes): bcc's
+table classes do not know task storage.
+
+Bounded: at most `max_threads` lookups a read, each a pidfd_open, a bpf and a close; the
+tracer reads at most once a second and once at stop. A thread that exits in between is
+simply absent (ESRCH, ENOENT).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from syscall_tables import syscall_number
+from tracing.model.inflight import InFlight, InFlightRead, ordered, split_nr
+
+MAP_NAME = b"inflight_store"
+MAX_THREADS = 4096  # lookups a read (about 3 syscalls each: a few ms)
+READ_EVERY_NS = 1_000_000_000
+BPF_MAP_LOOKUP_ELEM, BPF_OBJ_GET_INFO_BY_FD = 1, 15
+BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_TASK_STORAGE = 1, 29
+X32_BIT, ABI_X32 = 0x4000_0000, 2  # __X32_SYSCALL_BIT in an x32 task's numbers
+PIDFD_THREAD = os.O_EXCL  # include/uapi/linux/pidfd.h
+NR_PIDFD_OPEN = 434  # the same number on every architecture (the generic table)
+
+
+class _ElemAttr(ctypes.Structure):  # union bpf_attr, BPF_MAP_*_ELEM commands
+    _fields_ = (("map_fd", ctypes.c_uint32), ("pad", ctypes.c_uint32),
+                ("key", ctypes.c_uint64), ("value", ctypes.c_uint64),
+                ("flags", ctypes.c_uint64))
+
+
+class _InfoAttr(ctypes.Structure):  # union bpf_attr, BPF_OBJ_GET_INFO_BY_FD
+    _fields_ = (("bpf_fd", ctypes.c_uint32), ("info_len", ctypes.c_uint32),
+                ("info", ctypes.c_uint64))
+
+
+class _MapInfo(ctypes.Structure):  # struct bpf_map_info, its first fields
+    _fields_ = (("type", ctypes.c_uint32), ("id", ctypes.c_uint32),
+                ("key_size", ctypes.c_uint32), ("value_size", ctypes.c_uint32),
+                ("max_entries", ctypes.c_uint32), ("map_flags", ctypes.c_uint32))
+
+
+class _Slot(ctypes.Structure):  # struct inflight
+    _fields_ = (("ts", ctypes.c_uint64), ("nr", ctypes.c_uint64),
+                ("clone_flags", ctypes.c_uint64))
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+
+def map_fd_of(bpf: Any, name: bytes = MAP_NAME) -> int:
+    """The fd of a loaded bcc program's map, by name (bcc's tables cannot wrap task
+    storage, so it is asked for the fd only)."""
+    from bcc.libbcc import lib  # the engine's bcc; only ever called with a loaded program
+
+    fd = int(lib.bpf_table_fd(bpf.module, name))
+    if fd < 0:
+        raise KeyError(name.decode())
+    return fd
+
+
+class InFlightReader:
+    """Looks up the slots of given threads in the map whose fd it is given (not owned)."""
+
+    def __init__(self, map_fd: int, arch: str, max_threads: int = MAX_THREADS) -> None:
+        nr_bpf = syscall_number("bpf", arch)
+        if nr_bpf is None:
+            raise OSError(errno.ENOSYS, f"no bpf syscall number for {arch}")
+        self._nr_bpf = nr_bpf
+        self._fd = map_fd
+        self.max_threads = max_threads
+        info = self._map_info()
+        if info.type not in (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_TASK_STORAGE) \
+                or info.value_size != ctypes.sizeof(_Slot) or info.key_size != 4:
+            raise OSError(errno.EINVAL, f"{MAP_NAME.decode()} is map type {info.type} with "
+                          f"{info.key_size}-byte keys and {info.value_size}-byte values")
+        self.task_storage = info.type == BPF_MAP_TYPE_TASK_STORAGE
+        # False once the kernel refuses PIDFD_THREAD (before 6.9): first threads only.
+        self.thread_pidfds = True
+        self._slot = _Slot()
+        self._key = ctypes.c_uint32()
+        self._attr = _ElemAttr(map_fd=map_fd, key=ctypes.addressof(self._key),
+                               value=ctypes.addressof(self._slot))
+
+    def _bpf(self, cmd: int, attr: ctypes.Structure) -> int:
+        return int(_syscall(ctypes.c_long(self._nr_bpf), ctypes.c_long(cmd),
+                            ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr))))
+
+    def _map_info(self) -> _MapInfo:
+        info = _MapInfo()
+        attr = _InfoAttr(bpf_fd=self._fd, info_len=ctypes.sizeof(info),
+                         info=ctypes.addressof(info))
+        if self._bpf(BPF_OBJ_GET_INFO_BY_FD, attr) < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"bpf(BPF_OBJ_GET_INFO_BY_FD): {os.strerror(err)}")
+        return info
+
+    def _pidfd(self, pid: int, tid: int) -> int:
+        """A pidfd of the thread; -1 when it is gone or cannot have one here."""
+        if self.thread_pidfds:
+            fd = int(_syscall(ctypes.c_long(NR_PIDFD_OPEN), ctypes.c_int(tid),
+                              ctypes.c_uint(PIDFD_THREAD)))
+            if fd >= 0 or ctypes.get_errno() != errno.EINVAL:
+                return fd
+            self.thread_pidfds = False  # an older kernel: PIDFD_THREAD unknown
+        if tid != pid:
+            return -1
+        return int(_syscall(ctypes.c_long(NR_PIDFD_OPEN), ctypes.c_int(tid), ctypes.c_uint(0)))
+
+    def _lookup(self, pid: int, tid: int) -> tuple[int, int] | None:
+        """(ts, nr) of the thread's slot; None when it has none (or is gone)."""
+        if self.task_storage:
+            fd = self._pidfd(pid, tid)
+            if fd < 0:
+                return None
+            try:
+                self._key.value = fd
+                found = self._bpf(BPF_MAP_LOOKUP_ELEM, self._attr) == 0
+            finally:
+                os.close(fd)
+        else:
+            self._key.value = tid
+            found = self._bpf(BPF_MAP_LOOKUP_ELEM, self._attr) == 0
+        return (self._slot.ts, self._slot.nr) if found else None
+
+    def read(self, threads: Iterable[tuple[int, int]], unread: int = 0,
+             trace_start_ns: int = 0, abis: Mapping[int, int] | None = None) -> InFlightRead:
+        """The calls the (pid, tid) threads are in, now; past max_threads (or threads that
+        cannot be named) they are counted in `unread`, with the `unread` given.
+
+        A thread with no slot has made no call since the trace began: if it is blocked in
+        one, entered before (an attached server in accept), /proc names the call, listed as
+        entered at `trace_start_ns` at the latest, in its process's ABI (`abis`: pid ->
+        ABI code; the x32 bit says x32)."""
+        calls, looked = [], 0
+        for pid, tid in threads:
+            if looked >= self.max_threads:
+                unread += 1
+                continue
+            if self.task_storage and tid != pid and not self.thread_pidfds:
+                unread += 1
+                continue
+            looked += 1
+            slot = self._lookup(pid, tid)
+            if slot is not None and slot[0]:
+                nr, abi = split_nr(slot[1])
+                calls.append(InFlight(pid, tid, nr, abi, slot[0]))
+            elif slot is None and trace_start_ns:
+                nr_proc = blocked_call(pid, tid)
+                if nr_proc is not None:
+                    abi = ABI_X32 if nr_proc & X32_BIT else (abis or {}).get(pid, 0)
+                    calls.append(InFlight(pid, tid, nr_proc & ~X32_BIT, abi, trace_start_ns,
+                                          before_trace=True))
+        # Stamped after the lookups: every call found was in flight until at least then.
+        return InFlightRead(time.monotonic_ns(), ordered(calls), looked, unread)
+
+
+def blocked_call(pid: int, tid: int) -> int | None:
+    """The number of the call a thread is blocked in, from /proc/PID/task/TID/syscall; None
+    when it is running, blocked outside a call (-1), gone or not readable."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/syscall", "rb") as f:
+            first = f.read(64).split(maxsplit=1)
+    except OSError:
+        return None
+    if not first or not first[0].isdigit():
+        return None
+    nr = int(first[0])
+    return nr if nr <= 0xFFFF_FFFF else None
+
+
+def live_threads(pids: Iterable[int], limit: int) -> tuple[list[tuple[int, int]], int]:
+    """(pid, tid) of the live threads of these processes, from /proc/PID/task (threads that
+    existed before the trace included), at most `limit`; and how many more were seen. An id
+    that is a thread's, not a process's, is skipped: its process lists the thread."""
+    found: list[tuple[int, int]] = []
+    more = 0
+    for pid in pids:
+        if not _is_process(pid):
+            continue
+        tids = _tids(pid)
+        for tid in tids:
+            if len(found) < limit:
+                found.append((pid, tid))
+            else:
+                more += 1
+        if more:  # counting the rest would read every directory: a lower bound is enough
+            break
+    return found, more
+
+
+def _tids(pid: int) -> list[int]:
+    try:
+        with os.scandir(f"/proc/{pid}/task") as entries:
+            return sorted(int(e.name) for e in entries if e.name.isdigit())
+    except OSError:  # exited since
+        return []
+
+
+def _is_process(pid: int) -> bool:
+    """True when `pid` is a live process's id (a thread group's leader), not a thread's: a
+    thread's /proc entry lists its whole group too, but says whose thread it is (Tgid)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    for line in head.splitlines():
+        if line.startswith(b"Tgid:"):
+            return line.split()[1:2] == [str(pid).encode()]
+    return False
