@@ -10,6 +10,11 @@
 //             local address); an accepted socket is born LISTEN -> SYN_RECV (softirq) as a
 //             clone of the listener and takes the owner of the traced listener on its local
 //             address and port, or else on the wildcard address and its port.
+// Sockets that exist before the trace (a server attached by --pid) are told by user space
+// (tracing/net/tcp_attach.py, from sock_diag): their listeners go into tcp_listeners with
+// sk = 0 and their socket cookie; their connections into tcp_seeded by cookie. A state change
+// of a socket not in tcp_conns looks its cookie up there (only once user space has seeded
+// some) and, found, moves it to tcp_conns: from then on it is followed like any other.
 // Every later change of a remembered socket goes to the tcp_events ring buffer with that
 // owner; CLOSE ends the connection and forgets the socket. Each event carries everything
 // (owner, direction, start time) so user space can make sense of it even if earlier events
@@ -19,10 +24,13 @@
 //   TCP_RINGBUF_PAGES  size of the tcp_events ring buffer in pages (default 256: 1 MiB)
 //   TCP_SOCKETS        connections remembered at once (LRU: the oldest idle one goes first)
 //   TCP_LISTENERS      listening sockets remembered at once (LRU)
+//   TCP_SEEDED         connections found at attach, waiting for their first change (LRU)
 //
 // tcp_config[0] holds offsetof(struct sock, sk_err), written by tracing/net/tcp_monitor.py from
 // the running kernel's BTF: the kernel headers bcc compiles against may be another version's,
 // with another struct layout, so offsetof() here could read the wrong field. 0: unknown.
+// tcp_config[1] holds offsetof(struct sock, __sk_common.skc_cookie), likewise (0: unknown), and
+// tcp_config[2] is 1 once user space has seeded sockets found at attach.
 #include <net/tcp_states.h>
 
 #ifndef TCP_RINGBUF_PAGES
@@ -34,12 +42,16 @@
 #ifndef TCP_LISTENERS
 #define TCP_LISTENERS 4096
 #endif
+#ifndef TCP_SEEDED
+#define TCP_SEEDED 65536
+#endif
 
 #define SIKTE_AF_INET 2
 #define SIKTE_AF_INET6 10
 #define SIKTE_IPPROTO_TCP 6
 
 enum tcp_direction { TCP_OUTBOUND = 1, TCP_INBOUND = 2 };
+enum tcp_config_slot { TCP_CFG_SK_ERR = 0, TCP_CFG_COOKIE = 1, TCP_CFG_SEEDED = 2, TCP_CFG_SLOTS = 3 };
 
 enum tcp_slot {
     TCP_DROPS = 0,       // events the ring buffer had no room for (Drops.tcp_events)
@@ -59,6 +71,7 @@ struct tcp_conn {
     u64 start_ts;
     u32 direction;
     u32 pad;
+    u64 cookie;    // the socket cookie of one found at attach (0: followed from its start)
 };
 
 // A listener by what its accepted sockets share with it: family, local port and address (all
@@ -71,7 +84,8 @@ struct tcp_listen_key {
 
 struct tcp_listener {
     struct tcp_owner owner;
-    u64 sk; // the listening socket, so only its own close forgets it
+    u64 sk;     // the listening socket, so only its own close forgets it (0: found at attach)
+    u64 cookie; // found at attach: its socket cookie, which then tells its close apart
 };
 
 // Mirrored by _TcpEventC in tracing/net/tcp_monitor.py: keep the two in step.
@@ -94,11 +108,13 @@ struct tcp_event {
     u8 saddr[16];    // AF_INET: the first 4 bytes
     u8 daddr[16];
     u32 pad2;
+    u64 cookie;      // the socket cookie of a connection found at attach, else 0
 };
 
 BPF_TABLE("lru_hash", u64, struct tcp_conn, tcp_conns, TCP_SOCKETS);
 BPF_TABLE("lru_hash", struct tcp_listen_key, struct tcp_listener, tcp_listeners, TCP_LISTENERS);
-BPF_ARRAY(tcp_config, u32, 1);
+BPF_TABLE("lru_hash", u64, struct tcp_conn, tcp_seeded, TCP_SEEDED);
+BPF_ARRAY(tcp_config, u32, TCP_CFG_SLOTS);
 BPF_PERCPU_ARRAY(tcp_counters, u64, TCP_SLOTS);
 BPF_RINGBUF_OUTPUT(tcp_events, TCP_RINGBUF_PAGES);
 
@@ -118,9 +134,45 @@ static __always_inline void tcp_owner_now(struct tcp_owner *o, u64 pid_tgid)
     bpf_get_current_comm(&o->comm, sizeof(o->comm));
 }
 
+static __always_inline u32 tcp_config_get(u32 slot)
+{
+    u32 *v = tcp_config.lookup(&slot);
+    return v ? *v : 0;
+}
+
+// The socket's cookie (0: none made yet, or the offset is unknown). sock_diag made one for
+// every socket it reported at attach, so those found then have theirs.
+static __always_inline u64 tcp_sock_cookie(u64 sk)
+{
+    u32 offset = tcp_config_get(TCP_CFG_COOKIE);
+    u64 cookie = 0;
+    if (!offset || bpf_probe_read_kernel(&cookie, sizeof(cookie), (const char *)sk + offset) != 0)
+        return 0;
+    return cookie;
+}
+
+// A socket not followed yet that user space found at attach: followed from now on.
+static __always_inline struct tcp_conn *tcp_adopt(u64 sk)
+{
+    if (!tcp_config_get(TCP_CFG_SEEDED))
+        return 0;
+    u64 cookie = tcp_sock_cookie(sk);
+    if (!cookie)
+        return 0;
+    struct tcp_conn *seeded = tcp_seeded.lookup(&cookie);
+    if (!seeded)
+        return 0;
+    // Followed to its close even if its owner is no longer traced, as one followed from its
+    // start is.
+    struct tcp_conn c = *seeded;
+    tcp_seeded.delete(&cookie);
+    tcp_conns.update(&sk, &c);
+    return tcp_conns.lookup(&sk);
+}
+
 static __always_inline s32 tcp_sock_error(u64 sk)
 {
-    u32 zero = 0;
+    u32 zero = TCP_CFG_SK_ERR;
     u32 *offset = tcp_config.lookup(&zero);
     if (!offset || !*offset)
         return -1;
@@ -144,7 +196,10 @@ static __always_inline void tcp_listen_start(u64 sk, struct tcp_listen_key *key)
 static __always_inline void tcp_listen_end(u64 sk, struct tcp_listen_key *key)
 {
     struct tcp_listener *l = tcp_listeners.lookup(key);
-    if (l && l->sk == sk)
+    if (!l)
+        return;
+    // One found at attach is known by its cookie (its address was never seen).
+    if (l->sk == sk || (!l->sk && l->cookie && l->cookie == tcp_sock_cookie(sk)))
         tcp_listeners.delete(key);
 }
 
@@ -193,6 +248,7 @@ static __always_inline struct tcp_event *tcp_event_new(u64 sk, struct tcp_conn *
     e->direction = c->direction;
     e->pad = 0;
     e->pad2 = 0;
+    e->cookie = c->cookie;
     __builtin_memset(e->saddr, 0, sizeof(e->saddr));
     __builtin_memset(e->daddr, 0, sizeof(e->daddr));
     return e;
@@ -233,6 +289,8 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
     }
 
     struct tcp_conn *c = tcp_conns.lookup(&sk);
+    if (!c)
+        c = tcp_adopt(sk);
     if (!c)
         return 0;
     struct tcp_event *e = tcp_event_new(sk, c, now);

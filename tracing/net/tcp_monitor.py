@@ -2,9 +2,12 @@
 
 The kernel sends one event per state change of a traced process's socket (tcp_events ring
 buffer); TcpMonitor follows each socket from its start (connect, or accepted) to CLOSE and
-hands out tracing.model.connections.Connection objects. It works on the bcc BPF object it is given
-and does not import bcc (tracing/engine/ is the one folder that does): the ring buffer
-it opens is drained by the engine's own polling (SyscallProgram.poll_until / drain).
+hands out tracing.model.connections.Connection objects. The sockets targets already held when
+the trace attached (--pid) are looked up by tracing.net.tcp_seed and join in: their listeners'
+connections come as any others, their connections as found at attach, then followed.
+It works on the bcc BPF object it is given and does not import bcc (tracing/engine/ is the
+one folder that does): the ring buffer it opens is drained by the engine's own polling
+(SyscallProgram.poll_until / drain).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import functools
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +39,14 @@ from tracing.model.connections import (
     with_container,
 )
 from tracing.net.containers import ContainerLookup
+from tracing.net.tcp_attach import FoundConnection
+from tracing.net.tcp_seed import Batch, Seeder
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 
 _ESTABLISHED, _SYN_SENT, _SYN_RECV, _CLOSE, _LISTEN = 1, 2, 3, 7, 10
 _AF_INET6 = 10
+_CFG_COOKIE = 1  # tcp_config slot of the socket cookie's offset
 _DIRECTIONS = {1: OUTBOUND, 2: INBOUND}
 
 # The socket error at CLOSE -> the result. Other errors are RESULT_FAILED.
@@ -83,10 +89,11 @@ class _TcpEventC(ctypes.Structure):
         ("saddr", ctypes.c_uint8 * 16),
         ("daddr", ctypes.c_uint8 * 16),
         ("pad2", ctypes.c_uint32),
+        ("cookie", ctypes.c_uint64),
     ]
 
 
-assert ctypes.sizeof(_TcpEventC) == 112
+assert ctypes.sizeof(_TcpEventC) == 120
 
 
 # -- the kernel's struct layout, from BTF ----------------------------------------------------
@@ -143,6 +150,13 @@ def _member_in(data: bytes, order: str, pos: int, vlen: int, kind_flag: int, mem
     return None
 
 
+def cookie_offset(btf: Path = VMLINUX_BTF) -> int | None:
+    """offsetof(struct sock, __sk_common.skc_cookie) in the running kernel, from its BTF."""
+    common = btf_member_offset("sock", "__sk_common", btf)
+    cookie = btf_member_offset("sock_common", "skc_cookie", btf)
+    return None if common is None or cookie is None else common + cookie
+
+
 # -- events -> connections -------------------------------------------------------------------
 
 
@@ -151,6 +165,20 @@ def _address(raw: ctypes.Array[ctypes.c_ubyte], family: int) -> str:
     if family == 6:
         return socket.inet_ntop(socket.AF_INET6, data)
     return socket.inet_ntop(socket.AF_INET, data[:4])
+
+
+def _text_address(raw: bytes, family: int) -> str:
+    return socket.inet_ntop(socket.AF_INET6 if family == 6 else socket.AF_INET, raw)
+
+
+def _endpoints_of(f: FoundConnection) -> set[tuple[object, ...]]:
+    """What a followed connection would be known by (see _live_endpoints)."""
+    s = f.sock
+    saddr, daddr = _text_address(s.saddr, s.family), _text_address(s.daddr, s.family)
+    out: set[tuple[object, ...]] = {(s.family, saddr, s.sport, daddr, s.dport)}
+    if s.state == _SYN_SENT:
+        out.add((s.family, daddr, s.dport))
+    return out
 
 
 def close_result(err: int, established: bool) -> tuple[str, str]:
@@ -184,10 +212,20 @@ class TcpMonitor:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.resolver = resolver
         self._counters = bpf[b"tcp_counters"]  # type: ignore[index]
+        self._bpf = bpf
         self.sk_err_offset = btf_member_offset("sock", "sk_err", btf)
+        config = bpf[b"tcp_config"]  # type: ignore[index]
         if self.sk_err_offset:  # else failures get no reason (RESULT_FAILED)
-            config = bpf[b"tcp_config"]  # type: ignore[index]
             config[config.Key(0)] = config.Leaf(self.sk_err_offset)
+        self.cookie_offset = cookie_offset(btf)
+        if self.cookie_offset:  # else sockets found at attach are shown but not followed
+            config[config.Key(_CFG_COOKIE)] = config.Leaf(self.cookie_offset)
+        self._seeder: Seeder | None = None
+        # Connections found at attach whose first change has not come yet, by socket cookie,
+        # and the cookies already seen in events (the kernel took those up before the
+        # batch that found them came here: that batch leaves them out).
+        self._by_cookie: dict[int, _Live] = {}
+        self._cookies_seen: set[int] = set()
         self._live: dict[int, _Live] = {}  # by socket address
         self._changed: dict[int, Connection] = {}  # by conn_id
         # conn_id -> (first tried, newest state): connections whose cgroup is not known yet.
@@ -206,6 +244,12 @@ class TcpMonitor:
         """One state change (public for tests that feed events without a kernel)."""
         live = self._live.get(e.sk)
         starts = e.newstate == _SYN_SENT or e.oldstate == _LISTEN
+        if e.cookie and live is None and not starts:  # one found at attach: its first change
+            live = self._by_cookie.pop(e.cookie, None)
+            if live is not None:
+                self._keep_live(e.sk, live)
+        if e.cookie and len(self._cookies_seen) < MAX_LIVE:
+            self._cookies_seen.add(e.cookie)
         if live is None or starts:
             live = self._start(e)
         else:
@@ -230,11 +274,72 @@ class TcpMonitor:
             state=TCP_STATES.get(e.newstate, str(e.newstate)))
         self._next_id += 1
         live = _Live(conn)
-        self._live.pop(e.sk, None)
-        self._live[e.sk] = live
+        self._keep_live(e.sk, live)
+        return live
+
+    def _keep_live(self, sk: int, live: _Live) -> None:
+        self._live.pop(sk, None)
+        self._live[sk] = live
         if len(self._live) > MAX_LIVE:  # the oldest, most likely one whose CLOSE was lost
             del self._live[next(iter(self._live))]
-        return live
+
+    # -- sockets found at attach -----------------------------------------------------------
+
+    def attach_existing(self, pids: Iterable[int]) -> None:
+        """Look up the TCP sockets these targets hold now, on a thread of its own: their
+        listeners' connections are theirs from then on, and their connections come out of
+        take_changed as existing at attach (tracing.net.tcp_seed), then are followed."""
+        if self._seeder is None:
+            self._seeder = Seeder(self._bpf, bool(self.cookie_offset))
+        self._seeder.start(pids)
+
+    @property
+    def seeder(self) -> Seeder | None:
+        """The look-up of sockets found at attach (its .errors, .listeners), if started."""
+        return self._seeder
+
+    def _take_seeded(self) -> None:
+        if self._seeder is None:
+            return
+        for batch in self._seeder.take_ready():
+            self._add_batch(batch)
+
+    def _add_batch(self, batch: Batch) -> None:
+        known = self._live_endpoints()
+        for f in batch.connections:
+            if f.sock.cookie in self._cookies_seen or _endpoints_of(f) & known:
+                continue  # already followed, from its start or since the kernel took it up
+            live = _Live(self._found_connection(f, batch.ts_ns),
+                         established=f.sock.state not in (_SYN_SENT, _SYN_RECV))
+            if batch.followed and f.sock.cookie:
+                self._by_cookie[f.sock.cookie] = live
+                if len(self._by_cookie) > MAX_LIVE:
+                    del self._by_cookie[next(iter(self._by_cookie))]
+            self._changed[live.conn.conn_id] = live.conn
+
+    def _found_connection(self, f: FoundConnection, ts_ns: int) -> Connection:
+        s, family = f.sock, f.sock.family
+        conn = Connection(
+            conn_id=self._next_id, ts_ns=ts_ns, pid=f.owner.pid, tid=f.owner.pid,
+            comm=f.owner.comm.decode(errors="replace"), cgroup_id=f.owner.cgroup_id,
+            family=family, saddr=_text_address(s.saddr, family), sport=s.sport,
+            daddr=_text_address(s.daddr, family), dport=s.dport,
+            direction=INBOUND if f.inbound else OUTBOUND,
+            state=TCP_STATES.get(s.state, str(s.state)))
+        self._next_id += 1
+        return conn
+
+    def _live_endpoints(self) -> set[tuple[object, ...]]:
+        """The followed connections' endpoints; a connect in progress (no local port yet)
+        by its remote end only."""
+        out: set[tuple[object, ...]] = set()
+        for live in self._live.values():
+            c = live.conn
+            if c.sport:
+                out.add((c.family, c.saddr, c.sport, c.daddr, c.dport))
+            else:
+                out.add((c.family, c.daddr, c.dport))
+        return out
 
     @staticmethod
     def _updated(c: Connection, e: _TcpEventC) -> Connection:
@@ -253,6 +358,7 @@ class TcpMonitor:
         """The connections that are new or changed since the last call, at their newest
         state, oldest first. One whose cgroup the resolver did not know yet (a cgroup newer
         than its last walk of the tree) comes again once it does, for RESOLVE_RETRY_S."""
+        self._take_seeded()
         changed, self._changed = self._changed, {}
         out = {conn_id: self._with_container(c) for conn_id, c in changed.items()}
         for conn_id, (_, c) in list(self._unresolved.items()):
@@ -283,7 +389,7 @@ class TcpMonitor:
     @property
     def live(self) -> int:
         """Connections that have not reached CLOSE."""
-        return len(self._live)
+        return len(self._live) + len(self._by_cookie)
 
     def drops(self) -> int:
         """State changes lost because the ring buffer was full (Drops.tcp_events)."""
