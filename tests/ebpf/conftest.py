@@ -4,7 +4,7 @@ run the real tracer to the end and keep every snapshot."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -60,3 +60,30 @@ def run_trace(config: TraceConfig, timeout: float = 60,
 @pytest.fixture
 def trace() -> Callable[..., TraceRun]:
     return run_trace
+
+
+# The fidelity tests' C programs (tests/ebpf/NAME.c) and how each is built. nolibc programs
+# make exactly the calls written in them; i386 ones need gcc -m32 (gcc-multilib).
+C_PROGRAMS: dict[str, tuple[str, ...]] = {
+    "known64": ("-nostdlib", "-static", "-ffreestanding", "-fno-pie", "-no-pie"),
+    "reexec": (),
+    "die": (),
+    "many_threads": ("-pthread",),
+    "i386_calls": ("-m32",),
+}
+
+
+@pytest.fixture(scope="session")
+def c_program() -> Iterator[Callable[[str], str]]:
+    """build(NAME) -> the path of tests/ebpf/NAME.c compiled (once a session) into a folder
+    every user can reach, so a command launched for a sudo user runs it too."""
+    from tests.ebpf.fidelity import compile_c, shared_dir
+
+    built: dict[str, str] = {}
+    with shared_dir() as folder:
+        def build(name: str) -> str:
+            if name not in built:
+                built[name] = compile_c(HERE / f"{name}.c", folder / name, *C_PROGRAMS[name])
+            return built[name]
+
+        yield build
