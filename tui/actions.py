@@ -59,7 +59,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("files", "F", "files", "Files: opens, failed opens, reads and writes per path",
            ("live",)),
     Action("in_flight", "I", "in flight", "Calls in flight: each thread's current syscall "
-           "and for how long (at stop: the calls never finished)", ("live",), footer=False),
+           "and for how long (at stop: the calls never finished)", ("live",)),
     # the calls-in-flight view
     Action("thread_calls", "enter", "its calls", "The live view's rows of the selected "
            "thread", ("inflight",), essential=True),

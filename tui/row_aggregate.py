@@ -72,11 +72,13 @@ class Aggregate(Mapping[str, object]):
         self.row = Row(gkey, self, self.cells)
 
     def add(self, delta: SyscallStats) -> None:
+        # A minimum of 0 is real (calls refused by seccomp are counted untimed): whether a
+        # minimum is known comes from the counts.
+        if delta.count and (not self.count or delta.min_ns < self.min_ns):
+            self.min_ns = delta.min_ns
         self.count += delta.count
         self.errors += delta.errors
         self.total_ns += delta.total_ns
-        if delta.min_ns and (not self.min_ns or delta.min_ns < self.min_ns):
-            self.min_ns = delta.min_ns
         self.max_ns = max(self.max_ns, delta.max_ns)
         hist = self.hist
         for bucket, n in delta.hist:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.ebpf.conftest import run_trace
-from tracing.engine.inflight import InFlightReader, live_threads, map_fd_of
+from tracing.engine.inflight import MAP_NAME, InFlightReader, live_threads
 from tracing.engine.tracer import TraceConfig, Tracer
 from tracing.model.inflight import InFlight
 from tracing.model.stats import Snapshot, TraceState
@@ -156,7 +156,7 @@ def test_reader_reads_task_storage_of_each_thread(fifo: Path, tmp_path: Path) ->
         assert tracer.command is not None and tracer._program is not None
         pid = tracer.command.pid
         tid = wait_for(lambda: reading_tid(pid), "the reader to block")
-        reader = InFlightReader(map_fd_of(tracer._program._bpf), tracer.arch)
+        reader = InFlightReader(tracer._program.map_fd(MAP_NAME), tracer.arch)
         threads, more = live_threads([pid], 4096)
         read = reader.read([*threads, (pid, 999_999_999)], more)
         result.update(pid=pid, tid=tid, read=read, threads=threads,

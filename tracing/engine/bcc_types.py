@@ -45,6 +45,8 @@ class BccTable(Protocol):
 class BccProgram(Protocol):
     """A compiled and loaded program (bcc.BPF): its tables by name, attach calls, polling."""
 
+    module: int  # the C handle libbcc's functions take (bpf_table_fd)
+
     def __getitem__(self, name: bytes) -> BccTable: ...
 
     def attach_uprobe(self, *, name: str, sym: str, fn_name: bytes) -> None: ...

@@ -20,10 +20,10 @@ import errno
 import os
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
 
-from syscall_tables import syscall_number
+from syscall_tables import ABI_TABLES, syscall_number
 from tracing.model.inflight import InFlight, InFlightRead, ordered, split_nr
+from tracing.model.stats import ProcessInfo
 
 MAP_NAME = b"inflight_store"
 MAX_THREADS = 4096  # lookups a read (about 3 syscalls each: a few ms)
@@ -60,17 +60,6 @@ class _Slot(ctypes.Structure):  # struct inflight
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
-
-
-def map_fd_of(bpf: Any, name: bytes = MAP_NAME) -> int:
-    """The fd of a loaded bcc program's map, by name (bcc's tables cannot wrap task
-    storage, so it is asked for the fd only)."""
-    from bcc.libbcc import lib  # the engine's bcc; only ever called with a loaded program
-
-    fd = int(lib.bpf_table_fd(bpf.module, name))
-    if fd < 0:
-        raise KeyError(name.decode())
-    return fd
 
 
 class InFlightReader:
@@ -223,3 +212,35 @@ def _is_process(pid: int) -> bool:
         if line.startswith(b"Tgid:"):
             return line.split()[1:2] == [str(pid).encode()]
     return False
+
+
+class InFlightWatch:
+    """The tracer's calls in flight: read at most once a second and at the last tick; in
+    between, the last read again. A map this kernel's layout does not match is never read
+    (nothing shown rather than something wrong)."""
+
+    def __init__(self, arch: str) -> None:
+        self.arch = arch
+        self._last: InFlightRead | None = None
+        self._at_ns = 0
+        self._reader: InFlightReader | None = None
+        self._broken = False
+
+    def read(self, map_fd: int, pids: Iterable[int], processes: Mapping[int, ProcessInfo],
+             start_ns: int, last: bool) -> InFlightRead | None:
+        now = time.monotonic_ns()
+        if self._broken or (not last and self._last is not None
+                            and now - self._at_ns < READ_EVERY_NS):
+            return self._last
+        self._at_ns = now
+        try:
+            if self._reader is None:
+                self._reader = InFlightReader(map_fd, self.arch)
+            threads, more = live_threads(pids, self._reader.max_threads)
+            tables = ABI_TABLES.get(self.arch, (self.arch,))
+            abis = {pid: tables.index(p.abi) for pid, p in processes.items() if p.abi in tables}
+            self._last = self._reader.read(threads, more, start_ns, abis)
+        except (OSError, KeyError):  # no such map or an unexpected layout
+            self._broken = True
+            self._last = None
+        return self._last

@@ -238,6 +238,16 @@ class SyscallProgram:
 
     # -- targets ---------------------------------------------------------------------------
 
+    def map_fd(self, name: bytes) -> int:
+        """The fd of one of the program's maps, by name, for readers bcc's table classes
+        cannot serve (task storage: tracing/engine/inflight.py)."""
+        from bcc.libbcc import lib  # loaded with the program already
+
+        fd = int(lib.bpf_table_fd(self._bpf.module, name))
+        if fd < 0:
+            raise KeyError(name.decode())
+        return fd
+
     def set_target(self, pid: int, on: bool = True, at_exec: bool = False) -> None:
         """Trace pid (or stop). With at_exec, none of its calls count until the entry of its
         first execve or execveat, which does: a launched command's launcher (one at a time;

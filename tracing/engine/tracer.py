@@ -15,30 +15,28 @@ from __future__ import annotations
 import platform
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
 import numpy as np
 
 from syscall_tables import canonical_arch
-from tracing.decode.argspec import ABI_TABLES, load_specs
+from tracing.decode.argspec import load_specs
 from tracing.decode.sockaddr import short_address
 from tracing.engine import tracefs
-from tracing.engine.inflight import READ_EVERY_NS as INFLIGHT_EVERY_NS
-from tracing.engine.inflight import InFlightReader, live_threads, map_fd_of
+from tracing.engine.inflight import MAP_NAME as INFLIGHT_MAP
+from tracing.engine.inflight import InFlightWatch
 from tracing.engine.program import EngineOptions, SyscallProgram
 from tracing.errors import UserError
 from tracing.model.captures import EVF_SELECTED
 from tracing.model.file_tracker import FileTracker
-from tracing.model.inflight import InFlightRead
 from tracing.model.paths import PathTable
 from tracing.model.probes import probe_names
 from tracing.model.selection import EventSelection
 from tracing.model.snapshots import SnapshotBuilder
 from tracing.model.stats import (
     ExitStatus,
-    ProcessInfo,
     ProcEvent,
     ProcKind,
     Snapshot,
@@ -122,6 +120,7 @@ class Tracer:
         # captured fields.
         self._proc_taken: list[ProcEvent] = []
         self._kept: list[tuple[np.ndarray, Sequence[bytes]]] = []
+        self._inflight = InFlightWatch(self.arch)  # the calls the threads are in
         self.last_snapshot: Snapshot | None = None
         self.error: BaseException | None = None
 
@@ -306,7 +305,8 @@ class Tracer:
         processes = self._tracker.snapshot()
         samples = program.read_samples(processes, final=last)
         self._keep_up(program, last)
-        inflight = self._read_inflight(program, last, processes)
+        inflight = self._inflight.read(program.map_fd(INFLIGHT_MAP), sorted(self._tracker.alive),
+                                       processes, self._builder.start_ts_ns, last)
         snapshot = self._builder.build(
             ts_ns=time.monotonic_ns(),
             wall_time=time.time(),
@@ -332,36 +332,6 @@ class Tracer:
         self.last_snapshot = snapshot
         self.on_snapshot(snapshot)
         return all_gone or final
-
-    # Issue 16, calls in flight: the last read, when it was taken, and the reader (False:
-    # this kernel's map could not be read; class defaults, so __init__ needs no change).
-    _inflight: InFlightRead | None = None
-    _inflight_at_ns = 0
-    _inflight_reader: InFlightReader | bool | None = None
-
-    def _read_inflight(self, program: SyscallProgram, last: bool,
-                       processes: Mapping[int, ProcessInfo]) -> InFlightRead | None:
-        """The calls the live target threads are in (tracing/engine/inflight.py): read at
-        most once a second and at the last tick; in between, the last read again."""
-        now = time.monotonic_ns()
-        if self._inflight_reader is False or (
-                not last and self._inflight is not None
-                and now - self._inflight_at_ns < INFLIGHT_EVERY_NS):
-            return self._inflight
-        self._inflight_at_ns = now
-        try:
-            reader = self._inflight_reader
-            if not isinstance(reader, InFlightReader):
-                reader = self._inflight_reader = InFlightReader(
-                    map_fd_of(program._bpf), self.arch)
-            threads, more = live_threads(sorted(self._tracker.alive), reader.max_threads)
-            tables = ABI_TABLES.get(self.arch, (self.arch,))
-            abis = {pid: tables.index(p.abi) for pid, p in processes.items() if p.abi in tables}
-            self._inflight = reader.read(threads, more, self._builder.start_ts_ns, abis)
-        except (OSError, KeyError):  # no such map or an unexpected layout: never shown
-            self._inflight_reader = False
-            self._inflight = None
-        return self._inflight
 
     @staticmethod
     def _keep_up(program: SyscallProgram, last: bool) -> None:
