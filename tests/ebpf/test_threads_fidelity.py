@@ -104,7 +104,9 @@ def test_each_thread_shows_its_own_name(trace: Trace, tmp_path: Path) -> None:
     assert set(run.last.processes) == {command.pid}
 
 
-def test_a_storm_of_threads_is_one_process(trace: Trace, tmp_path: Path) -> None:
+def _storm(trace: Trace, tmp_path: Path) -> tuple[TraceRun, ProcessInfo, int]:
+    """The storm traced: the run, the process as seen while STORM_KEEP threads still ran
+    (its lost exits are found missing from /proc/PID/task every few seconds), its pid."""
     binary = tmp_path / "thread_storm"
     subprocess.run(["gcc", "-O2", "-pthread", "-o", str(binary), str(HERE / "thread_storm.c")],
                    check=True)
@@ -134,11 +136,15 @@ def test_a_storm_of_threads_is_one_process(trace: Trace, tmp_path: Path) -> None
         f"st-{i}" for i in range(STORM_KEEP)}
     info = run.last.processes[command.pid]
     assert (info.live_thread_count, info.thread_total) == (0, STORM_N + 1)
-    assert {k.tid for k in run.last.stats if k.pid == command.pid} <= {command.pid,
-                                                                        *info.threads}
+    return run, info, command.pid
+
+
+def test_a_storm_of_threads_is_one_process(trace: Trace, tmp_path: Path) -> None:
+    run, info, pid = _storm(trace, tmp_path)
+    assert {k.tid for k in run.last.stats if k.pid == pid} <= {pid, *info.threads}
     # Every thread's own getppid, under its own name when its name was kept.
-    getppid = [k for k, s in run.last.stats.items() if s.count and k.pid == command.pid
-               and k.tid != command.pid and key_name(run.last, k) == "getppid"]
+    getppid = [k for k, s in run.last.stats.items() if s.count and k.pid == pid
+               and k.tid != pid and key_name(run.last, k) == "getppid"]
     assert len(getppid) == STORM_N
     assert all(run.last.stats[k].count == 1 for k in getppid)
     if not run.last.drops.proc_events:
@@ -152,35 +158,8 @@ def test_a_storm_whose_process_events_are_lost_is_still_one_process(
     """With a process event ring of one page most fork, rename and exit events are lost:
     the threads are known from their calls (keyed by their process) and /proc."""
     monkeypatch.setattr(task_offsets, "PROC_EVENTS_BYTES", 1)
-    binary = tmp_path / "thread_storm"
-    subprocess.run(["gcc", "-O2", "-pthread", "-o", str(binary), str(HERE / "thread_storm.c")],
-                   check=True)
-    seen: list[ProcessInfo] = []
-
-    def watch(tracer: Tracer) -> None:
-        wait_until(lambda: (tmp_path / "ready").exists(), "the storm", timeout=60)
-        # The lost exits are found missing from /proc/PID/task (checked every few seconds).
-        info = wait_until(
-            lambda: (p := process_of(tracer)) is not None
-            and (p.live_thread_count, p.thread_total) == (STORM_KEEP + 1, STORM_N + 1) and p,
-            "the running threads counted", seen=lambda: _counts(process_of(tracer)))
-        assert isinstance(info, ProcessInfo)
-        seen.append(info)
-        (tmp_path / "go").touch()
-
-    run = trace(TraceConfig(command=(str(binary), str(tmp_path), str(STORM_N),
-                                     str(STORM_KEEP))), timeout=180, while_running=watch)
-    command = run.tracer.command
-    assert command is not None and run.last.target_exit is not None
-    assert run.last.target_exit.code == 0
+    run, _, _ = _storm(trace, tmp_path)
     assert run.last.drops.proc_events > 0  # the point of the test
-    assert all(set(s.processes) == {command.pid} for s in run.snapshots)
-    (running,) = seen
-    # Names of running threads whose events were lost are read from /proc.
-    assert {running.thread_name(t) for t in running.live_threads or ()} == {
-        f"st-{i}" for i in range(STORM_KEEP)}
-    info = run.last.processes[command.pid]
-    assert (info.live_thread_count, info.thread_total) == (0, STORM_N + 1)
 
 
 def _counts(info: ProcessInfo | None) -> tuple[int, int] | None:

@@ -15,6 +15,7 @@ Tables (docs/session-format.md documents every column):
   connections    (schema 2) one row per TCP connection, its newest state
   paths          (schema 3) the session's path names (bytes), by the id records carry
   files          (schema 3) per (pid, path): opens, failed opens by errno, I/O totals (newest)
+  threads        (schema 5) per (pid, tid) other than the main thread: name, alive, exit time
 
 Schema 3 also gives each event batch its record layout (`layout`: 1 the 88-byte records of
 schema 1 and 2, 2 the 96-byte EVENT_DTYPE) and the fields captured behind its records
@@ -23,6 +24,11 @@ schema 1 and 2, 2 the 96-byte EVENT_DTYPE) and the fields captured behind its re
 Schema 4 keys timeline and aggregates rows by the call's ABI too (`abi`: 0 native, 1 compat,
 2 x32): the same number is another syscall in each. Readers of older journals take each
 row's ABI from its process's (`processes.abi`), the best that was recorded.
+
+Schema 5 keeps each process's threads other than its main one (`threads`: name, running at
+the end or not, when it ended) and how many it had (`processes.threads_seen`,
+`processes.thread_names_dropped`), as the process tracker bounds them. Older journals open
+with the threads their rows name (the aggregates' tids), unnamed.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import numpy as np
 from tracing.model.connections import Connection
 
 FORMAT = "sikte-tui-journal"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SQLITE_MAGIC = b"SQLite format 3\x00"  # how every SQLite database file starts
 # SQLite's files: the database, the rollback journal of its first transaction, the WAL, its
 # index. SQLite deletes the last three itself when done.
@@ -100,6 +106,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "DROP TABLE aggregates",
         "ALTER TABLE aggregates_4 RENAME TO aggregates",
     ),
+    5: (
+        # NULL in both: not known (a process written before schema 5).
+        "ALTER TABLE processes ADD COLUMN threads_seen INTEGER",
+        "ALTER TABLE processes ADD COLUMN thread_names_dropped INTEGER",
+        # name NULL: not kept (the thread shows under its process's name); alive NULL: not
+        # known; exit_ts_ns NULL: running, or its exit event was not seen.
+        """CREATE TABLE threads (pid INTEGER, tid INTEGER, name TEXT, alive INTEGER,
+            exit_ts_ns INTEGER, PRIMARY KEY (pid, tid))""",
+    ),
 }
 # The record layouts of event_batches.layout: EVENT_DTYPE_V1 (88 bytes), EVENT_DTYPE (96).
 EVENT_LAYOUT_V1 = 1
@@ -110,6 +125,11 @@ JOURNAL_TABLES = ("meta", "processes", "proc_events", "timeline", "aggregates",
                   "event_batches")
 JOURNAL_TABLES_2 = ("stacks", "sample_timeline", "connections")
 JOURNAL_TABLES_3 = ("paths", "files")
+JOURNAL_TABLES_5 = ("threads",)
+# The columns of processes rows as the writer inserts them (schema 5 on).
+PROCESS_INSERT = ("pid", "ppid", "comm", "exe", "cmdline", "abi", "start_ts_ns", "exit_ts_ns",
+                  "exit_code", "exit_signal", "container", "threads_seen",
+                  "thread_names_dropped")
 # The columns of timeline and aggregates rows as the writer inserts them (schema 4 on).
 TIMELINE_INSERT = ("ts_ns", "pid", "tid", "nr", "abi", "count", "errors", "total_ns",
                    "max_ns", "hist")
