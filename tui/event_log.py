@@ -34,6 +34,7 @@ from tui.event_rows import (
     log_columns,
     rows_of,
     wall_clock,
+    who,
 )
 from tui.filter_bar import FilterBar
 from tui.footer import KeyFooter
@@ -225,7 +226,7 @@ class EventLogScreen(ThrottledRedraw, DrillDown):
     def _draw_selected(self) -> None:
         event = self._selected()
         text = "" if event is None else (
-            f"{wall_clock(event.ts_ns, self.session.latest)} pid {event.pid} {event.comm}: "
+            f"{wall_clock(event.ts_ns, self.session.latest)} pid {event.pid} {who(event)}: "
             f"{strace_text(event)}")
         selected = self.query_one("#event-selected", Static)
         selected.update(data(text))  # the comm, the path: outside text

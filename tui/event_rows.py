@@ -13,6 +13,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -63,8 +64,9 @@ class DecodeContext:
 
 @dataclass(eq=False, slots=True)
 class LogEvent:
-    """One kept event: the record's numbers, the comm it had when it arrived, and its
-    decoding once asked for. Its `seq` (the order of arrival) is its row key."""
+    """One kept event: the record's numbers, the names its process and thread had when it
+    arrived, and its decoding once asked for. Its `seq` (the order of arrival) is its row
+    key."""
 
     seq: int
     ts_ns: int
@@ -74,7 +76,8 @@ class LogEvent:
     abi: int
     raw_ret: int
     duration_ns: int
-    comm: str
+    comm: str  # the process's name, as shown (escaped)
+    thread_comm: str  # the thread's own name, as shown: the process's for its main thread
     record: np.ndarray  # the one-record slice, for the decoder
     data: bytes
     context: DecodeContext
@@ -161,6 +164,20 @@ class LogEvent:
         return self.decoded.call_text
 
 
+@lru_cache(maxsize=4096)
+def _shown(name: str) -> str:
+    # Asked for each kept event: a burst has a few distinct names.
+    return sanitize(name)
+
+
+def who(event: LogEvent) -> str:
+    """The event's thread as the detail and the selected-row line name it: its own name,
+    and its process's when that differs ("worker (python)")."""
+    if event.thread_comm == event.comm:
+        return event.comm
+    return f"{event.thread_comm} ({event.comm})"
+
+
 class EventStore:
     """The newest `limit` events of a trace (those `select` keeps, when given: a mask over a
     batch's records), oldest first, taken from the session's batches; `arrived` counts
@@ -205,11 +222,12 @@ class EventStore:
         for j, (i, ts, pid, tid, nr, abi, ret, dur) in enumerate(
                 zip(index.tolist(), *columns, strict=True)):
             info = processes.get(pid)
+            # The names as shown (escaped), so that a filter typed from the screen matches
+            # a name with control characters in it.
+            comm = _shown(info.comm) if info else "?"
             self.events.append(LogEvent(
-                # The comm as shown (escaped), so that a filter typed from the screen matches
-                # a name with control characters in it.
-                batch.first + i, ts, pid, tid, nr, abi, ret, dur,
-                sanitize(info.comm) if info else "?",
+                batch.first + i, ts, pid, tid, nr, abi, ret, dur, comm,
+                _shown(info.thread_name(tid)) if info else comm,
                 kept[j:j + 1], data[i] if i < len(data) else b"", context))
 
     def clear(self) -> None:
@@ -257,7 +275,7 @@ def event_row(event: LogEvent, snapshot: Snapshot | None) -> Row:
     """A row whose cells (the decoding) are made only when it is drawn."""
     def cells() -> dict[str, str]:
         return {"time": wall_clock(event.ts_ns, snapshot), "pid": str(event.pid),
-                "comm": event.comm, "call": event.call,
+                "comm": event.thread_comm, "call": event.call,
                 "duration": format_duration(event.duration_ns)}
     return Row((event.seq,), {"ts": event.ts_ns}, cells)
 
@@ -277,7 +295,7 @@ def describe_event(event: LogEvent, snapshot: Snapshot | None) -> list[tuple[str
     d = event.decoded
     lines = [
         ("time", wall_clock(event.ts_ns, snapshot)),
-        ("process", f"pid {event.pid} tid {event.tid} {event.comm}"),
+        ("process", f"pid {event.pid} tid {event.tid} {who(event)}"),
         ("syscall", f"{d.name} (nr {event.nr}, {event.table})"),
         ("arguments", d.args_text),
         ("result", d.result_text),

@@ -338,7 +338,8 @@ class RowBuilder:
         name = self._name(snapshot, key)
         flt = self.filter
         if flt is not None and flt.has_key_terms and not flt.matches_key(
-            name=name, nr=key.nr, pid=key.pid, tid=key.tid, comm=_comm(snapshot, key.pid)
+            name=name, nr=key.nr, pid=key.pid, tid=key.tid, comm=_comm(snapshot, key.pid),
+            thread_comm=_thread_comm(snapshot, key.pid, key.tid)
         ):
             return None
         return name

@@ -16,6 +16,7 @@ class Ev:
     pid: int = 42
     tid: int = 43
     comm: str = "app"
+    thread_comm: str = "app"  # the thread's own name: the process's unless it has one
     name: str = "openat"
     paths: tuple[str, ...] = ("/etc/app.conf",)
     addr: str = ""
@@ -27,7 +28,8 @@ class Ev:
 
 OPEN_FAIL = Ev()
 READ = Ev(name="read", paths=("/var/log/x.log",), fds=(3,), ret=512, errno="")
-CONNECT = Ev(name="connect", comm="curl", paths=(), fds=(5,), ret=-1, errno="ECONNREFUSED",
+CONNECT = Ev(name="connect", comm="curl", thread_comm="curl", paths=(), fds=(5,), ret=-1,
+             errno="ECONNREFUSED",
              addr='{sa_family=AF_INET, sin_port=htons(443), sin_addr=inet_addr("127.0.0.1")}')
 OPEN_OK = Ev(paths=("/etc/passwd",), fds=(3,), ret=3, errno="", duration_ns=2_000_000)
 EVENTS = [OPEN_FAIL, READ, CONNECT, OPEN_OK]

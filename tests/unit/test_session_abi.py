@@ -16,7 +16,7 @@ from syscall_tables import ABI_COMPAT, ABI_NATIVE, ABI_X32
 from tracing.model.report import key_name
 from tracing.model.stats import EVENT_DTYPE_V1, StatKey, SyscallStats
 from tracing.session.replay import snapshot_from_dict, snapshot_to_dict
-from tracing.session.schema import FORMAT, MIGRATIONS, apply_migrations
+from tracing.session.schema import FORMAT, MIGRATIONS, SCHEMA_VERSION, apply_migrations
 from tracing.session.stored import open_session
 from tracing.session.window import Window, whole, window_snapshot
 
@@ -37,7 +37,7 @@ def counts(entries) -> dict[StatKey, int]:
 def test_journal_schema_4_round_trip(tmp_path: Path, make_journal) -> None:
     path = make_journal(tmp_path / "abi.sikte.db", two_ticks())
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone() == (4,)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     assert db.execute("SELECT count(*) FROM aggregates WHERE nr = 64").fetchone() == (3,)
     db.close()
     session = open_session(path)

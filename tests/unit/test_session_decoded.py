@@ -133,7 +133,7 @@ def test_a_schema_2_journal_still_reads(tmp_path: Path, recorded):
     assert session.event_data == (b"", b"", b"")
     assert session.paths is None
     assert dict(session.files) == {}
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
 
 
 def test_a_batch_whose_captures_do_not_match_is_refused(tmp_path: Path, recorded):

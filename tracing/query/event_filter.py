@@ -6,8 +6,8 @@ Fields of its own: `path` (the path argument or the descriptor's path), `fd` (th
 an event acts on or returns), `ret` (the result as strace shows it: -1 for a failure),
 `errno`, `addr` (the decoded socket address) and `duration`; and the syscall view's `name`,
 `pid`, `tid`, `comm`. Fields that name two things (`path`: the argument's or the
-descriptor's; `fd`) hold when either does, and their `!=` is "neither is". See
-docs/filters.md for the user's view.
+descriptor's; `fd`; `comm`: the process's name or the thread's own) hold when either does,
+and their `!=` is "neither is". See docs/filters.md for the user's view.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ Filter: terms separated by spaces, all must match; empty shows every event.
   errno=ENOENT  the failure's errno name            errno!=EAGAIN
   addr~443      the decoded socket address          addr~"10\\.0\\."
   name=openat  name~^(read|write)$  pid=42  tid=43  comm=nginx  duration>1ms
+  comm=NAME     the process's or the thread's name   comm!=NAME: neither
   operators: = != > >= < <= ~   a leading ! negates: !errno=EAGAIN
   s changes which events the kernel sends  Escape clears  bad text keeps the last"""
 
@@ -66,7 +67,9 @@ class EventFacts(Protocol):
     @property
     def tid(self) -> int: ...
     @property
-    def comm(self) -> str: ...
+    def comm(self) -> str: ...  # the process's name
+    @property
+    def thread_comm(self) -> str: ...  # the thread's own name (the process's: main thread)
     @property
     def name(self) -> str: ...
     @property
@@ -88,7 +91,7 @@ _EVENT_FIELDS: dict[str, tuple[str, Callable[[EventFacts], tuple[Any, ...]]]] = 
     "name": ("name", lambda e: (e.name,)),
     "pid": ("int", lambda e: (e.pid,)),
     "tid": ("int", lambda e: (e.tid,)),
-    "comm": ("comm", lambda e: (e.comm,)),
+    "comm": ("comm", lambda e: (e.comm, e.thread_comm)),
     "path": ("path", lambda e: e.paths),
     "fd": ("int", lambda e: e.fds),
     "ret": ("ret", lambda e: (e.ret,)),
@@ -167,7 +170,7 @@ def _event_word_term(word: str, negated: bool, start: int) -> Term:
     needle = word.lower()
 
     def test(e: EventFacts) -> bool:
-        return any(needle in t.lower() for t in (e.name, e.comm, *e.paths))
+        return any(needle in t.lower() for t in (e.name, e.comm, e.thread_comm, *e.paths))
 
     return Term("word", "contains", word, negated, start, "word", test)
 

@@ -14,6 +14,7 @@ predicate. See docs/filters.md for the user's view.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,11 +114,15 @@ class Filter:
     def has_metric_terms(self) -> bool:
         return bool(self.metric_terms)
 
-    def matches_key(self, *, name: str, nr: int, pid: int, tid: int, comm: str) -> bool:
-        """True when the (pid, tid, syscall) entry passes every KEY term."""
+    def matches_key(self, *, name: str, nr: int, pid: int, tid: int, comm: str,
+                    thread_comm: str | None = None) -> bool:
+        """True when the (pid, tid, syscall) entry passes every KEY term. `comm` terms test
+        the process's name and the thread's own (`thread_comm`, when it has one): `comm=`
+        holds when either is the name, `comm!=` when neither is."""
         if not self.key_terms:
             return True
-        entry = {"name": name, "nr": nr, "pid": pid, "tid": tid, "comm": comm}
+        comms = (comm,) if thread_comm is None or thread_comm == comm else (comm, thread_comm)
+        entry = {"name": name, "nr": nr, "pid": pid, "tid": tid, "comm": comms}
         return all(term.holds(entry[term.key]) for term in self.key_terms)
 
     def matches_row(self, metrics: Mapping[str, object]) -> bool:
@@ -197,9 +202,23 @@ def _percent_predicate(name: str, op: str, value: str, start: int) -> Predicate:
     return comparison(op, float(m.group(1)))
 
 
+def _comm_predicate(name: str, op: str, value: str, start: int) -> Predicate:
+    """Over an entry's names (its process's, its thread's): either holds; `!=`: neither is.
+    Remembered per pair of names, as searcher() remembers each text: a table asks about the
+    same few for each of its entries."""
+    negate = op == "!="
+    holds = text_predicate(name, "=" if negate else op, value, start)
+
+    @functools.lru_cache(maxsize=512)
+    def test(names: tuple[str, ...]) -> bool:
+        return any(holds(n) for n in names) != negate
+
+    return test
+
+
 _PREDICATE_BUILDERS: dict[str, PredicateBuilder] = {
     "name": text_predicate,
-    "comm": text_predicate,
+    "comm": _comm_predicate,
     "int": int_predicate,
     "count": _count_predicate,
     "percent": _percent_predicate,

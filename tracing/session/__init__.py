@@ -9,6 +9,7 @@ sessions, retention (caps and deleting) and snapshot recordings for replay.
 - stored.py          open_session: a journal or a Parquet directory, read back
 - stored_session.py  StoredSession (the tables in memory) and what each column must hold
 - journal_reader.py, parquet_reader.py   the two readers; checks.py   the checks they use
+- stored_threads.py  the processes' threads (names, running or ended) read back and checked
 - export.py, export_decoded.py   Parquet export; the decoded event columns and files.parquet
 - trace_writer.py    `record --trace`: kept events as strace lines, from a thread of its own
 

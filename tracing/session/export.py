@@ -30,12 +30,14 @@ from tracing.errors import UserError
 from tracing.model.stats import bucket_bounds, percentile
 from tracing.session.export_decoded import decoded_columns, files_table
 from tracing.session.stored_session import StoredSession
+from tracing.session.stored_threads import process_threads, thread_exit_times
 
 Progress = Callable[[float, str], None]  # (fraction done, what is being written)
 META_KEY = b"sikte-tui"
 TIMESTAMP = pa.timestamp("ns", tz="UTC")
 HIST_TYPE = pa.list_(pa.int64())
-TABLES = ("processes", "syscalls", "timeline", "events", "samples", "connections", "files")
+TABLES = ("processes", "syscalls", "timeline", "events", "samples", "connections", "files",
+          "threads")
 SESSION_FILES = frozenset({"session.json", *(f"{t}.parquet" for t in TABLES)})
 
 
@@ -168,6 +170,7 @@ def _write_all(session: StoredSession, directory: Dir, report: Progress) -> None
         ("samples", lambda: samples_table(session)),
         ("connections", lambda: connections_table(session)),
         ("files", lambda: files_table(session)),
+        ("threads", lambda: threads_table(session)),
     )
     encoded = json.dumps(meta).encode()
     for i, (name, build) in enumerate(steps):
@@ -328,6 +331,13 @@ def processes_table(session: StoredSession) -> pa.Table:
     def optional_int(column: str) -> pa.Array:
         return pa.array([None if pd.isna(v) else int(v) for v in p[column]], pa.int32())
 
+    threads = process_threads(p, session.threads, session.aggregates)
+    pids = [int(pid) for pid in p["pid"]]
+    ended = [bool(_ended(t, c, s)) for t, c, s in zip(
+        p["exit_ts_ns"], p["exit_code"], p["exit_signal"], strict=True)]
+    live = [None if threads[pid].live_threads is None else 0 if gone
+            else 1 + len(threads[pid].live_threads or ()) for pid, gone in zip(
+                pids, ended, strict=True)]
     return pa.table({
         "pid": pa.array(p["pid"], pa.int32()), "ppid": pa.array(p["ppid"], pa.int32()),
         "comm": pa.array(p["comm"], pa.string()), "exe": pa.array(p["exe"], pa.string()),
@@ -336,6 +346,56 @@ def processes_table(session: StoredSession) -> pa.Table:
         "container": pa.array(p["container"], pa.string()),
         "start_ts": stamp("start_ts_ns"), "exit_ts": stamp("exit_ts_ns"),
         "exit_code": optional_int("exit_code"), "exit_signal": optional_int("exit_signal"),
+        "threads": pa.array([1 + max(threads[pid].threads_seen, len(threads[pid].threads))
+                             for pid in pids], pa.int32()),
+        "live_threads": pa.array(live, pa.int32()),
+        "thread_names_dropped": pa.array([threads[pid].thread_names_dropped for pid in pids],
+                                         pa.int64()),
+    })
+
+
+def _ended(exit_ts_ns: Any, code: Any, signal: Any) -> bool:
+    """Whether a processes row's process had ended (as window.stored_processes reads it)."""
+    def known(v: Any) -> bool:
+        return v is not None and not pd.isna(v)
+
+    return bool(known(exit_ts_ns) and exit_ts_ns) or known(code) or known(signal)
+
+
+def threads_table(session: StoredSession) -> pa.Table:
+    """One row per thread kept, each process's main thread included (named as its process):
+    join it to syscalls, events or samples on (pid, tid) for each thread's name."""
+    p = session.processes
+    threads = process_threads(p, session.threads, session.aggregates)
+    exits = thread_exit_times(session.threads)
+    offset = session.wall_offset_ns
+    pids: list[int] = []
+    tids: list[int] = []
+    names: list[str | None] = []
+    alive: list[bool | None] = []
+    exit_ns: list[int | None] = []
+    for pid, comm, exit_ts, code, sig in zip(p["pid"].tolist(), p["comm"], p["exit_ts_ns"],
+                                           p["exit_code"], p["exit_signal"], strict=True):
+        gone = _ended(exit_ts, code, sig)
+        kept = threads[pid]
+        pids.append(pid)
+        tids.append(pid)
+        names.append(comm)
+        alive.append(not gone)
+        exit_ns.append(int(exit_ts) + offset if gone and exit_ts and not pd.isna(exit_ts)
+                       else None)
+        for tid in sorted(kept.threads):
+            pids.append(pid)
+            tids.append(tid)
+            names.append(kept.thread_names.get(tid))
+            alive.append(None if kept.live_threads is None
+                         else not gone and tid in kept.live_threads)
+            ts = exits.get((pid, tid))
+            exit_ns.append(ts + offset if ts else None)
+    return pa.table({
+        "pid": pa.array(pids, pa.int32()), "tid": pa.array(tids, pa.int32()),
+        "name": pa.array(names, pa.string()), "alive": pa.array(alive, pa.bool_()),
+        "exit_ts": pa.array(exit_ns, pa.int64()).cast(TIMESTAMP),
     })
 
 

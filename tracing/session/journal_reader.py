@@ -46,6 +46,7 @@ from tracing.session.schema import (
     JOURNAL_TABLES,
     JOURNAL_TABLES_2,
     JOURNAL_TABLES_3,
+    JOURNAL_TABLES_5,
     SCHEMA_VERSION,
     SQLITE_MAGIC,
 )
@@ -63,6 +64,7 @@ from tracing.session.stored_session import (
     process_abis,
     with_abi,
 )
+from tracing.session.stored_threads import checked_threads, count_column
 
 
 @contextlib.contextmanager
@@ -193,7 +195,8 @@ def read_journal(db: sqlite3.Connection, path: Path) -> StoredSession:
     version = int(meta.get("schema_version", 1))
     newer = version >= 2
     needed = JOURNAL_TABLES + (JOURNAL_TABLES_2 if newer else ()) \
-        + (JOURNAL_TABLES_3 if version >= 3 else ())
+        + (JOURNAL_TABLES_3 if version >= 3 else ()) \
+        + (JOURNAL_TABLES_5 if version >= 5 else ())
     missing = [t for t in needed if t not in tables]
     if missing:
         raise Bad(f"it has no {missing[0]} table")
@@ -203,6 +206,8 @@ def read_journal(db: sqlite3.Connection, path: Path) -> StoredSession:
                             for c in processes["cmdline"]]
     processes["cmdline"] = processes["cmdline"].map(list)
     processes["container"] = texts(processes, "container")  # schema 2 on
+    for column in ("threads_seen", "thread_names_dropped"):  # schema 5 on
+        processes[column] = count_column(processes, column, "processes")
     proc_events = typed(pd.read_sql_query("SELECT * FROM proc_events ORDER BY ts_ns", db),
                         "proc_events", PROC_EVENT_COLUMNS)
     # Before schema 4 the rows did not keep their call's ABI: their process's stands in.
@@ -213,6 +218,9 @@ def read_journal(db: sqlite3.Connection, path: Path) -> StoredSession:
     events, event_data = _journal_events(db, version, abis)
     session = StoredSession(path, meta, processes, proc_events, timeline, aggregates,
                             events, event_data=event_data)
+    if version >= 5:
+        session.threads = checked_threads(pd.read_sql_query(
+            "SELECT * FROM threads ORDER BY pid, tid", db))
     if version >= 3:
         session.paths = _journal_paths(db)
         session.files = _journal_files(db)

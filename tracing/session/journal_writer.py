@@ -23,6 +23,7 @@ from tracing.model.samples import SampleKey, StackSample
 from tracing.model.selection import EventSelection
 from tracing.model.stats import (
     ProcessInfo,
+    ProcKind,
     Snapshot,
     StatKey,
     SyscallStats,
@@ -33,6 +34,7 @@ from tracing.session.schema import (
     AGGREGATE_INSERT,
     CONNECTION_COLUMNS,
     EVENT_LAYOUT,
+    PROCESS_INSERT,
     TIMELINE_INSERT,
     hist_from_blob,
     hist_to_blob,
@@ -102,8 +104,10 @@ class JournalWriter:
             paths_written = self._paths(db, last.paths, self.paths_written)
             files = self._files(db, last.files, self.files)
             processes = self._changed_processes(last)
-            db.executemany("INSERT OR REPLACE INTO processes VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            db.executemany(f"INSERT OR REPLACE INTO processes ({','.join(PROCESS_INSERT)}) "
+                           f"VALUES ({','.join('?' * len(PROCESS_INSERT))})",
                            (_process_row(p) for p in processes))
+            self._threads(db, processes, snapshots)
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                            ((k, json.dumps(v)) for k, v in meta.items()))
         self.event_budget = budget
@@ -203,6 +207,29 @@ class JournalWriter:
                 rows.append((snapshot.samples_until_ns or snapshot.ts_ns, stack, delta))
         db.executemany("INSERT INTO sample_timeline VALUES (?,?,?)", rows)
 
+    def _threads(self, db: sqlite3.Connection, processes: list[ProcessInfo],
+                 snapshots: list[Snapshot]) -> None:
+        """The threads of the changed processes as the tracker holds them now: rows of
+        threads it forgot are deleted (the table stays as bounded as the tracker), those
+        new or changed upserted; then the exit times the snapshots' exit events give."""
+        upserts: list[tuple[Any, ...]] = []
+        deletes: list[tuple[int, int]] = []
+        for p in processes:
+            thread_changes(self.processes.get(p.pid), p, upserts, deletes)
+        db.executemany("DELETE FROM threads WHERE pid = ? AND tid = ?", deletes)
+        # A tid running again (reused by a new thread) has no exit time yet.
+        db.executemany(
+            "INSERT INTO threads (pid, tid, name, alive) VALUES (?,?,?,?) "
+            "ON CONFLICT (pid, tid) DO UPDATE SET name = excluded.name, "
+            "alive = excluded.alive, "
+            "exit_ts_ns = CASE WHEN excluded.alive = 1 THEN NULL ELSE exit_ts_ns END",
+            upserts)
+        db.executemany(
+            "UPDATE threads SET exit_ts_ns = ? WHERE pid = ? AND tid = ? "
+            "AND ifnull(alive, 0) = 0",
+            ((e.ts_ns, e.pid, e.tid) for s in snapshots for e in s.proc_events
+             if e.kind == ProcKind.EXIT and e.pid and e.tid != e.pid))
+
     def _changed_processes(self, snapshot: Snapshot) -> list[ProcessInfo]:
         known = self.processes
         return [p for pid, p in snapshot.processes.items() if known.get(pid) != p]
@@ -244,7 +271,26 @@ def _process_row(p: ProcessInfo) -> tuple[Any, ...]:
     code = p.exit.code if p.exit else None
     sig = p.exit.signal if p.exit else None
     return (p.pid, p.ppid, p.comm, p.exe, json.dumps(list(p.cmdline)), p.abi,
-            p.start_ts_ns or None, p.exit_ts_ns or None, code, sig, p.container)
+            p.start_ts_ns or None, p.exit_ts_ns or None, code, sig, p.container,
+            p.threads_seen, p.thread_names_dropped)
+
+
+def _thread_state(p: ProcessInfo, tid: int) -> tuple[str | None, int | None]:
+    alive = None if p.live_threads is None else int(tid in p.live_threads)
+    return p.thread_names.get(tid), alive
+
+
+def thread_changes(old: ProcessInfo | None, new: ProcessInfo,
+                   upserts: list[tuple[Any, ...]], deletes: list[tuple[int, int]]) -> None:
+    """The threads rows that change from `old` (as last written) to `new`: (pid, tid, name,
+    alive) to upsert, (pid, tid) to delete. A new process under a reused pid replaces the
+    old one's threads, as its processes row does."""
+    before = old.threads if old is not None else frozenset()
+    deletes.extend((new.pid, tid) for tid in before - new.threads)
+    for tid in new.threads:
+        state = _thread_state(new, tid)
+        if old is None or tid not in before or _thread_state(old, tid) != state:
+            upserts.append((new.pid, tid, *state))
 
 
 def _stack_row(stack: int, s: StackSample) -> tuple[Any, ...]:
@@ -294,7 +340,7 @@ def database_size(db: sqlite3.Connection) -> int:
 
 
 COPIED_TABLES = ("meta", "processes", "proc_events", "timeline", "aggregates", "stacks",
-                 "sample_timeline", "connections", "paths", "files")
+                 "sample_timeline", "connections", "paths", "files", "threads")
 
 
 def copy_bounded(source: sqlite3.Connection, target: sqlite3.Connection,

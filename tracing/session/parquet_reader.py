@@ -52,9 +52,11 @@ from tracing.session.stored_session import (
     wall_offset_ns,
     with_abi,
 )
+from tracing.session.stored_threads import THREAD_COLUMNS, checked_threads, count_column
 
 PARQUET_FILES = ("syscalls", "events", "timeline", "processes")
-OPTIONAL_PARQUET_FILES = ("samples", "connections", "files")  # absent from older exports
+# Absent from older exports.
+OPTIONAL_PARQUET_FILES = ("samples", "connections", "files", "threads")
 SESSION_JSON_LIMITS = Limits(4 << 20)  # metadata: a few KB in practice
 
 
@@ -146,7 +148,28 @@ def _parquet_session(path: Path, meta: dict[str, Any],
         session.samples = _samples_from(tables["samples"], offset)
     if "connections" in tables:
         session.connections = _connections_from(tables["connections"], offset)
+    if "threads" in tables:
+        session.threads = _threads_from(tables["threads"], offset)
     return session
+
+
+def _threads_from(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
+    """threads.parquet: its `alive` true/false/null as 1/0/None, its `exit_ts` on the
+    session's clock (the main threads' rows stay; the readers of the table skip them)."""
+    if "alive" not in frame.columns:
+        raise Bad("its threads table has no alive column")
+    alive: list[int | None] = []
+    for v in frame["alive"]:
+        if isinstance(v, (bool, np.bool_)):
+            alive.append(int(v))
+        elif v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            alive.append(None)
+        else:
+            raise Bad("its threads table's alive column holds something other than "
+                      "true or false")
+    out = frame.assign(alive=pd.Series(alive, index=frame.index, dtype=object),
+                       exit_ts_ns=_mono(frame, "threads", "exit_ts", offset))
+    return checked_threads(out)[list(THREAD_COLUMNS)]
 
 
 def _samples_from(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
@@ -224,7 +247,12 @@ def _processes_from(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
     out["cmdline"] = [list(text_list(c, "its processes table's cmdline column"))
                       for c in frame["cmdline"]]
     out["container"] = texts(out, "container")  # newer exports only
-    return out
+    # Every thread seen, the main one included (newer exports only): the model counts the
+    # others.
+    total = count_column(frame, "threads", "processes")
+    out["threads_seen"] = (total - 1).clip(lower=0)
+    out["thread_names_dropped"] = count_column(frame, "thread_names_dropped", "processes")
+    return out.drop(columns=["threads", "live_threads"], errors="ignore")
 
 def _events_from(frame: pd.DataFrame, offset: int, abis: Mapping[int, int]) -> np.ndarray:
     """The events' records; each with its process's ABI until _captures_from reads the

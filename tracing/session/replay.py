@@ -7,7 +7,9 @@ hold its events' captured fields (`event_data`, base64), the path names added si
 previous line (`paths`: [[id, base64 name], ...]; one table for the whole recording), the
 per-file totals (`files`) and the event selection; recordings without them read as before.
 Since issue 16 each stats row ends with its call's ABI code; in older recordings a row takes
-its process's ABI.
+its process's ABI. Each process also has its threads' names (`thread_names`: [[tid, name],
+...]), those still running (`live_threads`, null: not known) and how many it had
+(`threads_seen`, `thread_names_dropped`); older recordings have its threads unnamed.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from tracing.model.stats import (
     SyscallStats,
     TraceState,
 )
+from tracing.system.threads import COMM_MAX, NAMES_MAX
 
 FORMAT = "sikte-tui-snapshots"
 VERSION = 1
@@ -73,13 +76,46 @@ def _process_to(p: ProcessInfo) -> dict[str, Any]:
     return {"pid": p.pid, "ppid": p.ppid, "comm": p.comm, "exe": p.exe,
             "cmdline": list(p.cmdline), "abi": p.abi, "start_ts_ns": p.start_ts_ns,
             "exit_ts_ns": p.exit_ts_ns, "exit": _exit_to(p.exit), "threads": sorted(p.threads),
-            "container": p.container}
+            "container": p.container,
+            "live_threads": None if p.live_threads is None else sorted(p.live_threads),
+            "thread_names": sorted([tid, name] for tid, name in p.thread_names.items()),
+            "threads_seen": p.threads_seen, "thread_names_dropped": p.thread_names_dropped}
 
 
 def _process_from(d: dict[str, Any]) -> ProcessInfo:
+    live = d.get("live_threads")
     return ProcessInfo(d["pid"], d["ppid"], d["comm"], d["exe"], tuple(d["cmdline"]),
                        d["abi"], d["start_ts_ns"], d["exit_ts_ns"], _exit_from(d["exit"]),
-                       frozenset(d["threads"]), d.get("container", ""))
+                       frozenset(d["threads"]), d.get("container", ""),
+                       live_threads=None if live is None else frozenset(_ids(live)),
+                       thread_names=_names(d.get("thread_names", ())),
+                       threads_seen=_count(d.get("threads_seen", 0)),
+                       thread_names_dropped=_count(d.get("thread_names_dropped", 0)))
+
+
+def _ids(values: Iterable[Any]) -> list[int]:
+    ids = list(values)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in ids):
+        raise TypeError("a thread id that is not a number")
+    return ids
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TypeError("a thread count that is not a count")
+    return value
+
+
+def _names(pairs: Iterable[Any]) -> dict[int, str]:
+    """[[tid, name], ...] as the tracker bounds them: at most NAMES_MAX names of at most
+    COMM_MAX characters (a recording is outside input: anything else is refused)."""
+    names: dict[int, str] = {}
+    for pair in pairs:
+        tid, name = pair
+        if not isinstance(name, str) or len(name) > COMM_MAX or len(names) >= NAMES_MAX:
+            raise ValueError("a thread name that is not one")
+        names[_ids((tid,))[0]] = name
+    return names
 
 
 def _b64(data: bytes) -> str:

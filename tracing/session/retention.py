@@ -40,7 +40,8 @@ JOURNAL_SUFFIX = ".sikte.db"
 JOURNAL_SIDE_FILES = ("-journal", "-wal", "-shm")
 # What an export writes (tracing/export.SESSION_FILES; a test keeps the two equal).
 PARQUET_FILES = frozenset({"session.json", *(f"{t}.parquet" for t in (
-    "syscalls", "events", "timeline", "processes", "samples", "connections", "files"))})
+    "syscalls", "events", "timeline", "processes", "samples", "connections", "files",
+    "threads"))})
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)

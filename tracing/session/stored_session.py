@@ -69,7 +69,9 @@ class StoredSession:
 
     path: Path
     meta: dict[str, Any]
-    processes: pd.DataFrame  # pid, ppid, comm, exe, cmdline (list), abi, start/exit_ts_ns, ...
+    # pid, ppid, comm, exe, cmdline (list), abi, start/exit_ts_ns, exit_code, exit_signal,
+    # container, threads_seen, thread_names_dropped
+    processes: pd.DataFrame
     proc_events: pd.DataFrame  # ts_ns, kind, pid, tid, ppid, status, comm, filename
     timeline: pd.DataFrame  # ts_ns, pid, tid, nr, abi, count, errors, total_ns, max_ns, hist
     aggregates: pd.DataFrame  # pid, tid, nr, abi, count, errors, total_ns, min_ns, max_ns, hist
@@ -87,6 +89,11 @@ class StoredSession:
     event_data: tuple[bytes, ...] = ()
     paths: PathTable | None = None
     files: Mapping[FileKey, FileStats] = dataclasses.field(default_factory=dict)
+    # The processes' threads other than their main ones (stored_threads.THREAD_COLUMNS: pid,
+    # tid, name or None, alive 0/1 or None, exit_ts_ns or 0), as at the end of the session;
+    # None in sessions from before they were kept (their rows' tids stand in). The
+    # processes table then has threads_seen and thread_names_dropped (0 where not known).
+    threads: pd.DataFrame | None = None
 
     @property
     def wall_offset_ns(self) -> int:

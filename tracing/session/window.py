@@ -33,6 +33,7 @@ from tracing.model.stats import (
 )
 from tracing.session.schema import CONNECTION_COLUMNS
 from tracing.session.stored_session import StoredSession
+from tracing.session.stored_threads import process_threads, with_threads
 
 SAVED = TraceState.SAVED  # the state a stretch of a saved session shows
 
@@ -92,6 +93,9 @@ def window_stats(session: StoredSession, window: Window) -> dict[StatKey, Syscal
 
 
 def stored_processes(session: StoredSession) -> dict[int, ProcessInfo]:
+    """Every process as at the end of the session, its threads too (whatever the stretch:
+    a session keeps the threads' newest state only)."""
+    threads = process_threads(session.processes, session.threads, session.aggregates)
     processes = {}
     for p in session.processes.itertuples(index=False):
         code = None if pd.isna(p.exit_code) else int(p.exit_code)
@@ -105,6 +109,7 @@ def stored_processes(session: StoredSession) -> dict[int, ProcessInfo]:
             start_ts_ns=int(p.start_ts_ns or 0) if not pd.isna(p.start_ts_ns) else 0,
             exit_ts_ns=int(p.exit_ts_ns) if ended else 0, exit=exit_status,
             container=p.container)
+        processes[int(p.pid)] = with_threads(processes[int(p.pid)], threads.get(int(p.pid)))
     return processes
 
 
