@@ -4,9 +4,10 @@ after sikte-tui exits 0 and says which PIDs it left."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,11 +40,15 @@ def sleepers() -> dict[int, str]:
 @pytest.fixture
 def clean() -> Iterator[None]:
     """None of ours before; whatever is left is killed after (leave keeps them running)."""
-    for pid in sleepers():
-        os.kill(pid, signal.SIGKILL)
+    _kill(sleepers())
     yield
-    for pid in sleepers():
-        os.kill(pid, signal.SIGKILL)
+    _kill(sleepers())
+
+
+def _kill(pids: Iterable[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # ended since it was listed
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

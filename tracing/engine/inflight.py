@@ -181,7 +181,8 @@ def live_threads(pids: Iterable[int], limit: int) -> tuple[list[tuple[int, int]]
     for pid in pids:
         if not _is_process(pid):
             continue
-        tids = _tids(pid)
+        # The main thread first: thread ids are not ordered by age once pids wrap around.
+        tids = sorted(_tids(pid), key=lambda t: (t != pid, t))
         for tid in tids:
             if len(found) < limit:
                 found.append((pid, tid))

@@ -54,6 +54,7 @@ class LaunchSpec(TypedDict):
     tty: int  # the command's pty (slave side)
     stdio: list[int]  # what becomes its fds 0, 1, 2
     master: int | None  # the pty's master side; None once closed (left running, then hung up)
+    rt_sigaction: int  # this machine's syscall number (-1: unknown), see reset_signals
     ready_w: NotRequired[int]  # added here, before the fork
 
 
@@ -126,18 +127,27 @@ def _child(spec: LaunchSpec, parent: int) -> None:
         os._exit(code)
 
 
-def reset_signals() -> None:
+def reset_signals(rt_sigaction: int = -1) -> None:
     """Every signal disposition to its default (Python ignores SIGPIPE and SIGXFSZ, and an
     ignored signal stays ignored across exec) and an empty mask: the command starts as from
-    a shell. SIGKILL and SIGSTOP cannot be changed; valid_signals() leaves out the C
-    library's own (32 and 33 with glibc), which exec resets anyway."""
-    for sig in signal.valid_signals():
+    a shell. SIGKILL and SIGSTOP cannot be changed. The C library keeps 32 and 33 for itself
+    and its sigaction refuses them, yet one ignored by whoever started us would stay ignored
+    in the command: those are reset with the raw call (`rt_sigaction`, its number)."""
+    valid = signal.valid_signals()
+    for sig in valid:
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
         try:
             signal.signal(sig, signal.SIG_DFL)
-        except (OSError, ValueError):  # a number this kernel or libc keeps for itself
+        except (OSError, ValueError):  # a number this kernel keeps for itself
             continue
+    if rt_sigaction >= 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        default = (ctypes.c_ulong * 4)()  # struct sigaction: SIG_DFL, no flags, empty mask
+        for number in range(1, signal.NSIG):
+            if number not in valid and number not in (signal.SIGKILL, signal.SIGSTOP):
+                libc.syscall(ctypes.c_long(rt_sigaction), ctypes.c_long(number),
+                             ctypes.byref(default), None, ctypes.c_long(8))
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
@@ -163,7 +173,7 @@ def _prepare_child(spec: LaunchSpec, parent: int) -> None:
         os.dup2(fd, target)
     _close_all_but(spec["gate_r"], spec["err_w"], spec["ready_w"])
     os.set_inheritable(spec["err_w"], False)
-    reset_signals()
+    reset_signals(spec.get("rt_sigaction", -1))
     if spec["uid"] != os.getuid():
         os.setgroups(spec["groups"])
         os.setgid(spec["gid"])

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from syscall_tables import host_arch, syscall_number
 from tracing.boundary.userfiles import invoking_user
 from tracing.errors import UserError
 from tracing.system.reaper import LaunchSpec
@@ -195,6 +196,7 @@ class LaunchedCommand:
             "uid": self.user.uid, "gid": self.user.gid, "groups": self.user.groups(),
             "gate_r": gate_r, "err_w": err_w, "tty": self.terminal.slave,
             "stdio": stdio_fds, "master": self.terminal.master,
+            "rt_sigaction": _rt_sigaction_number(),
         }
         fds = {gate_r, err_w, self.terminal.slave, self.terminal.master, *stdio_fds}
         try:
@@ -286,3 +288,13 @@ class LaunchedCommand:
             os.close(self._gate_w)  # it reads EOF at the gate and exits
         self.wait(5)
         self.finish()
+
+
+def _rt_sigaction_number() -> int:
+    """This machine's rt_sigaction, for the launcher's reset of the C library's own signals
+    (the launcher imports nothing of ours); -1 where the table does not know it."""
+    try:
+        number = syscall_number("rt_sigaction", host_arch())
+    except ValueError:  # an architecture without a table
+        return -1
+    return -1 if number is None else number
