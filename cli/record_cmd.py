@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
@@ -17,6 +18,8 @@ from tracing.model.units import parse_duration_ns
 
 if TYPE_CHECKING:  # imported when used: `record --help` loads neither bcc nor SQLite
     from tracing.engine.tracer import TraceConfig, Tracer
+    from tracing.model.files import FileKey, FileStats
+    from tracing.model.paths import PathTable
     from tracing.model.selection import EventSelection
     from tracing.model.stats import Snapshot
     from tracing.session.journal import Journal, JournalOptions
@@ -283,10 +286,12 @@ def parse_duration_s(text: str | None) -> float | None:
     return seconds
 
 
-def print_summary(text: str, journal: Journal) -> None:
-    """The summary on stdout; a stdout that cannot take it (a full disk) is one line."""
+def print_summary(text: str | Iterable[str], journal: Journal) -> None:
+    """The summary on stdout (a string, or its pieces: a long JSON document is written as it
+    is made); a stdout that cannot take it (a full disk) is one line."""
     try:
-        sys.stdout.write(text)
+        for piece in (text,) if isinstance(text, str) else text:
+            sys.stdout.write(piece)
         sys.stdout.flush()
     except BrokenPipeError:
         raise  # the reader went away (| head): cli.main ends quietly
@@ -297,16 +302,33 @@ def print_summary(text: str, journal: Journal) -> None:
                         f"session is {where}", exit_code=1) from None
 
 
+FILES_CHUNK = 1024  # rows of the files list made at a time
+
+
+def files_rows(files: Mapping[FileKey, FileStats], paths: PathTable | None
+               ) -> Iterator[dict[str, object]]:
+    """`record --json`'s files list (tracing/session/export_decoded.py's rows, in its order),
+    made a chunk at a time."""
+    from tracing.model.paths import PathTable
+    from tracing.session.export_decoded import files_json
+
+    table = paths if paths is not None else PathTable()
+    items = sorted(files.items(), key=lambda kv: (-kv[1].io_ns, kv[0].pid,
+                                                  table.name(kv[0].path_id)))
+    for start in range(0, len(items), FILES_CHUNK):
+        yield from files_json(dict(items[start:start + FILES_CHUNK]), paths)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.ebpf:
         return print_program(args)
     from tracing.engine.tracer import TraceConfig
     from tracing.model.connections import ConnectionSet
     from tracing.model.inflight import format_inflight, inflight_json
+    from tracing.model.json_stream import Rows, iter_json
     from tracing.model.report import format_connections, format_summary, summary_json
     from tracing.model.samples import SampleSet
     from tracing.record import record
-    from tracing.session.export_decoded import files_json
     from tracing.session.journal import start_journal
     from tracing.system.privileges import require_tracing_privileges
 
@@ -359,11 +381,13 @@ def run(args: argparse.Namespace) -> int:
         "state": snapshot.state,
     }
     if args.json:
-        summary = summary_json(snapshot, target, args.per_process, list(connections))
-        summary["files"] = files_json(snapshot.files, snapshot.paths)
+        # Written as it is made: under process churn it lists tens of thousands of rows.
+        summary = summary_json(snapshot, target, args.per_process, list(connections),
+                               lazy=True)
+        summary["files"] = Rows(lambda: files_rows(snapshot.files, snapshot.paths))
         summary["in_flight"] = inflight_json(snapshot.inflight, snapshot.arch,
                                              snapshot.processes)
-        print_summary(json.dumps(summary, indent=2) + "\n", journal)
+        print_summary(chain(iter_json(summary), ("\n",)), journal)
     else:
         tcp = format_connections(list(connections))
         inflight = format_inflight(snapshot.inflight, snapshot.arch, snapshot.processes)

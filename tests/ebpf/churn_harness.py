@@ -1,12 +1,10 @@
 """Run by test_churn.py in a process of its own (its memory is the tracer's): trace a shell
 that starts N short processes as fast as it can, as `sikte-tui record` does (the tracer and
 the session journal), and print one JSON object: what the last snapshot counts, the exits,
-the drops, and the peak resident memory of the process while it traced.
+the drops, and the peak resident memory of the whole process (VmHWM: the compile's own peak
+included; the peak as the program was loaded is reported apart, as `load_peak_mb`).
 
     python -m tests.ebpf.churn_harness N JOURNAL_PATH [SAMPLE_HZ]
-
-The peak is VmHWM, reset (/proc/self/clear_refs, 5) once the program is loaded: the compile's
-own peak (LLVM, in this process) is reported apart, as `load_peak_mb`.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from pathlib import Path
 
 from tracing.engine.tracer import TraceConfig, Tracer
 from tracing.model.report import syscall_rows
-from tracing.model.snapshots import FOLDED_PID
+from tracing.model.snapshots import FOLDED_PID, folded_count
 from tracing.record import record
 from tracing.session.journal import JournalOptions, start_journal
 
@@ -39,7 +37,6 @@ def main(n: int, journal_path: Path, sample_hz: int) -> None:
 
     def started(_tracer: Tracer) -> None:
         load_peak.append(_status_mb("VmHWM"))
-        Path("/proc/self/clear_refs").write_text("5")  # the peak from here on
 
     try:
         _tracer, last = record(config, on_started=started, on_snapshot=journal.put)
@@ -49,10 +46,12 @@ def main(n: int, journal_path: Path, sample_hz: int) -> None:
     counts: dict[str, int] = {}
     for row in syscall_rows(last):
         counts[row.name] = counts.get(row.name, 0) + row.stats.count
-    processes = last.processes.values()
+    folded = folded_count(last.processes)
+    processes = [p for p in last.processes.values() if p.pid != FOLDED_PID]
     print(json.dumps({
         "counts": counts,
-        "processes": len(processes),
+        "processes": len(processes),  # shown one by one
+        "folded_processes": folded,
         "without_exit": sorted(p.pid for p in processes if p.exit is None),
         "exit_codes": sorted({p.exit.code for p in processes if p.exit is not None},
                              key=str),

@@ -22,8 +22,11 @@ _ZERO = IoTotals()
 # (process, path) pairs kept apart; past it a new pair is counted under pid 0 ("all
 # processes") for its path: per-path totals stay exact, and memory is bounded by this plus
 # the path table's bound, however many short processes (a build, or a local user's fork
-# loop) open however many paths.
-MAX_FILES = 200_000
+# loop) open however many paths. A pair costs about 600 bytes here, in the snapshots' map
+# and in the journal's last-written copy: 50,000 of them (25,000 short processes opening
+# their loader cache and libc) are about 30 MB. Pairs are not folded once kept apart: the
+# journal holds each pair's last totals, and a pair moved under pid 0 would count twice.
+MAX_FILES = 50_000
 ALL_PROCESSES = 0
 
 

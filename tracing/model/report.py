@@ -9,12 +9,14 @@ character, and ensure_ascii every non-ASCII one."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from syscall_tables import ABI_NATIVE, abi_syscall_name, abi_table
 from tracing.boundary.display_text import sanitize
 from tracing.model.connections import Connection, summarize
+from tracing.model.json_stream import Rows
+from tracing.model.snapshots import folded_count
 from tracing.model.stats import Drops, Snapshot, StatKey, SyscallStats, merge_stats
 from tracing.model.units import format_duration
 
@@ -130,6 +132,10 @@ def format_summary(snapshot: Snapshot, per_process: bool = False) -> str:
             parts.append(f"pid {pid} ({comm}){ended}\n{format_table(syscall_rows(snapshot, pid))}")
     else:
         parts.append(format_table(syscall_rows(snapshot)))
+    folded = folded_count(snapshot.processes)
+    if folded:
+        parts.append(f"{folded:,} exited processes shown as one (pid 0, the oldest past "
+                     "the bound); the session keeps each one")
     drops = snapshot.drops
     if drops.total:
         parts.append(
@@ -196,24 +202,38 @@ def _row_json(row: SyscallRow) -> dict[str, object]:
 
 
 def summary_json(snapshot: Snapshot, target: dict[str, object], per_process: bool = False,
-                 connections: Sequence[Connection] = ()) -> dict[str, object]:
+                 connections: Sequence[Connection] = (), lazy: bool = False
+                 ) -> dict[str, object]:
+    """The JSON summary. `lazy`: its long lists (processes, per process) are made as they
+    are written (tracing/model/json_stream.py), never held whole."""
     counts = process_counts(snapshot)
-    processes = []
-    for pid, info in sorted(snapshot.processes.items()):
-        processes.append({
-            "pid": pid,
-            "ppid": info.ppid,
-            "comm": info.comm,
-            "exe": info.exe,
-            "abi": info.abi or snapshot.arch,
-            "container": info.container,
-            "exit_code": info.exit.code if info.exit else None,
-            "exit_signal": info.exit.signal if info.exit else None,
-            "count": counts.get(pid, 0),
-        })
+
+    def listed(make: Callable[[], Iterator[object]]) -> object:
+        return Rows(make) if lazy else list(make())
+
+    def processes() -> Iterator[object]:
+        for pid, info in sorted(snapshot.processes.items()):
+            yield {
+                "pid": pid,
+                "ppid": info.ppid,
+                "comm": info.comm,
+                "exe": info.exe,
+                "abi": info.abi or snapshot.arch,
+                "container": info.container,
+                "exit_code": info.exit.code if info.exit else None,
+                "exit_signal": info.exit.signal if info.exit else None,
+                "count": counts.get(pid, 0),
+            }
+
+    def per_pid() -> Iterator[object]:
+        for pid in sorted(counts):
+            yield {"pid": pid, "syscalls": [_row_json(r) for r in syscall_rows(snapshot, pid)]}
+
     doc: dict[str, object] = {
         "syscalls": [_row_json(r) for r in syscall_rows(snapshot)],
-        "processes": processes,
+        "processes": listed(processes),
+        # Exited processes shown as the one entry of pid 0 (past the live model's bound).
+        "processes_folded": folded_count(snapshot.processes),
         "drops": {
             "events": snapshot.drops.events,
             "stats_full": snapshot.drops.stats_full,
@@ -228,8 +248,5 @@ def summary_json(snapshot: Snapshot, target: dict[str, object], per_process: boo
         "target": target,
     }
     if per_process:
-        doc["per_process"] = [
-            {"pid": pid, "syscalls": [_row_json(r) for r in syscall_rows(snapshot, pid)]}
-            for pid in sorted(counts)
-        ]
+        doc["per_process"] = listed(per_pid)
     return doc

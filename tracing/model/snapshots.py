@@ -8,6 +8,9 @@ The engine owns the totals; each tick hands over the changed entries' totals, wh
 builder folds into a PersistentMap shared with the snapshots before. Pure: no bcc, no
 Textual, no I/O.
 
+The processes themselves are folded likewise (tracing/system/process_fold.py): past a bound,
+the oldest exited ones become one entry, FoldedProcesses, under FOLDED_PID.
+
 Memory stays bounded under process churn: the entries of processes that have exited are
 kept one by one up to FOLD_AFTER of them; past that, those of the processes that exited
 first are folded into one entry per syscall and ABI under pid 0 (FOLDED_PID), so every
@@ -51,6 +54,24 @@ from tracing.model.stats import (
 # fold costs one pass over the totals: it comes once per 3/4 FOLD_AFTER exited entries).
 FOLD_AFTER = 20_000
 FOLDED_PID = 0  # the pid (and tid) of folded entries: no traced task has it
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FoldedProcesses(ProcessInfo):
+    """The entry of the folded processes (pid FOLDED_PID): how many, and that they ended."""
+
+    count: int = 0
+
+
+def folded_entry(count: int) -> FoldedProcesses:
+    return FoldedProcesses(pid=FOLDED_PID, comm=f"({count:,} exited processes)",
+                           exit=ExitStatus(), count=count)
+
+
+def folded_count(processes: Mapping[int, ProcessInfo]) -> int:
+    """How many exited processes a snapshot's processes hold folded (0: none)."""
+    entry = processes.get(FOLDED_PID)
+    return entry.count if isinstance(entry, FoldedProcesses) else 0
 
 
 class SnapshotBuilder:

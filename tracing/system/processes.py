@@ -9,7 +9,9 @@ from pathlib import Path
 
 from syscall_tables.abi import abi_of_pid
 from tracing.boundary.untrusted_files import read_proc
+from tracing.model.snapshots import FOLDED_PID, folded_entry
 from tracing.model.stats import ExitStatus, ProcessInfo, ProcEvent, ProcKind
+from tracing.system.process_fold import KEPT_EXITED, ExitedOrder
 from tracing.system.threads import (
     LIST_MAX,
     ProcessThreads,
@@ -98,10 +100,11 @@ class ProcessTracker:
     """Processes seen in this trace, keyed by pid; knows which are still alive."""
 
     def __init__(self, container_of: Callable[[int], str | None] = lambda _pid: "",
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 kept_exited: int = KEPT_EXITED) -> None:
         """`container_of(pid)`: the label of a live process's container (or unit), None
         while it is not known yet (it is looked up elsewhere: asked again each snapshot,
-        for up to LABEL_RETRY_S)."""
+        for up to LABEL_RETRY_S). `kept_exited`: exited processes shown one by one."""
         self._container_of = container_of
         self._clock = clock
         # pid -> (since when, whose label it takes: its own pid, or the parent it was forked
@@ -119,6 +122,9 @@ class ProcessTracker:
         # re-describes those processes only.
         self._shown: dict[int, ProcessInfo] = {}
         self._dirty: set[int] = set()
+        # Exited processes past a bound are folded into one entry (process_fold.py).
+        self._exited = ExitedOrder(clock, kept_exited)
+        self.folded = 0  # processes folded so far (every one counted once)
 
     def add_root(self, pid: int, start_ts_ns: int) -> None:
         self._dirty.add(pid)
@@ -223,10 +229,19 @@ class ProcessTracker:
             return
         if tgid != e.tid or not follow:  # the id is already another process's thread
             return
-        self._new_process(e, describe(e.tid, ppid=e.ppid, comm=e.comm, start_ts_ns=e.ts_ns))
+        parent = self.processes.get(e.ppid)
+        if parent is not None and parent.exit is None:
+            # Until it execs, a child is its parent's copy: the same executable, command
+            # line and ABI (no /proc reads on the engine thread; its exec reads them).
+            info = ProcessInfo(pid=e.tid, ppid=e.ppid, comm=e.comm, exe=parent.exe,
+                               cmdline=parent.cmdline, abi=parent.abi, start_ts_ns=e.ts_ns)
+        else:
+            info = describe(e.tid, ppid=e.ppid, comm=e.comm, start_ts_ns=e.ts_ns)
+        self._new_process(e, info)
 
     def _new_process(self, e: ProcEvent, info: ProcessInfo) -> None:
         """A process forked by e.ppid (e: its fork event)."""
+        self._fold_reused(e.tid, e.ts_ns)
         parent = self.processes.get(e.ppid)
         # A child starts in its parent's cgroup: ask only when the parent is unknown. A
         # parent whose label is still being looked up passes it on once it is known.
@@ -246,6 +261,7 @@ class ProcessTracker:
     def _exec(self, e: ProcEvent) -> None:
         if e.pid in self._pending:  # only a process execs under its own id: its fork said
             self._gone_before_seen(*self._pending.pop(e.pid))
+        self._fold_reused(e.pid, e.ts_ns)  # a new process in an ended one's pid (fork unseen)
         old = self.processes.get(e.pid) or ProcessInfo(pid=e.pid, start_ts_ns=e.ts_ns)
         now = describe(e.pid, ppid=old.ppid, comm=e.comm, start_ts_ns=old.start_ts_ns)
         exe = now.exe or e.filename
@@ -256,7 +272,8 @@ class ProcessTracker:
 
     def _gone_before_seen(self, fork: ProcEvent, follow: bool) -> None:
         """A process gone before its fork event was read: what its fork said."""
-        if follow and fork.tid not in self.processes:
+        earlier = self.processes.get(fork.tid)  # an ended one: the pid's earlier process
+        if follow and (earlier is None or 0 < earlier.exit_ts_ns <= fork.ts_ns):
             self._dirty.add(fork.tid)
             self._new_process(fork, ProcessInfo(
                 pid=fork.tid, ppid=fork.ppid, comm=fork.comm, abi=self._abi_of(fork.ppid),
@@ -365,18 +382,53 @@ class ProcessTracker:
                 self.processes[pid] = info.replace(container=found)
                 self._dirty.add(pid)
 
+    # -- folding exited processes (process_fold.py) ----------------------------------------
+
+    def _fold_reused(self, pid: int, ts_ns: int) -> None:
+        """A new process, started at ts_ns, takes the pid of an ended one still shown: the
+        old one is folded. Only one seen to exit before (one taken for ended because it was
+        gone from /proc, or made calls with its fork unseen, may be this very process)."""
+        old = self.processes.get(pid)
+        if old is not None and old.exit is not None and 0 < old.exit_ts_ns <= ts_ns:
+            self._exited.forget(pid)
+            self._fold(pid)
+
+    def _fold(self, pid: int) -> None:
+        self.processes.pop(pid, None)
+        self._threads.pop(pid, None)
+        self._unlabelled.pop(pid, None)
+        self.folded += 1
+        self._dirty.update((pid, FOLDED_PID))
+
+    def _fold_due(self) -> None:
+        """Note the processes that ended since the last snapshot; fold the oldest past the
+        bound (whose exit is old enough: they may be due with nothing else changed)."""
+        for pid in self._dirty:
+            info = self.processes.get(pid)
+            if info is None or info.exit is None:
+                self._exited.forget(pid)
+            else:
+                self._exited.exited(pid)
+        for pid in self._exited.due():
+            self._fold(pid)
+
     def snapshot(self) -> dict[int, ProcessInfo]:
         """The processes with their threads: the same dict while nothing changed, else a copy
-        with the changed processes replaced (a handed-out dict is never mutated)."""
+        with the changed processes replaced (a handed-out dict is never mutated). Past
+        KEPT_EXITED exited processes, the oldest are one entry, FOLDED_PID."""
         if self._unlabelled:
             self._label_late()
+        self._fold_due()
         if not self._dirty:
             return self._shown
         shown = dict(self._shown)
         for pid in self._dirty:
             info = self.processes.get(pid)
+            if pid == FOLDED_PID and self.folded:
+                shown[pid] = folded_entry(self.folded)
+                continue
             if info is None:
-                shown.pop(pid, None)  # a task once taken for a process: a thread
+                shown.pop(pid, None)  # a task once taken for a process (a thread), or folded
                 continue
             threads = self._threads.get(pid)
             if threads is not None:
