@@ -37,8 +37,10 @@ _CHANGES_IF_FAILED = argspec.FD_CLOSE | argspec.NAMES_SOCKET
 _FCNTL_CHANGES = (fcntl.F_DUPFD, fcntl.F_DUPFD_CLOEXEC, fcntl.F_SETFD)
 
 # How often the tracer drops the tables of processes no longer alive (their exit event lost),
-# and at most how many at a time (each costs the tracer a pass over the kernel's fd_io).
-RETAIN_EVERY_S, RETAIN_MAX = 5.0, 512
+# and at most how many at a time (a round costs the tracer one pass over the kernel's fd_io,
+# whatever its size: enough that a churn of short processes whose exits the tracer takes in
+# late, at a thousand a second, is kept up with).
+RETAIN_EVERY_S, RETAIN_MAX = 5.0, 8192
 LiveTotals = Mapping[tuple[int, int], IoTotals]  # (pid, fd) -> the kernel's fd_io entry
 
 

@@ -211,10 +211,12 @@ class SnapshotBuilder:
         from the next build on (this snapshot carries their final totals, for the journal).
         A pid that starts again (reused) is not folded while it lives."""
         for pid in self._just_exited:
-            held = self._entries_of.get(pid, 0)
-            if held and pid not in self._exited:
+            # Also one without entries yet: under load the kernel's entries of a process can
+            # be read a tick after its exit, and they come in then as a late entry of an
+            # exited process (kept out, they were never folded: the totals grew for good).
+            if pid not in self._exited:
                 self._exited[pid] = None
-                self._exited_entries += held
+                self._exited_entries += self._entries_of.get(pid, 0)
         self._just_exited = {}
         for e in proc_events:
             if e.kind == ProcKind.EXIT and e.process_gone:

@@ -21,6 +21,7 @@ from tracing.model.inflight import inflight_meta
 from tracing.model.paths import PathTable
 from tracing.model.samples import SampleKey, StackSample
 from tracing.model.selection import EventSelection
+from tracing.model.snapshots import FOLDED_PID
 from tracing.model.stats import (
     ProcessInfo,
     ProcKind,
@@ -70,6 +71,9 @@ class JournalWriter:
     """What the writer thread keeps between flushes (it alone touches the database)."""
 
     def __init__(self) -> None:
+        # The processes as last written, of the last snapshot written only: the next flush
+        # compares with them. Not every process ever seen: the tracer folds the exited ones
+        # (tracing.system.process_fold) and this copy would keep them all alive.
         self.processes: dict[int, ProcessInfo] = {}
         self.stack_ids: dict[SampleKey, int] = {}
         self.sample_counts: dict[SampleKey, int] = {}  # cumulative, as written
@@ -103,7 +107,7 @@ class JournalWriter:
             self._aggregates(db, snapshots)
             paths_written = self._paths(db, last.paths, self.paths_written)
             files = self._files(db, last.files, self.files)
-            processes = self._changed_processes(last)
+            processes, kept = self._changed_processes(snapshots)
             db.executemany(f"INSERT OR REPLACE INTO processes ({','.join(PROCESS_INSERT)}) "
                            f"VALUES ({','.join('?' * len(PROCESS_INSERT))})",
                            (_process_row(p) for p in processes))
@@ -115,7 +119,7 @@ class JournalWriter:
         self.events_bytes += written
         self.stack_ids, self.sample_counts = stack_ids, sample_counts
         self.paths_written, self.files = paths_written, files
-        self.processes.update((p.pid, p) for p in processes)
+        self.processes = kept
 
     @staticmethod
     def _aggregates(db: sqlite3.Connection, snapshots: list[Snapshot]) -> None:
@@ -214,8 +218,12 @@ class JournalWriter:
         new or changed upserted; then the exit times the snapshots' exit events give."""
         upserts: list[tuple[Any, ...]] = []
         deletes: list[tuple[int, int]] = []
+        # A pid not among those last written may have been written long ago (a process since
+        # folded, its pid now reused): its rows go, as the processes row is replaced.
+        unknown = [(p.pid,) for p in processes if p.pid not in self.processes]
         for p in processes:
             thread_changes(self.processes.get(p.pid), p, upserts, deletes)
+        db.executemany("DELETE FROM threads WHERE pid = ?", unknown)
         db.executemany("DELETE FROM threads WHERE pid = ? AND tid = ?", deletes)
         # A tid running again (reused by a new thread) has no exit time yet.
         db.executemany(
@@ -230,9 +238,29 @@ class JournalWriter:
             ((e.ts_ns, e.pid, e.tid) for s in snapshots for e in s.proc_events
              if e.kind == ProcKind.EXIT and e.pid and e.tid != e.pid))
 
-    def _changed_processes(self, snapshot: Snapshot) -> list[ProcessInfo]:
+    def _changed_processes(self, snapshots: list[Snapshot]
+                           ) -> tuple[list[ProcessInfo], dict[int, ProcessInfo]]:
+        """The processes to write: each one's newest state in the batch, where it differs
+        from what was written; and the last snapshot's, as they will be written.
+
+        Every snapshot of the batch counts, not only the last: the tracer folds a process a
+        few seconds after its exit (FOLD_DELAY_S), and a batch queued behind a slow flush
+        can be longer than that; the snapshot with its exit is then not the last.
+        The folded processes' entry (pid FOLDED_PID, "(N exited processes)") is not a
+        process and is not written: each of them has its own row (written before it was
+        folded) and the journal's aggregates keep their counts one by one."""
+        newest: dict[int, ProcessInfo] = {}
+        for snapshot in snapshots:
+            newest.update(snapshot.processes)
+        newest.pop(FOLDED_PID, None)
         known = self.processes
-        return [p for pid, p in snapshot.processes.items() if known.get(pid) != p]
+        changed = []
+        for pid, p in newest.items():
+            before = known.get(pid)
+            if before is not p and before != p:
+                changed.append(p)
+        return changed, {pid: newest[pid] for pid in snapshots[-1].processes
+                         if pid != FOLDED_PID}
 
 
 def _added(first: SyscallStats, then: SyscallStats) -> SyscallStats:
