@@ -300,11 +300,19 @@ class SyscallProgram:
             self.sampler.note_exec(e.pid)
         elif self.sampler is not None and e.kind == ProcKind.FORK:
             self.sampler.note_fork(e.tid, e.ppid)
+        # libbpf's consume returns only once the ring is empty: a target renaming its
+        # threads faster than this callback runs (prctl is well under a microsecond) would
+        # hold the engine thread here for ever. Stopped at the pass's deadline (the record
+        # is taken), the rest waits in the ring or is counted as dropped.
+        if not len(self._proc_events) & 0xFF and time.monotonic() >= self._events.deadline:
+            return -1
         return 0
 
     def _consume(self, deadline: float) -> int:
         """One pass over every ring buffer; the syscall events taken."""
         self._events.deadline = deadline  # bcc's callback path stops a flood there
+        if self.tcp is not None:  # so do the TCP events' (a target's connect/close loop)
+            self.tcp.deadline = deadline
         taken = self._events.read()
         self._bpf.ring_buffer_consume()
         return taken

@@ -232,12 +232,20 @@ class TcpMonitor:
         self._unresolved: dict[int, tuple[float, Connection]] = {}
         self._clock = clock
         self._next_id = 1
+        self.deadline = float("inf")  # set by each consume pass (SyscallProgram._consume)
+        self._taken = 0
         bpf[b"tcp_events"].open_ring_buffer(self._on_event)  # type: ignore[index]
 
     # -- ring buffer -----------------------------------------------------------------------
 
     def _on_event(self, _ctx: int, data: int, _size: int) -> int:
         self.add_event(ctypes.cast(data, ctypes.POINTER(_TcpEventC)).contents)
+        # libbpf's consume returns only once the ring is empty: a target connecting and
+        # closing in a loop must not hold the engine thread there. Stopped at the pass's
+        # deadline (this record is taken), the rest waits in the ring.
+        self._taken += 1
+        if not self._taken & 0xFF and time.monotonic() >= self.deadline:
+            return -1
         return 0
 
     def add_event(self, e: _TcpEventC) -> None:

@@ -39,6 +39,7 @@ HIST_TYPE = pa.list_(pa.int64())
 TABLES = ("processes", "syscalls", "timeline", "events", "samples", "connections", "files",
           "threads")
 SESSION_FILES = frozenset({"session.json", *(f"{t}.parquet" for t in TABLES)})
+_INT32_MAX = (1 << 31) - 1
 
 
 def export_parquet(session: StoredSession, output: Path, force: bool = False,
@@ -346,8 +347,9 @@ def processes_table(session: StoredSession) -> pa.Table:
         "container": pa.array(p["container"], pa.string()),
         "start_ts": stamp("start_ts_ns"), "exit_ts": stamp("exit_ts_ns"),
         "exit_code": optional_int("exit_code"), "exit_signal": optional_int("exit_signal"),
-        "threads": pa.array([1 + max(threads[pid].threads_seen, len(threads[pid].threads))
-                             for pid in pids], pa.int32()),
+        # int32: a count past it (a journal's, hand-made or from years of threads) is cut.
+        "threads": pa.array([min(1 + max(threads[pid].threads_seen, len(threads[pid].threads)),
+                                 _INT32_MAX) for pid in pids], pa.int32()),
         "live_threads": pa.array(live, pa.int32()),
         "thread_names_dropped": pa.array([threads[pid].thread_names_dropped for pid in pids],
                                          pa.int64()),

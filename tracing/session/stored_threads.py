@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tracing.model.stats import ProcessInfo
-from tracing.session.checks import ID32, NATURAL, TIME, Bad, Kind, ints, typed
+from tracing.session.checks import ID32, TIME, Bad, Kind, ints, typed
 from tracing.system.threads import COMM_MAX, ENDED_KEPT, LIST_MAX, NAMES_MAX
 
 # A StoredSession's threads table: one row per thread other than its process's main one.
@@ -36,6 +36,9 @@ THREAD_KINDS: dict[str, Kind] = {
 # Threads kept per process when a session is read: the tracker keeps every running thread
 # (it lists at most LIST_MAX of them) and ENDED_KEPT ended ones.
 THREADS_KEPT = LIST_MAX + ENDED_KEPT
+# A count of threads: far beyond what a trace sees (2**62 thread starts), far enough below
+# int64's end that an export's `1 + threads_seen` (the main thread) still fits.
+COUNT = (0, 1 << 62)
 
 
 def empty_threads() -> pd.DataFrame:
@@ -74,7 +77,7 @@ def count_column(frame: pd.DataFrame, column: str, table: str) -> pd.Series:
     """A count column of the processes table that older sessions lack (then 0 each)."""
     if column not in frame.columns:
         return pd.Series(np.zeros(len(frame), dtype=np.int64), index=frame.index)
-    return typed(frame[[column]], table, {column: ints(NATURAL)})[column]
+    return typed(frame[[column]], table, {column: ints(COUNT)})[column]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,15 +29,19 @@ from tracing.system.terminal_relay import CommandTerminal
 REAPER = str(Path(__file__).with_name("reaper.py"))
 
 PF_KTHREAD = 0x00200000  # from include/linux/sched.h; stable since 2.6
+_STAT_MAX = 4096  # /proc/PID/stat: 52 numbers and a 15-byte comm fit many times over
 
 
 def _stat_fields(pid: int) -> list[str] | None:
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read(_STAT_MAX)
     except OSError:
         return None
-    # comm may hold spaces and parentheses: the fields after it start at the last ')'.
-    return raw[raw.rindex(")") + 2 :].split()
+    # comm is the process's choice: any bytes (not UTF-8), spaces and parentheses. The
+    # kernel's fields after it start at the last ')' and are ASCII.
+    end = raw.rfind(b")")
+    return raw[end + 2 :].decode("ascii", errors="replace").split() if end >= 0 else None
 
 
 def check_pid(pid: int) -> None:
