@@ -152,9 +152,11 @@ class JournalWriter:
                 for key, delta in snapshot.interval.items() if delta.count)
         db.executemany(f"INSERT INTO timeline ({','.join(TIMELINE_INSERT)}) "
                        f"VALUES ({','.join('?' * len(TIMELINE_INSERT))})", rows)
+        # Renames are not kept one by one: a thread's name is in the threads table, and a
+        # target renaming itself in a loop would otherwise fill the disk.
         db.executemany("INSERT INTO proc_events VALUES (?,?,?,?,?,?,?,?)",
                        ((e.ts_ns, e.kind, e.pid, e.tid, e.ppid, e.status, e.comm, e.filename)
-                        for e in snapshot.proc_events))
+                        for e in snapshot.proc_events if e.kind != ProcKind.RENAME))
 
     @staticmethod
     def _events(db: sqlite3.Connection, snapshot: Snapshot,
