@@ -27,8 +27,9 @@ def sleepers() -> dict[int, str]:
         if not name.isdigit():
             continue
         try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            raw = Path(f"/proc/{name}/cmdline").read_bytes()
+            cmdline = raw.replace(b"\0", b" ").decode(errors="replace")  # names may be bytes
+            state = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()[0].decode()
         except OSError:
             continue
         if state != "Z" and (cmdline.strip() in ("sleep 1001", "sleep 1002")

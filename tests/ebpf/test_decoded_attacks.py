@@ -112,12 +112,13 @@ def test_failed_opens_of_the_longest_paths_hold_the_path_table_to_its_bytes() ->
     run = flood(count, length)
     paths = run.last.paths
     assert paths is not None
-    assert MAX_PATH_BYTES - length < paths.bytes <= MAX_PATH_BYTES  # full, not past
+    lost = run.last.drops.fd_events
+    assert lost < 1000  # the flood is paced for the ring buffer
+    # Full, not past: the 2,000 paths beyond the table's room make up for any lost.
+    assert MAX_PATH_BYTES - length < paths.bytes <= MAX_PATH_BYTES, (paths.bytes, lost)
     # Every failure counted: per path while the table had room, then under "(other)".
     ours = {key: stats for key, stats in run.last.files.items()
             if key.path_id == OTHER_ID or paths.name(key.path_id).startswith(b"/nonexistent")}
-    lost = run.last.drops.fd_events
-    assert lost < 1000  # the flood is paced for the ring buffer
     assert sum(s.open_failures for s in ours.values()) + lost == count
     kept = sum(1 for key in ours if key.path_id != OTHER_ID)
     assert kept <= MAX_PATH_BYTES // length

@@ -122,7 +122,7 @@ def test_record_under_sudo_writes_only_the_users_private_files(shared):
     expect = {journal: 0o600, flame: 0o600, out: 0o700, out.parent: 0o700, sessions: 0o700,
               sessions.parent: 0o700, shared / "data": 0o700}
     expect.update({p: 0o600 for p in out.iterdir()})
-    assert len(expect) == 15  # files.parquet joined the export (issue 15)
+    assert len(expect) == 16  # files.parquet (issue 15), threads.parquet (issue 16)
     for path, want in expect.items():
         st = path.lstat()
         assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (want, NOBODY, NOBODY), path

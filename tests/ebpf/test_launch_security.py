@@ -53,7 +53,7 @@ def processes_with(marker: str) -> list[int]:
             continue
         try:
             cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
-            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            state = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()[0].decode()
         except (OSError, IndexError):
             continue
         if marker.encode() in cmdline.replace(b"\0", b" ") and state not in ("Z", "X"):
@@ -74,7 +74,8 @@ def running(argv: str) -> list[int]:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return raw.replace(b"\0", b" ").decode(errors="replace")  # names may be bytes
     except OSError:
         return ""
 

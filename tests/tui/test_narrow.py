@@ -170,7 +170,7 @@ async def test_the_footer_at_160_columns_shows_every_key(replay_app: SikteApp):
         await _rows_shown(pilot)
         every = ["filter", "errors_only", "cycle_grouping", "drill", "toggle_tree",
                  "toggle_output", "toggle_pause", "reset", "export", "samples", "connections",
-                 "event_log", "files", "help", "quit", "command_palette"]
+                 "event_log", "files", "in_flight", "help", "quit", "command_palette"]
         await until(pilot, lambda: footer_actions(replay_app) == every)
 
 

@@ -305,7 +305,7 @@ def test_export_is_the_users_and_private(session, shared, as_sudo_nobody, mask):
     names = sorted(os.listdir(out))
     assert names == sorted(["session.json", "processes.parquet", "syscalls.parquet",
                             "timeline.parquet", "events.parquet", "samples.parquet",
-                            "connections.parquet", "files.parquet"])
+                            "connections.parquet", "files.parquet", "threads.parquet"])
     for name in names:
         st = (out / name).lstat()
         assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, NOBODY, NOBODY)
@@ -367,7 +367,7 @@ def test_force_refuses_a_planted_link_to_a_session(shared, tmp_path, session):
     plant_link(out, real)
     with pytest.raises(UserError, match="not a sikte-tui session"):
         export_parquet(session, out, force=True)
-    assert out.is_symlink() and len(os.listdir(real)) == 8
+    assert out.is_symlink() and len(os.listdir(real)) == 9
 
 
 def test_force_replaces_an_earlier_session(session, shared, as_sudo_nobody):
@@ -418,7 +418,7 @@ def test_force_replaces_an_empty_directory_of_the_users_only(shared, session):
     theirs.mkdir()
     os.chown(theirs, NOBODY, NOBODY)
     export_parquet(session, mine, force=True)
-    assert len(os.listdir(mine)) == 8
+    assert len(os.listdir(mine)) == 9
     with pytest.raises(UserError, match="theirs is not a sikte-tui session"):
         export_parquet(session, theirs, force=True)
     assert os.listdir(theirs) == []
