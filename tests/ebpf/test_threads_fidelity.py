@@ -116,10 +116,13 @@ def _storm(trace: Trace, tmp_path: Path) -> tuple[TraceRun, ProcessInfo, int]:
         wait_until(lambda: (tmp_path / "ready").exists(), "the storm", timeout=60)
         # The N - K ended threads' exit events may come a tick after the workload joined
         # them (the kernel wakes the joiner first).
+        # Names lost with their rename events are read again from /proc (after a loss).
         info = wait_until(
             lambda: (p := process_of(tracer)) is not None
-            and (p.live_thread_count, p.thread_total) == (STORM_KEEP + 1, STORM_N + 1) and p,
-            "the running threads counted", seen=lambda: _counts(process_of(tracer)))
+            and (p.live_thread_count, p.thread_total) == (STORM_KEEP + 1, STORM_N + 1)
+            and _running_names(p) == {f"st-{i}" for i in range(STORM_KEEP)} and p,
+            "the running threads counted and named",
+            seen=lambda: (_counts(process_of(tracer)), _running_names(process_of(tracer))))
         assert isinstance(info, ProcessInfo)
         seen.append(info)
         (tmp_path / "go").touch()
@@ -160,6 +163,10 @@ def test_a_storm_whose_process_events_are_lost_is_still_one_process(
     monkeypatch.setattr(task_offsets, "PROC_EVENTS_BYTES", 1)
     run, _, _ = _storm(trace, tmp_path)
     assert run.last.drops.proc_events > 0  # the point of the test
+
+
+def _running_names(info: ProcessInfo | None) -> set[str]:
+    return set() if info is None else {info.thread_name(t) for t in info.live_threads or ()}
 
 
 def _counts(info: ProcessInfo | None) -> tuple[int, int] | None:

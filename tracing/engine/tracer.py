@@ -121,6 +121,7 @@ class Tracer:
         self._proc_taken: list[ProcEvent] = []
         self._kept: list[tuple[np.ndarray, Sequence[bytes]]] = []
         self._inflight = InFlightWatch(self.arch)  # the calls the threads are in
+        self._proc_drops = 0  # process events lost so far (kernel counter)
         self.last_snapshot: Snapshot | None = None
         self.error: BaseException | None = None
 
@@ -307,6 +308,10 @@ class Tracer:
         self._keep_up(program, last)
         inflight = self._inflight.read(program.map_fd(INFLIGHT_MAP), sorted(self._tracker.alive),
                                        processes, self._builder.start_ts_ns, last)
+        drops = program.read_drops()
+        if drops.proc_events > self._proc_drops:  # names of running threads may be stale
+            self._proc_drops = drops.proc_events
+            self._tracker.note_lost_events()
         snapshot = self._builder.build(
             ts_ns=time.monotonic_ns(),
             wall_time=time.time(),
@@ -318,7 +323,7 @@ class Tracer:
             selection=self.selection,
             proc_events=proc_events,
             processes=processes,
-            drops=program.read_drops(),
+            drops=drops,
             tracer_cpu_s=time.thread_time(),  # the worker thread: the tracer's own cost
             target_exit=target_exit,
             samples=samples,

@@ -118,6 +118,7 @@ class ProcessTracker:
         # tid -> (the fork event, follow) of a task that was gone when its fork was read.
         self._pending: dict[int, tuple[ProcEvent, bool]] = {}
         self._threads_checked = float("-inf")
+        self._names_stale = False  # process events were lost: renames may be missing
         # The last snapshot() and the pids changed since: a tick with fork/exec/exit events
         # re-describes those processes only.
         self._shown: dict[int, ProcessInfo] = {}
@@ -324,6 +325,11 @@ class ProcessTracker:
                     self.processes[tid] = info.replace(exit=ExitStatus())
                     self.alive.discard(tid)
 
+    def note_lost_events(self) -> None:
+        """Process events were lost: the next check of the threads (prune_vanished) also
+        reads the running threads' names again."""
+        self._names_stale = True
+
     def prune_vanished(self) -> None:
         """A backstop for lost exit events: forget live processes that /proc no longer has,
         and (every THREAD_CHECK_S) end the threads it no longer lists."""
@@ -339,6 +345,7 @@ class ProcessTracker:
         if now - self._threads_checked < THREAD_CHECK_S:
             return
         self._threads_checked = now
+        refresh, self._names_stale = self._names_stale, False
         for pid, threads in self._threads.items():
             if not threads.live or pid not in self.alive:
                 continue
@@ -346,6 +353,8 @@ class ProcessTracker:
             if listed is None:
                 continue
             ended, started = threads.sync(listed, complete=len(listed) < LIST_MAX)
+            if refresh and threads.refresh_names():
+                self._dirty.add(pid)
             for tid in ended:
                 self._owner.pop(tid, None)
             for tid in started:

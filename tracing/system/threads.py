@@ -144,3 +144,14 @@ class ProcessThreads:
         for tid in started:
             self.start(tid, read_thread_comm(self.pid, tid))
         return ended, started
+
+    def refresh_names(self) -> bool:
+        """The running threads' names read again (their renames may have been lost);
+        True when one changed."""
+        changed = False
+        for tid in list(self.live):
+            name = read_thread_comm(self.pid, tid)
+            if name is not None and self.names.get(tid) != name:
+                self.rename(tid, name)
+                changed = True
+        return changed
