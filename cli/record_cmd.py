@@ -358,6 +358,8 @@ def run(args: argparse.Namespace) -> int:
             trace.put(snapshot)
         samples.update(snapshot.samples)
         connections.update(snapshot.connections)
+        for line in snapshot.notices:  # a lookup that failed: said once, as it happens
+            print(f"sikte-tui: {sanitize(line)}", file=sys.stderr, flush=True)
 
     try:
         tracer, snapshot = record(config, duration_s, on_started=announce,

@@ -119,6 +119,8 @@ class LiveScreen(SortKeys, Screen[None]):
         # Every snapshot is counted in (cheap: what changed); only the newest is rendered.
         self.session.add(message.snapshot)
         self._measure_tracer_cpu(message.snapshot)
+        for line in message.snapshot.notices:  # a lookup that failed: said once
+            self.notify(sanitize(line), markup=False, severity="warning", timeout=10)
         if not self.paused:
             self._rows.feed(message.snapshot)
         else:

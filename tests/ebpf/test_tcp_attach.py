@@ -20,6 +20,7 @@ from tracing.engine import tracefs
 from tracing.engine.tracer import TraceConfig, Tracer
 from tracing.model.connections import INBOUND, OUTBOUND, RESULT_OK, Connection, ConnectionSet
 from tracing.model.stats import Snapshot
+from tracing.net import tcp_seed
 
 pytestmark = pytest.mark.ebpf
 
@@ -193,3 +194,34 @@ def test_a_server_attached_by_pid_has_its_inbound_and_earlier_connections(
     assert (final[own.conn_id].direction, final[own.conn_id].dport) == (OUTBOUND,
                                                                        upstream.port)
     assert max(held.ts_ns, own.ts_ns) <= min(c.ts_ns for c in inbound4 + inbound6)
+
+
+def test_a_failed_lookup_at_attach_is_said_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the sockets of a --pid target cannot be looked up, the user is told, once."""
+    if tracefs.ensure_mounted() is None or not tracefs.has_event("sock", "inet_sock_set_state"):
+        pytest.skip("no sock:inet_sock_set_state tracepoint")
+
+    def refused(_pids: object) -> object:
+        raise OSError(13, "sock_diag refused")
+
+    monkeypatch.setattr(tcp_seed, "find_listeners", refused)
+    notices: list[str] = []
+    sleeper = subprocess.Popen(["/bin/sleep", "60"])
+    tracer = Tracer(TraceConfig(pids=(sleeper.pid,), sample_hz=0, docker=False),
+                    on_snapshot=lambda s: notices.extend(s.notices))
+    try:
+        tracer.start()
+        deadline = time.monotonic() + 30
+        while not notices and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Later snapshots do not say it again.
+        seq = tracer.last_snapshot.seq if tracer.last_snapshot else 0
+        while (tracer.last_snapshot is None or tracer.last_snapshot.seq < seq + 3) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        tracer.stop()
+        tracer.join(30)
+        sleeper.kill()
+        sleeper.wait()
+    assert notices == ["TCP sockets at attach: [Errno 13] sock_diag refused"]

@@ -222,6 +222,7 @@ class SyscallProgram:
         self._poll.register(self._bpf[b"proc_events"].map_fd, select.POLLIN)
         self.sampler: StackSampler | None = None
         self.tcp: TcpMonitor | None = None
+        self._notices_taken = 0  # the TCP seeder's errors already handed out
         try:
             self._fill_arg_kinds(arch)
             self.set_selection(options.events)
@@ -395,6 +396,16 @@ class SyscallProgram:
         if self.tcp is not None:
             drops = dataclasses.replace(drops, tcp_events=self.tcp.drops())
         return drops
+
+    def take_notices(self) -> tuple[str, ...]:
+        """What could not be looked up since the last call, one line each (the TCP sockets
+        of the targets at attach)."""
+        seeder = self.tcp.seeder if self.tcp is not None else None
+        if seeder is None:
+            return ()
+        new = tuple(seeder.errors[self._notices_taken:])
+        self._notices_taken += len(new)
+        return new
 
     def read_connections(self) -> tuple[Connection, ...]:
         """The TCP connections new or changed since the last call."""

@@ -330,6 +330,7 @@ class Tracer:
             samples_until_ns=program.samples_until_ns(),
             connections=program.read_connections(),
             inflight=inflight,
+            notices=program.take_notices(),
         )
         # Exited threads' final values are in this snapshot: the kernel map can let them go.
         program.retire({(e.pid, e.tid) for e in proc_events if e.kind == ProcKind.EXIT},

@@ -157,6 +157,7 @@ class SnapshotBuilder:
         files: Mapping[FileKey, FileStats] | None = None,
         selection: EventSelection | None = None,
         inflight: InFlightRead | None = None,
+        notices: tuple[str, ...] = (),
     ) -> Snapshot:
         """`changes`: the entries that are new or changed since the last build, cumulative;
         `deltas`: their change since then, when the caller has it (else it is computed).
@@ -204,6 +205,7 @@ class SnapshotBuilder:
             files=MappingProxyType({}) if files is None else files,
             selection=selection,
             inflight=inflight,
+            notices=notices,
         )
 
     def _note_exits(self, proc_events: tuple[ProcEvent, ...]) -> None:

@@ -401,6 +401,9 @@ class Snapshot:
     # Issue 16. The calls the live target threads were in at the last read of their in-flight
     # slots (at most once a second, and at stop); None: not read (older sessions, replays).
     inflight: InFlightRead | None = None
+    # What could not be done since the previous snapshot, one line each, for the user (a
+    # lookup that failed: the TCP sockets of --pid targets at attach).
+    notices: tuple[str, ...] = ()
 
     @property
     def totals(self) -> Mapping[StatKey, SyscallStats]:
