@@ -969,25 +969,30 @@ static __always_inline bool before_exec(u32 pid, u32 nr, u32 abi)
     return false;
 }
 
+// The aggregate key's number and ABI of the call the kernel dispatches as `id`: x32's number
+// without its bit (the ABI says x32); any other, syscall(-1) included, as the 32 bits the
+// kernel dispatches on. False for the syscall our own uretprobes make on each probed return:
+// not the target's doing, so not counted.
+static __always_inline bool call_key(struct pt_regs *regs, u64 id, u32 *nr, u32 *abi)
+{
+    *abi = call_abi(regs, id);
+    *nr = *abi == ABI_X32 ? X32_NR(id) : (u32)id;
+#if HAVE_HIDDEN
+    if (*nr == (u32)NR_HIDDEN && *abi == 0)
+        return false;
+#endif
+    return true;
+}
+
 RAW_TRACEPOINT_PROBE(sys_enter)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 pid = pid_tgid >> 32;
     if (!is_target(pid))
         return 0;
-    u64 id = ctx->args[1];
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-    u32 abi = call_abi(regs, id);
-    // The key's number: x32's without its bit (the ABI says x32); any other, syscall(-1)
-    // included, as the 32 bits the kernel dispatches on.
-    u32 nr = abi == ABI_X32 ? X32_NR(id) : (u32)id;
-#if HAVE_HIDDEN
-    // The syscall our own uretprobes make on each probed return: not the target's doing,
-    // so not counted.
-    if (nr == (u32)NR_HIDDEN && abi == 0)
-        return 0;
-#endif
-    if (before_exec(pid, nr, abi))
+    u32 nr, abi;
+    if (!call_key(regs, ctx->args[1], &nr, &abi) || before_exec(pid, nr, abi))
         return 0;
     struct inflight *f = inflight_get((u32)pid_tgid, true);
     if (!f) {
@@ -1106,14 +1111,9 @@ static __always_inline bool unseen_call(struct pt_regs *regs, u32 pid, u64 *nr_a
     if (armed && *armed == pid)
         return false;
     u64 id = exit_call_id(regs);
-    if ((u32)id == 0xffffffffU)
+    u32 nr, abi;
+    if ((u32)id == 0xffffffffU || !call_key(regs, id, &nr, &abi))
         return false;
-    u32 abi = call_abi(regs, id);
-    u32 nr = abi == ABI_X32 ? X32_NR(id) : (u32)id;
-#if HAVE_HIDDEN
-    if (nr == (u32)NR_HIDDEN && abi == 0)
-        return false;
-#endif
     *nr_abi = nr | ((u64)abi << 32);
     return true;
 }

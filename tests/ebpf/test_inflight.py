@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.ebpf.conftest import run_trace
+from tests.helpers import wait_until
 from tracing.engine.inflight import MAP_NAME, InFlightReader, live_threads
 from tracing.engine.tracer import TraceConfig, Tracer
 from tracing.model.inflight import InFlight
@@ -53,16 +54,6 @@ t.join()
 DEADLINE_S = 30
 
 
-def wait_for(condition, what: str, timeout: float = DEADLINE_S):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def reading_tid(pid: int) -> int | None:
     """The thread of `pid` blocked in read (its /proc syscall line starts with 0)."""
     try:
@@ -86,7 +77,7 @@ def release(fifo: Path, out: Path) -> tuple[int, int, int]:
         os.write(fd, b"x")
     finally:
         os.close(fd)
-    wait_for(out.exists, "the workload's report")
+    wait_until(out.exists, "the workload's report")
     tid, before, returned = map(int, out.read_text().split())
     return tid, before, returned
 
@@ -114,8 +105,8 @@ def test_tracer_shows_a_blocked_read_and_keeps_it_at_stop(fifo: Path, tmp_path: 
     def while_running(tracer: Tracer) -> None:
         assert tracer.command is not None
         pid = found["pid"] = tracer.command.pid
-        tid = found["tid"] = wait_for(lambda: reading_tid(pid), "the reader to block")
-        wait_for(lambda: any(calls_of(s, tid) for s in list(snapshots)),
+        tid = found["tid"] = wait_until(lambda: reading_tid(pid), "the reader to block")
+        wait_until(lambda: any(calls_of(s, tid) for s in list(snapshots)),
                  "a snapshot with the read in flight")
         tracer.stop()
 
@@ -155,7 +146,7 @@ def test_reader_reads_task_storage_of_each_thread(fifo: Path, tmp_path: Path) ->
     def while_running(tracer: Tracer) -> None:
         assert tracer.command is not None and tracer._program is not None
         pid = tracer.command.pid
-        tid = wait_for(lambda: reading_tid(pid), "the reader to block")
+        tid = wait_until(lambda: reading_tid(pid), "the reader to block")
         reader = InFlightReader(tracer._program.map_fd(MAP_NAME), tracer.arch)
         threads, more = live_threads([pid], 4096)
         read = reader.read([*threads, (pid, 999_999_999)], more)
@@ -179,7 +170,7 @@ def test_record_lists_calls_in_flight_at_stop(fifo: Path, tmp_path: Path) -> Non
     journal = tmp_path / "session.sikte.db"
     workload = subprocess.Popen([PY, "-c", WORKLOAD, str(fifo), str(out), "signal"])
     try:
-        wait_for(Path(f"{out}.ready").exists, "the workload to start")
+        wait_until(Path(f"{out}.ready").exists, "the workload to start")
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "record", "--json", "--db-path", str(journal),
              "--pid", str(workload.pid)],
@@ -187,7 +178,7 @@ def test_record_lists_calls_in_flight_at_stop(fifo: Path, tmp_path: Path) -> Non
         line = proc.stderr.readline() if proc.stderr else ""
         assert line.startswith("sikte-tui: tracing "), line
         workload.send_signal(signal.SIGUSR1)  # its reader starts now: the trace sees it enter
-        tid = wait_for(lambda: reading_tid(workload.pid), "the reader to block")
+        tid = wait_until(lambda: reading_tid(workload.pid), "the reader to block")
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=DEADLINE_S)
         stopped = time.monotonic_ns()
@@ -222,7 +213,7 @@ def test_attach_finds_a_read_entered_before_the_trace(fifo: Path, tmp_path: Path
     out = tmp_path / "out"
     workload = subprocess.Popen([PY, "-c", WORKLOAD, str(fifo), str(out), "now"])
     try:
-        tid = wait_for(lambda: reading_tid(workload.pid), "the reader to block")
+        tid = wait_until(lambda: reading_tid(workload.pid), "the reader to block")
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "record", "--no-journal", "--pid",
              str(workload.pid)],

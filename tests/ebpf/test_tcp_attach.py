@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.helpers import wait_until
 from tracing.engine import tracefs
 from tracing.engine.tracer import TraceConfig, Tracer
 from tracing.model.connections import INBOUND, OUTBOUND, RESULT_OK, Connection, ConnectionSet
@@ -211,14 +212,11 @@ def test_a_failed_lookup_at_attach_is_said_once(monkeypatch: pytest.MonkeyPatch)
                     on_snapshot=lambda s: notices.extend(s.notices))
     try:
         tracer.start()
-        deadline = time.monotonic() + 30
-        while not notices and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: notices, "the notice")
         # Later snapshots do not say it again.
         seq = tracer.last_snapshot.seq if tracer.last_snapshot else 0
-        while (tracer.last_snapshot is None or tracer.last_snapshot.seq < seq + 3) \
-                and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: tracer.last_snapshot and tracer.last_snapshot.seq >= seq + 3,
+                   "three more snapshots")
     finally:
         tracer.stop()
         tracer.join(30)

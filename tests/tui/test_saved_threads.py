@@ -23,7 +23,7 @@ from tui.table import KeyedTable
 from tui.widgets import ProcessTreePanel
 
 from .conftest import NOW, until
-from .test_thread_names import PID, SHOWN, named, tree_labels
+from .test_thread_names import PID, SHOWN, named, thread_rows, tree_labels
 
 SIZE = (160, 48)
 
@@ -50,12 +50,7 @@ async def test_the_thread_view_and_the_tree_of_a_saved_session(saved: Path) -> N
     app = opened(saved)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: table(app).row_count > 0)
-        for _ in range(2):  # by syscall -> by process -> by thread
-            await pilot.press("g")
-        await until(pilot, lambda: "tid" in [c.key for c in table(app).columns])
-        rows = {r.values["tid"]: r.values["comm"] for r in table(app).rows
-                if r.values["pid"] == PID}
-        assert rows == SHOWN
+        assert await thread_rows(pilot, app) == SHOWN
         await pilot.press("t")
         await pilot.pause()
         labels = tree_labels(app.screen.query_one(ProcessTreePanel))

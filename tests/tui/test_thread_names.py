@@ -64,16 +64,20 @@ def tree_labels(tree: ProcessTreePanel) -> list[str]:
     return labels
 
 
+async def thread_rows(pilot: Pilot[int], app: SikteApp) -> dict[object, object]:
+    """The thread grouping's name of each of PID's threads (grouped by thread first)."""
+    for _ in range(2):  # by syscall -> by process -> by thread
+        await pilot.press("g")
+    await until(pilot, lambda: "tid" in [c.key for c in table(app).columns])
+    return {r.values["tid"]: r.values["comm"] for r in table(app).rows
+            if r.values["pid"] == PID}
+
+
 async def test_the_thread_view_shows_each_threads_own_name(snapshots: list[Snapshot]) -> None:
     app = app_on(named(snapshots))
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
-        for _ in range(2):  # by syscall -> by process -> by thread
-            await pilot.press("g")
-        await until(pilot, lambda: "tid" in [c.key for c in table(app).columns])
-        rows = {r.values["tid"]: r.values["comm"] for r in table(app).rows
-                if r.values["pid"] == PID}
-        assert rows == SHOWN
+        assert await thread_rows(pilot, app) == SHOWN
 
 
 async def test_the_tree_counts_running_threads_and_shows_the_total_apart(
