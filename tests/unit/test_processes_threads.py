@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import subprocess
 import threading
 from collections.abc import Iterator
 
@@ -313,3 +314,22 @@ def test_a_process_gone_before_its_fork_was_read_keeps_its_parent_through_exec(
     assert (shown[child].ppid, shown[child].comm, shown[child].exe) == (ROOT, "true",
                                                                          "/bin/true")
     assert shown[child].exit == ExitStatus(code=0) and tracker.alive == {ROOT}
+
+
+def test_a_child_keeps_the_parent_its_fork_named_when_proc_says_it_was_adopted(
+        tracker: ProcessTracker) -> None:
+    """The parent ended before the events were read (a busy machine): /proc names the
+    process that adopted the child, the fork event its real parent."""
+    parent = ROOT + 40
+    child = subprocess.Popen(["/bin/sleep", "30"])  # alive; /proc says this test is its parent
+    try:
+        tracker.apply([fork(parent, thread=False, comm="sh"),  # gone: no /proc entry
+                       fork(child.pid, pid=parent, thread=False, comm="sh"),
+                       exit_(parent, pid=parent, comm="sh", gone=True),
+                       ProcEvent(5, ProcKind.EXEC, child.pid, child.pid, 0, -1, False, "sleep",
+                                 "/bin/sleep")], follow=True)
+        shown = tracker.snapshot()
+        assert shown[child.pid].ppid == parent and shown[parent].ppid == ROOT
+    finally:
+        child.kill()
+        child.wait()

@@ -76,11 +76,14 @@ def read_cmdline(pid: int) -> tuple[str, ...] | None:
 
 
 def describe(pid: int, ppid: int = 0, comm: str = "", start_ts_ns: int = 0) -> ProcessInfo:
-    """What /proc says of a process now; what it cannot say stays as given."""
+    """What /proc says of a process now; what it cannot say stays as given. A given parent
+    stays: it is the one its fork event named, while /proc names whoever adopted the process
+    once that parent ended (read a tick late, a process whose parent is gone shows pid 1 or
+    a subreaper there, and its whole subtree would leave the trace's tree)."""
     stat = _read(pid, "stat", STAT_MAX)
     parsed = _comm_and_ppid(stat[0]) if stat else None
     if parsed is not None:
-        comm, ppid = parsed
+        comm, ppid = parsed[0], ppid or parsed[1]
     try:
         exe = str(Path(f"/proc/{pid}/exe").readlink())
     except OSError:
