@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, NoReturn, TypedDict
 
 from cli.folded import add_folded_argument, check_folded, write_folded
 from cli.output import drop_stdout
@@ -73,6 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print JSON on stdout (the command's stdout then goes to stderr)")
     parser.add_argument("--per-process", action="store_true", help="break down by process")
+    parser.add_argument("--interval", metavar="S",
+                        help="also print each S seconds' calls as they end (S: 0.1 or more; "
+                        "with --json: one JSON document per line, then the summary as the "
+                        "last line)")
     parser.add_argument("--output", type=Path, metavar="DIR",
                         help="also save the session as a Parquet directory")
     parser.add_argument("--force", action="store_true",
@@ -293,13 +297,17 @@ def print_summary(text: str | Iterable[str], journal: Journal) -> None:
         for piece in (text,) if isinstance(text, str) else text:
             sys.stdout.write(piece)
         sys.stdout.flush()
-    except BrokenPipeError:
-        raise  # the reader went away (| head): cli.main ends quietly
     except OSError as err:
-        drop_stdout()
-        where = f"kept in {journal.path}" if journal.on_disk else "not kept (--no-journal)"
-        raise UserError(f"could not write the summary to stdout ({err.strerror}); the "
-                        f"session is {where}", exit_code=1) from None
+        stdout_failed(err, journal)
+
+
+def stdout_failed(err: OSError, journal: Journal, what: str = "summary") -> NoReturn:
+    if isinstance(err, BrokenPipeError):
+        raise err  # the reader went away (| head): cli.main ends quietly
+    drop_stdout()
+    where = f"kept in {journal.path}" if journal.on_disk else "not kept (--no-journal)"
+    raise UserError(f"could not write the {what} to stdout ({err.strerror}); the "
+                    f"session is {where}", exit_code=1) from None
 
 
 FILES_CHUNK = 1024  # rows of the files list made at a time
@@ -322,9 +330,11 @@ def files_rows(files: Mapping[FileKey, FileStats], paths: PathTable | None
 def run(args: argparse.Namespace) -> int:
     if args.ebpf:
         return print_program(args)
+    from cli.interval_output import IntervalWriter, interval_seconds
     from tracing.engine.tracer import TraceConfig
     from tracing.model.connections import ConnectionSet
     from tracing.model.inflight import format_inflight, inflight_json
+    from tracing.model.intervals import iter_json_line
     from tracing.model.json_stream import Rows, iter_json
     from tracing.model.report import format_connections, format_summary, summary_json
     from tracing.model.samples import SampleSet
@@ -333,6 +343,7 @@ def run(args: argparse.Namespace) -> int:
     from tracing.system.privileges import require_tracing_privileges
 
     duration_s = parse_duration_s(args.duration)
+    interval_s = interval_seconds(args.interval)
     config = TraceConfig(
         pids=tuple(args.pid),
         command=command_of(args),
@@ -351,9 +362,13 @@ def run(args: argparse.Namespace) -> int:
     journal = start_journal(journal_options(args), config.describe_targets(),
                             session_meta(config))
     samples, connections = SampleSet(), ConnectionSet()
+    intervals = None if interval_s is None else IntervalWriter(interval_s, args.json,
+                                                               args.per_process)
 
     def on_snapshot(snapshot: Snapshot) -> None:
         journal.put(snapshot)
+        if intervals is not None:  # queued: printed from the writer's thread
+            intervals.put(snapshot)
         if trace is not None:
             trace.put(snapshot)
         samples.update(snapshot.samples)
@@ -361,10 +376,13 @@ def run(args: argparse.Namespace) -> int:
         for line in snapshot.notices:  # a lookup that failed: said once, as it happens
             print(f"sikte-tui: {sanitize(line)}", file=sys.stderr, flush=True)
 
+    ended = False
     try:
         tracer, snapshot = record(config, duration_s, on_started=announce,
                                   on_snapshot=on_snapshot)
+        ended = True
     finally:
+        interval_error = intervals.close(last=ended) if intervals is not None else None
         journal.close()
         if trace is not None:
             trace.close()
@@ -382,6 +400,8 @@ def run(args: argparse.Namespace) -> int:
         "arch": snapshot.arch,
         "state": snapshot.state,
     }
+    if interval_error is not None:
+        stdout_failed(interval_error, journal, "intervals")
     if args.json:
         # Written as it is made: under process churn it lists tens of thousands of rows.
         summary = summary_json(snapshot, target, args.per_process, list(connections),
@@ -389,11 +409,14 @@ def run(args: argparse.Namespace) -> int:
         summary["files"] = Rows(lambda: files_rows(snapshot.files, snapshot.paths))
         summary["in_flight"] = inflight_json(snapshot.inflight, snapshot.arch,
                                              snapshot.processes)
-        print_summary(chain(iter_json(summary), ("\n",)), journal)
+        # After the intervals' lines (JSON Lines), the summary is one line too.
+        text = iter_json(summary) if intervals is None else iter_json_line(summary)
+        print_summary(chain(text, ("\n",)), journal)
     else:
         tcp = format_connections(list(connections))
         inflight = format_inflight(snapshot.inflight, snapshot.arch, snapshot.processes)
-        print_summary(format_summary(snapshot, args.per_process) + "\n"
+        whole = "" if intervals is None else f"total: 0.000 s to {snapshot.elapsed_s:.3f} s\n"
+        print_summary(whole + format_summary(snapshot, args.per_process) + "\n"
                       + (f"\n{tcp}\n" if tcp else "")
                       + (f"\n{inflight}\n" if inflight else ""), journal)
     if trace is not None and trace.error is not None:

@@ -201,6 +201,12 @@ def _row_json(row: SyscallRow) -> dict[str, object]:
     }
 
 
+def syscall_row_json(row: SyscallRow) -> dict[str, object]:
+    """A syscall row as the JSON summary gives it (`record --interval --json`'s intervals
+    give theirs alike)."""
+    return _row_json(row)
+
+
 def summary_json(snapshot: Snapshot, target: dict[str, object], per_process: bool = False,
                  connections: Sequence[Connection] = (), lazy: bool = False
                  ) -> dict[str, object]:
