@@ -33,19 +33,23 @@ ACTIONS: tuple[Action, ...] = (
     Action("drill", "enter", "details", "Details of the selected row", ("live",),
            essential=True),
     Action("sort_next", "greater_than_sign,full_stop", "sort→", "Sort by the next column",
-           ("live", "picker", "samples", "connections", "files", "inflight"), footer=False),
+           ("live", "picker", "samples", "connections", "files", "inflight", "diff"),
+           footer=False),
     Action("sort_prev", "less_than_sign,comma", "←sort", "Sort by the previous column",
-           ("live", "picker", "samples", "connections", "files", "inflight"), footer=False),
+           ("live", "picker", "samples", "connections", "files", "inflight", "diff"),
+           footer=False),
     Action("sort_invert", "i", "invert", "Invert the sort order",
-           ("live", "picker", "samples", "connections", "files", "inflight"), footer=False),
+           ("live", "picker", "samples", "connections", "files", "inflight", "diff"),
+           footer=False),
     Action("toggle_tree", "t", "tree", "Show or hide the process tree", ("live",)),
     Action("toggle_output", "o", "output", "Show or hide the command's output", ("live",)),
     Action("toggle_pause", "p", "pause", "Pause the tables (counting goes on)", ("live",)),
     Action("reset", "R", "reset", "Reset the counts to zero (saved session: show it whole)",
            ("live",)),
     Action("export", "x", "export", "Export the session as Parquet (a directory)", ("live",)),
-    Action("choose_window", "w", "window", "Saved session: choose the stretch of time shown",
-           ("live",), footer=False),
+    Action("choose_window", "w", "window", "Window: the last 5 s, 30 s, 1 min, 5 min or since "
+           "the start (saved session: choose the stretch of time shown)", ("live",),
+           footer=False),
     Action("clear_filter", "escape", "clear", "Clear the filter", ("live",), footer=False),
     Action("new_trace", "P", "new trace", "Stop this trace (its session is kept) and pick "
            "something else to trace", ("live",), footer=False),
@@ -122,16 +126,29 @@ ACTIONS: tuple[Action, ...] = (
     Action("refresh", "f5", "refresh", "List the saved sessions again", ("sessions",)),
     Action("delete_session", "d", "delete", "Delete the selected session (asks first)",
            ("sessions",)),
+    # the difference of two runs (sikte-tui diff)
+    Action("next_table", "tab", "next table", "The next table: by syscall, by command name, "
+           "by file, by remote endpoint", ("diff",), essential=True),
+    Action("prev_table", "shift+tab", "previous table", "The previous table", ("diff",),
+           footer=False),
+    Action("histograms", "enter", "histograms", "The selected row's latency histograms in A "
+           "and B, overlaid", ("diff",), essential=True),
+    Action("filter", "slash", "filter", "Filter the rows (/): part of the name, in any case",
+           ("diff",), essential=True),
+    Action("clear_filter", "escape", "clear", "Clear the filter", ("diff",), footer=False),
+    Action("toggle_shares", "s", "shares", "Counts, or each run's shares of its own calls "
+           "(toggle)", ("diff-hist",), essential=True),
     # everywhere
     Action("back", "escape", "back", "Go back, or clear the filter",
            ("detail", "help", "samples", "callers", "connections", "events", "files",
-            "inflight"), footer=True),
+            "inflight", "diff-hist"), footer=True),
     Action("help", "question_mark", "help", "Keys and the filter language",
            ("live", "picker", "detail", "sessions", "samples", "callers", "flame",
-            "connections", "events", "files", "inflight"), essential=True),
+            "connections", "events", "files", "inflight", "diff", "diff-hist"), essential=True),
     Action("quit", "q", "quit", "Quit (asks before stopping a running command)",
            ("live", "picker", "detail", "sessions", "samples", "callers", "flame",
-            "connections", "events", "files", "inflight"), essential=True),
+            "connections", "events", "files", "inflight", "diff", "diff-hist"),
+           essential=True),
 )
 
 
@@ -154,6 +171,7 @@ SCREEN_TITLES = {
     "sessions": "saved sessions", "samples": "CPU samples", "callers": "callers and callees",
     "flame": "the flame view", "connections": "TCP connections", "help": "help",
     "events": "the event log", "files": "files", "inflight": "calls in flight",
+    "diff": "the difference of two runs", "diff-hist": "latency histograms of A and B",
 }  # fmt: skip
 
 

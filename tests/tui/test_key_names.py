@@ -26,7 +26,8 @@ SIZE = (160, 48)
 NAMED = {
     "slash": "/", "greater_than_sign": ">", "full_stop": ".", "less_than_sign": "<",
     "comma": ",", "escape": "Esc", "enter": "Enter", "up": "↑", "down": "↓", "left": "←",
-    "right": "→", "space": "Space", "f5": "F5", "question_mark": "?",
+    "right": "→", "space": "Space", "f5": "F5", "question_mark": "?", "tab": "Tab",
+    "shift+tab": "Shift+Tab",
 }  # fmt: skip
 
 
