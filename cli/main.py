@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "record": ("cli.record_cmd", "trace headless and print a syscall summary"),
     "open": ("cli.open_cmd", "browse a saved session (journal or Parquet); needs no root"),
     "export": ("cli.export_cmd", "write a saved session as a Parquet directory"),
+    "diff": ("cli.diff_cmd", "compare two saved sessions, or two stretches of one"),
     "doctor": ("cli.doctor_cmd", "check that this system can trace, with a fix for each failure"),
     "syscalls": ("cli.syscalls_cmd", "look up syscall names and numbers"),
     "demo": ("cli.demo_cmd", "run a workload that fills every view (for trying sikte-tui)"),

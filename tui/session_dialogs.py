@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, Static, Switch
 
 from tracing.errors import UserError
-from tracing.model.units import parse_duration_ns
+from tracing.model.units import parse_offset
 from tracing.session.stored import StoredSession
 from tracing.session.window import Window, activity, whole
 from tui.text import data, error_line
@@ -28,20 +28,6 @@ def format_offset(seconds: float) -> str:
     """Seconds from the session's start as m:ss.s (the form the window dialog reads)."""
     minutes, rest = divmod(max(seconds, 0.0), 60)
     return f"{int(minutes)}:{rest:04.1f}"
-
-
-def parse_offset(text: str) -> float:
-    """'12', '12.5', '1:30', '1:30.5', '250ms', '2s', '1m' -> seconds from the start."""
-    text = text.strip()
-    if not text:
-        raise ValueError("empty")
-    if ":" in text:
-        minutes, _, seconds = text.partition(":")
-        return int(minutes) * 60 + float(seconds)
-    try:
-        return float(text)
-    except ValueError:
-        return parse_duration_ns(text) / 1e9
 
 
 def timeline_text(counts: list[int], selected: tuple[int, int] | None) -> Text:

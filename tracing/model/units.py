@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
@@ -14,6 +15,26 @@ def parse_duration_ns(text: str, default_unit: str = "ns") -> int:
     if not m:
         raise ValueError(f"bad duration {text!r}: use a number with ns, us, ms or s (e.g. 10ms)")
     return round(float(m.group(1)) * _DURATION_UNITS[m.group(2) or default_unit])
+
+
+def parse_offset(text: str) -> float:
+    """'12', '12.5', '1:30', '1:30.5', '250ms', '2s' -> seconds from a session's start
+    (the window dialog and `sikte-tui diff --window-a` read these). ValueError otherwise,
+    and for what is not a finite number of seconds from the start."""
+    text = text.strip()
+    if not text:
+        raise ValueError("empty")
+    if ":" in text:
+        minutes, _, seconds = text.partition(":")
+        value = int(minutes) * 60 + float(seconds)
+    else:
+        try:
+            value = float(text)
+        except ValueError:
+            value = parse_duration_ns(text) / 1e9
+    if not math.isfinite(value):
+        raise ValueError(f"not a time: {text!r}")
+    return value
 
 
 _DURATION_SCALES = (("µs", 1e3), ("ms", 1e6), ("s", 1e9))
