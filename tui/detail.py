@@ -1,4 +1,5 @@
-"""The drill-down of one syscall: latency histogram, per-process and per-errno breakdowns
+"""The drill-down of one syscall: latency histogram, its rate and p50/p99 over the session
+with the shown window marked (tui/charts.py), per-process and per-errno breakdowns
 (with the paths or addresses most often behind each errno), and its recent individual events
 decoded as strace shows them (tui/event_rows.py).
 
@@ -14,14 +15,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
 from syscall_tables import ABI_NATIVE, abi_table, errno_name
 from tracing.model.report import key_name, labelled
-from tracing.model.stats import StatKey, SyscallStats, key_numbers, merge_stats
+from tracing.model.stats import Snapshot, StatKey, SyscallStats, key_numbers, merge_stats
 from tracing.model.units import format_count, format_duration, format_exact_count
 from tui.actions import bindings_for
+from tui.charts import SyscallPlots, plot_title, session_series, shown_window, syscall_ids
 from tui.columns import Column, Row, RowKey
 from tui.event_rows import EventStore, LogEvent, errno_causes
 from tui.footer import KeyFooter
@@ -35,6 +37,8 @@ RECENT_SHOWN = 1000  # the table draws only the lines on screen
 FAILED_KEPT = 2000  # the failed events whose paths and addresses explain the errnos
 ERRNO_MIN_WIDTH = 24  # errno and events, a gap and a scrollbar (sikte.tcss)
 PROCESSES_WIDTH = 84  # every column of the processes table, its gaps and scrollbar
+PLOTS_BESIDE_WIDTH = 120  # the histogram beside the plots, which need 50 columns
+LATENCY_BOX_WIDTH = 76  # the histogram's ranges, 40 columns of bars, counts and marks
 
 PROCESS_COLUMNS = (
     Column("pid", "pid"), Column("comm", "comm", False, 15), Column("count", "calls"),
@@ -70,8 +74,13 @@ class DetailScreen(DrillDown):
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
         with VerticalScroll(id="detail-body"):
-            yield Static("latency", classes="section")
-            yield HistogramChart(id="histogram")
+            with Horizontal(id="detail-top"):
+                with Vertical(id="latency-box"):
+                    yield Static("latency", classes="section")
+                    yield HistogramChart(id="histogram")
+                with Vertical(id="over-time"):
+                    yield Static(id="over-time-title", classes="section")
+                    yield SyscallPlots(id="plots")
             with Horizontal(id="breakdowns"):
                 yield KeyedTable(id="by-process")
                 yield KeyedTable(id="by-errno")
@@ -99,6 +108,10 @@ class DetailScreen(DrillDown):
         errnos.styles.width = width
         behind = dataclasses.replace(ERRNO_COLUMNS[-1], width=max(width - ERRNO_MIN_WIDTH, 1))
         errnos.set_columns((*ERRNO_COLUMNS[:-1], behind))
+        # The plots go beside the histogram where there is room, under it where not.
+        wide = self.app.size.width >= PLOTS_BESIDE_WIDTH
+        self.query_one("#detail-top").styles.layout = "horizontal" if wide else "vertical"
+        self.query_one("#latency-box").styles.width = LATENCY_BOX_WIDTH if wide else "1fr"
 
     def _matches(self, key: StatKey) -> bool:
         snapshot = self.session.latest
@@ -119,6 +132,7 @@ class DetailScreen(DrillDown):
                      "p99": stats.quantile(0.99)}
             self.query_one(HistogramChart).show(stats.hist, marks)
         self._render_processes(entries)
+        self._render_plots(snapshot)
         self._wanted = np.array(sorted({_code(k.pid, k.abi, k.nr) for k in entries}),
                                 dtype=np.uint64)
         if self.session.resets != self._resets:  # R, or another stretch of a saved session
@@ -133,6 +147,19 @@ class DetailScreen(DrillDown):
         if not self.events_paused:
             self._recent.update(batches)
             self._render_events(len(mine))
+
+    def _render_plots(self, snapshot: Snapshot) -> None:
+        """The syscall's rate and p50/p99 over the session, the shown window marked."""
+        source = getattr(self.app, "source", None)
+        series = session_series(self.session, source)
+        ids = syscall_ids(series, snapshot, self.syscall, self.abi)
+        points = series.syscall(ids) if series.start_ns is not None else []
+        saved = source.capabilities.saved if source is not None else None
+        stretch = shown_window(self.session, saved)
+        window = None if stretch is None or series.start_ns is None else (
+            series.offset_s(stretch[0]), series.offset_s(stretch[1]))
+        self.query_one("#over-time-title", Static).update(plot_title(points, window, self.pid))
+        self.query_one(SyscallPlots).show(points, window)
 
     def _mine(self, batch: np.ndarray) -> np.ndarray:
         """A mask of this syscall's events in `batch`."""

@@ -21,6 +21,7 @@ from tracing.query.syscall_filter import ERRORS_ONLY, Filter, parse_filter
 from tracing.session.window import Window
 from tracing.sources import SnapshotSource
 from tui.actions import bindings_for
+from tui.charts import RateStrip
 from tui.columns import GROUPINGS, Grouping, columns
 from tui.connection_rows import scope_of_row
 from tui.connections import ConnectionsScreen
@@ -39,6 +40,7 @@ from tui.session_dialogs import ExportDialog, TimelineBar, WindowDialog
 from tui.sessions import SessionsScreen
 from tui.table import KeyedTable
 from tui.widgets import OutputPanel, ProcessTreePanel, StatusHeader, alert_line
+from tui.window_menu import WindowChoice, WindowMenu
 
 APPLY_INTERVAL_S = 0.25  # at most 4 snapshots rendered per second
 
@@ -66,6 +68,7 @@ class LiveScreen(SortKeys, Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
+        yield RateStrip(id="rates")  # calls/s and errors/s over time (tui/charts.py)
         yield TimelineBar(id="timeline")
         yield Static("", id="notice")
         with Horizontal(id="main"):
@@ -121,11 +124,13 @@ class LiveScreen(SortKeys, Screen[None]):
         self._measure_tracer_cpu(message.snapshot)
         for line in message.snapshot.notices:  # a lookup that failed: said once
             self.notify(sanitize(line), markup=False, severity="warning", timeout=10)
+        shown = self.session.latest  # the snapshot, or with a live window its stats
+        assert shown is not None
         if not self.paused:
-            self._rows.feed(message.snapshot)
+            self._rows.feed(shown, self.session.window.cutoff_ns)
         else:
-            self._rows.skip(message.snapshot)  # its events still count (expected errors)
-        self._pending = message.snapshot
+            self._rows.skip(shown)  # its events still count (expected errors)
+        self._pending = shown
 
     def on_command_output(self, message: CommandOutput) -> None:
         self.query_one(OutputPanel).feed(message.text)
@@ -178,9 +183,12 @@ class LiveScreen(SortKeys, Screen[None]):
         if self.filter is not None and not self.filter.is_empty:
             view += f" · filter: {self.filter.text}"
         alert = alert_line(self.failure, self.source)
+        window = self.session.window
         self.query_one(StatusHeader).show(self.source.title, snapshot, self.display_state,
                                           calls, rate, self.tracer_cpu_pct, view,
-                                          self.session.samples.total, alert)
+                                          self.session.samples.total, alert,
+                                          window=None if window.span_s is None
+                                          else window.label())
 
     def _render_table(self) -> None:
         if self._shown is None:
@@ -189,6 +197,7 @@ class LiveScreen(SortKeys, Screen[None]):
             self._rows.rows(self.grouping, self.sort_column, self.sort_reverse))
 
     def _render_timeline(self) -> None:
+        self.query_one(RateStrip).show(self.session, self.source)
         saved = self.source.capabilities.saved
         if saved is not None:
             self.query_one(TimelineBar).show(saved.session, saved.window)
@@ -201,6 +210,7 @@ class LiveScreen(SortKeys, Screen[None]):
     def _render_now(self) -> None:
         with self.app.batch_update():
             self._render_header()
+            self.query_one(RateStrip).show(self.session, self.source)  # a new window
             self._render_table()
 
     # -- actions ----------------------------------------------------------------------------
@@ -283,7 +293,7 @@ class LiveScreen(SortKeys, Screen[None]):
         self.paused = not self.paused
         if not self.paused and self.session.latest is not None:
             # The tables froze; catch up from the newest totals in one rebuild.
-            self._rows.feed(self.session.latest)
+            self._rows.feed(self.session.latest, self.session.window.cutoff_ns)
             self._pending = self.session.latest
         self._render_header()
 
@@ -295,11 +305,22 @@ class LiveScreen(SortKeys, Screen[None]):
 
     def action_choose_window(self) -> None:
         saved = self.source.capabilities.saved
-        if saved is None:
-            self.notify("choosing a stretch of time is for saved sessions (sikte-tui open); "
-                        "R resets the counts of a live one", severity="warning")
+        if saved is None:  # live: the last few seconds or minutes, or since the start
+            self.app.push_screen(WindowMenu(self.session.window.span_s), self._span_chosen)
             return
         self.app.push_screen(WindowDialog(saved.session, saved.window), self._window_chosen)
+
+    def _span_chosen(self, choice: WindowChoice | None) -> None:
+        """Apply a live window at once: the rows are rebuilt from the newest snapshot."""
+        if choice is None or choice.span_s == self.session.window.span_s:
+            return
+        self.session.set_span(choice.span_s)
+        shown = self.session.latest
+        if shown is not None:  # paused too: the choice is what the person asked to see
+            self._rows.feed(shown, self.session.window.cutoff_ns)
+            self._shown = shown
+        self._render_now()
+        self.session.notify_screens(self.app)
 
     def _window_chosen(self, window: Window | None) -> None:
         saved = self.source.capabilities.saved

@@ -7,6 +7,11 @@ render costs a sort; only the rows on screen are ever formatted.
 
 Rates are calls per second over the last RATE_WINDOW_S of snapshots (a call made twice a
 second reads 2.0, not 0 or 4 by the luck of one tick), and none once the targets are gone.
+
+With a live window (the last 5 s...: tracing/model/live_window.py) the snapshots fed carry
+the window's stats: the rows are rebuilt from them when shown (a window also loses what
+leaves it, which growing rows cannot), the expected errors are those of the window's
+snapshots, and the rates stay the recent ones.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from tracing.boundary.display_text import sanitize
 from tracing.model.expected_errors import expected_error_counts
+from tracing.model.live_window import MAX_SPAN_S
 from tracing.model.report import key_abi, key_name, labelled
 from tracing.model.stats import Snapshot, StatKey, SyscallStats, TraceState
 from tracing.query.syscall_filter import Filter
@@ -28,6 +34,9 @@ from tui.row_aggregate import ATTRIBUTES, Aggregate
 DEFAULT_SORT = "total_ns"
 RATE_WINDOW_S = 3.0  # rates are over the snapshots of the last 3 seconds
 _GONE = frozenset((TraceState.EXITED, TraceState.STOPPED))  # no rate: nothing runs any more
+# Snapshots with expected errors kept for a live window (by time, and by count: each is a
+# small dict of the entries that had some).
+EXPECTED_LOG_LIMIT = 5_000
 
 # The groupings whose rows are syscalls: their keys end with the ABI code, so the calls of
 # different ABIs stay apart (i386 getppid and x86_64 getppid are two rows).
@@ -122,6 +131,10 @@ class RowBuilder:
         self._credited: dict[str, dict[StatKey, int]] = {g.key: {} for g in GROUPINGS}
         self._events_seen: tuple[int, int] | None = None  # (epoch, seq) counted last
         self._comm_of: dict[int, str] = {}  # pid -> the name its calls count under (by command)
+        # A live window's start (None: no window), and this epoch's expected errors per
+        # snapshot (its ts_ns) over the longest window, to count a window's.
+        self.window_from_ns: int | None = None
+        self._expected_log: deque[tuple[int, dict[StatKey, int]]] = deque()
 
     def set_filter(self, flt: Filter | None) -> None:
         """A new filter: every grouping is rebuilt when next shown, the rates now."""
@@ -135,12 +148,18 @@ class RowBuilder:
         they are not in the later snapshots' totals."""
         self._count_events(snapshot)
 
-    def feed(self, snapshot: Snapshot) -> None:
+    def feed(self, snapshot: Snapshot, window_from_ns: int | None = None) -> None:
+        """`window_from_ns`: the snapshot's stats are a live window's, of the snapshots that
+        ended after that time (SessionView.window.cutoff_ns); the rows are rebuilt from them.
+        The same snapshot fed again (another window chosen) leaves the rates as they are."""
         self._count_events(snapshot)
+        again = (snapshot.seq, snapshot.epoch) == (self._seq, self._epoch)
         follows = self._seq is not None and snapshot.seq == self._seq + 1 \
             and snapshot.epoch == self._epoch
         self._check_comms(snapshot)
-        if follows:
+        windowed = self.window_from_ns is not None or window_from_ns is not None
+        self.window_from_ns = window_from_ns
+        if follows and not windowed:
             self._count_totals(snapshot.interval)
             # Only the grouping on screen grows with each snapshot; the others go stale and
             # are rebuilt from the totals if they are shown again.
@@ -152,7 +171,8 @@ class RowBuilder:
             self.grand_total = self.total_calls = 0
             self._count_totals(snapshot.stats)
             self._stale = {g.key for g in GROUPINGS}
-        self._count_rates(snapshot, follows)
+        if not again:
+            self._count_rates(snapshot, follows)
         self._refresh_comms(snapshot)
         self._seq, self._epoch, self._snapshot = snapshot.seq, snapshot.epoch, snapshot
 
@@ -163,9 +183,30 @@ class RowBuilder:
             return  # already counted (a paused view catching up feeds the newest again)
         if seen is None or seen[0] != snapshot.epoch:
             self._expected = {}  # a reset, or another stretch of a saved session
-        for key, n in expected_error_counts(snapshot.events).items():
+            self._expected_log.clear()
+        counts = expected_error_counts(snapshot.events)
+        for key, n in counts.items():
             self._expected[key] = self._expected.get(key, 0) + n
         self._events_seen = (snapshot.epoch, snapshot.seq)
+        log = self._expected_log
+        if counts:
+            log.append((snapshot.ts_ns, dict(counts)))
+        oldest = snapshot.ts_ns - round(MAX_SPAN_S * 1e9)
+        while log and (log[0][0] <= oldest or len(log) > EXPECTED_LOG_LIMIT):
+            log.popleft()
+
+    def _expected_counts(self) -> dict[StatKey, int]:
+        """The expected errors of what the rows count: the epoch's, or the window's."""
+        since = self.window_from_ns
+        if since is None:
+            return self._expected
+        counts: dict[StatKey, int] = {}
+        for ts_ns, entries in reversed(self._expected_log):
+            if ts_ns <= since:
+                break
+            for key, n in entries.items():
+                counts[key] = counts.get(key, 0) + n
+        return counts
 
     def _count_totals(self, entries: Mapping[StatKey, SyscallStats]) -> None:
         for stats in entries.values():
@@ -190,19 +231,20 @@ class RowBuilder:
         errors but no new counts, credited if their rows exist."""
         if not groupings:
             return
+        expected = self._expected_counts()
         for key, stats in entries.items():
-            self._add_entry(snapshot, key, stats, groupings)
+            self._add_entry(snapshot, key, stats, groupings, expected)
         for key in expected_keys:
             if key not in entries and key in snapshot.stats:
-                self._add_entry(snapshot, key, None, groupings)
+                self._add_entry(snapshot, key, None, groupings, expected)
 
     def _add_entry(self, snapshot: Snapshot, key: StatKey, stats: SyscallStats | None,
-                   groupings: list[Grouping]) -> None:
+                   groupings: list[Grouping], expected_of: Mapping[StatKey, int]) -> None:
         name = self._selected_name(snapshot, key)
         if name is None:
             return
         comm = _comm(snapshot, key.pid) if any(g.key == "comm" for g in groupings) else ""
-        expected = self._expected.get(key, 0)
+        expected = expected_of.get(key, 0)
         for g in groupings:
             aggs = self._aggs[g.key]
             gkey = _group_key(g.key, key, name, comm)

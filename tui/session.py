@@ -10,8 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from tracing.model.connections import ConnectionSet
+from tracing.model.live_window import LiveWindow
 from tracing.model.samples import SampleSet
 from tracing.model.stats import EVENT_DTYPE, Snapshot
+from tracing.model.timeseries import SessionSeries
 
 RECENT_EVENTS = 20_000
 
@@ -33,8 +35,15 @@ class EventBatch:
 
 
 class SessionView:
+    """`latest` is the newest snapshot as shown: with a live window chosen (`window`,
+    `set_span`), its stats are the window's, so every view drawn from it (the table, the
+    groupings, filters and drill-downs) shows the window; `newest` is the snapshot itself."""
+
     def __init__(self) -> None:
         self.latest: Snapshot | None = None
+        self.newest: Snapshot | None = None
+        self.window = LiveWindow()
+        self.series = SessionSeries()  # the charts' slots (tui/charts.py)
         self._batches: deque[EventBatch] = deque()
         self._held = 0
         self.events_arrived = 0  # every event since the start, resets or not
@@ -43,7 +52,10 @@ class SessionView:
         self.connections = ConnectionSet()
 
     def add(self, snapshot: Snapshot) -> None:
-        self.latest = snapshot
+        self.window.add(snapshot)
+        self.series.add(snapshot)
+        self.newest = snapshot
+        self.latest = self.window.view(snapshot)
         if snapshot.samples:
             self.samples.update(snapshot.samples)
         if snapshot.connections:
@@ -69,6 +81,12 @@ class SessionView:
     def event_batches(self) -> tuple[EventBatch, ...]:
         """The recent events with their captured fields, oldest batch first."""
         return tuple(self._batches)
+
+    def set_span(self, span_s: float | None) -> None:
+        """Show the last `span_s` seconds (None: since the start) from now on, and at once."""
+        self.window.set_span(span_s)
+        if self.newest is not None:
+            self.latest = self.window.view(self.newest)
 
     def reset(self, keep_counting: bool = True) -> None:
         """Forget what was shown; `keep_counting`: see SampleSet.reset."""

@@ -34,15 +34,18 @@ class StatusHeader(Static):
     def show(self, title: str, snapshot: Snapshot | None, state: str, calls: int,
              rate: float | None,
              tracer_cpu_pct: float | None, view: str, samples: int = 0,
-             alert: Text | None = None) -> None:
+             alert: Text | None = None, window: str | None = None) -> None:
         """`alert`: what went wrong and what to do (a failed tracer, a journal kept in
-        memory), a third line the person cannot miss; the header grows to hold it."""
+        memory), a third line the person cannot miss; the header grows to hold it.
+        `window`: the live window shown ("last 5 s"), None since the start."""
         # State and time first: a long command line is what gets cut, never the state.
         line1 = self._state_text(state)
         if snapshot is not None:
             line1.append(f"  {format_elapsed(snapshot.elapsed_s)}", style="bold")
-            if snapshot.sample_hz:
-                line1.append(f"  samples {samples:,} @{snapshot.sample_hz} Hz")
+        if window is not None:  # beside the time: the counts below are the window's
+            line1.append(f"  window: {window}", style="bold reverse yellow")
+        if snapshot is not None and snapshot.sample_hz:
+            line1.append(f"  samples {samples:,} @{snapshot.sample_hz} Hz")
         line1.append("  sikte-tui ▸ ", style="dim")
         line1.append(sanitize(title, TITLE_LIMIT), style="bold cyan")  # targets, a file name
         line2 = Text()
