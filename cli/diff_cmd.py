@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     # Window texts first: a typo is reported before any session is read.
     window_a = parse_window(args.window_a) if args.window_a is not None else None
     window_b = parse_window(args.window_b) if args.window_b is not None else None
-    a, b = open_pair(args.a, args.b)
+    a, b = open_pair(args.a, args.b, window_a, window_b)
     diff = diff_sessions(a, b, window_a, window_b)
     if args.json:
         print(json.dumps(diff_json(diff)), flush=True)

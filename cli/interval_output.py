@@ -9,13 +9,17 @@ one JSON document on one line.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import sys
 import threading
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TextIO
 
 from tracing.errors import UserError
+from tracing.model.files import FileKey, FileStats
 from tracing.model.intervals import (
     Interval,
     IntervalSlicer,
@@ -23,7 +27,7 @@ from tracing.model.intervals import (
     interval_json,
     parse_interval_s,
 )
-from tracing.model.stats import Snapshot
+from tracing.model.stats import Snapshot, StatKey, SyscallStats, no_events
 
 
 def interval_seconds(text: str | None) -> float | None:
@@ -34,6 +38,20 @@ def interval_seconds(text: str | None) -> float | None:
         return parse_interval_s(text)
     except ValueError as err:
         raise UserError(str(err)) from None
+
+
+def slim(snapshot: Snapshot) -> Snapshot:
+    """The snapshot without what the intervals never read: its cumulative stats, events,
+    samples, connections and files. A stdout that takes nothing (`| less` left on its
+    first page, a paused terminal) keeps every queued snapshot: 4 a second, each of them
+    whole would hold the totals of every key and the tick's events, for hours."""
+    return dataclasses.replace(
+        snapshot, stats=EMPTY, since_start=None, events=no_events(), proc_events=(),
+        event_data=(), samples=(), connections=(), files=EMPTY_FILES, inflight=None)
+
+
+EMPTY: Mapping[StatKey, SyscallStats] = MappingProxyType({})
+EMPTY_FILES: Mapping[FileKey, FileStats] = MappingProxyType({})
 
 
 class IntervalWriter:
@@ -53,7 +71,7 @@ class IntervalWriter:
 
     def put(self, snapshot: Snapshot) -> None:
         """From the tracer's thread: queued, never waited on."""
-        self._queue.put(snapshot)
+        self._queue.put(slim(snapshot))
 
     def close(self, last: bool = True) -> OSError | None:
         """Write what is queued and (`last`) the last interval, which ends with the trace;

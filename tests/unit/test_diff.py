@@ -328,7 +328,7 @@ def test_a_session_naming_an_unknown_architecture(runs: Runs, capsys: Capsys) ->
     db.commit()
     db.close()
     err = one_line_exit_2(["diff", str(a), str(b)], capsys)
-    assert "no syscall table for ('vax\\x1b[2J')" in err
+    assert "its metadata's arch is 'vax\\x1b[2J'" in err
 
 
 def test_a_pipe_gets_the_plain_table(runs: Runs, capsys: Capsys) -> None:
@@ -382,3 +382,22 @@ def test_sessions_of_older_schemas(tmp_path: Path, version: int, capsys: Capsys)
     doc = json.loads(capsys.readouterr().out)
     assert doc["by_name"] is True and "an unknown host" in doc["notes"][0]
     assert rows(doc, "syscalls")["semget"]["count_a"] == 8  # x86_64 and x32 rows, by name
+
+
+@pytest.mark.parametrize("extra", [[], ["--window-a", "1..2", "--window-b", "1..2"]])
+def test_one_file_twice_is_refused_before_it_is_read(runs: Runs, capsys: Capsys,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     extra: list[str]) -> None:
+    """A large session took as long to read as a real diff, only to be refused."""
+    import tracing.session.diff as diff_module
+
+    def never(path: Path) -> None:
+        raise AssertionError(f"{path} was read")
+
+    monkeypatch.setattr(diff_module, "open_session", never)
+    a, _ = runs
+    err = one_line_exit_2(["diff", str(a), str(a.parent / "." / a.name), *extra], capsys)
+    assert "the same s" in err
+    if extra:  # one file given once, two equal windows of it
+        assert "the same stretch of one session" in one_line_exit_2(
+            ["diff", str(a), *extra], capsys)

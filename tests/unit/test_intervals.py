@@ -4,6 +4,8 @@ intervals add up exactly to the final totals."""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import io
 import json
 import subprocess
@@ -257,3 +259,40 @@ def test_a_trace_that_failed_gives_no_last_interval() -> None:
     writer = IntervalWriter(1.0, as_json=True, out=out)
     writer.put(Trace().tick(100, {A: (1, 0, 100)}))
     assert writer.close(last=False) is None and out.getvalue() == ""
+
+
+def test_a_stdout_that_takes_nothing_does_not_keep_the_snapshots_whole() -> None:
+    """While stdout blocks (`| less` left on its first page), the queue holds what the
+    intervals read, not each snapshot's events (nor its totals, samples, connections): they
+    go once the tracer drops them, and the intervals still come out exact."""
+    import threading
+    import weakref
+
+    import numpy as np
+
+    from tracing.model.stats import EVENT_DTYPE
+
+    release = threading.Event()
+
+    class Stuck(io.StringIO):
+        def write(self, text: str) -> int:
+            release.wait(30)
+            return super().write(text)
+
+    trace, out = Trace(), Stuck()
+    writer = IntervalWriter(1.0, as_json=True, out=out)
+    refs = []
+    for at_ms in (250, 1250, 2250, 3250):
+        snapshot = trace.tick(at_ms, {A: (2, 1, 100)})
+        events = np.zeros(10_000, dtype=EVENT_DTYPE)
+        snapshot = dataclasses.replace(snapshot, events=events)
+        refs.append(weakref.ref(events))
+        writer.put(snapshot)
+        del snapshot, events
+    gc.collect()
+    assert [ref() is None for ref in refs] == [True] * 4
+    release.set()
+    assert writer.close() is None
+    docs = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(d["interval"], [(r["count"], r["errors"]) for r in d["syscalls"]])
+            for d in docs] == [(n, [(2, 1)]) for n in (1, 2, 3, 4)]

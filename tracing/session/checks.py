@@ -19,6 +19,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from syscall_tables import canonical_arch
 from tracing.boundary.untrusted_files import Refused
 from tracing.errors import UserError
 from tracing.model.stats import HIST_BUCKETS, bucket_of
@@ -231,6 +232,15 @@ def _optional(test: Any) -> Any:
     return lambda v: v is None or test(v)
 
 
+def _is_arch(v: Any) -> bool:
+    # Every reader names calls with this architecture's tables: one it has none for (or
+    # null) would fail deep inside the interface or the export instead of here.
+    try:
+        return isinstance(v, str) and bool(canonical_arch(v))
+    except ValueError:
+        return False
+
+
 # key -> (test, what belongs there): the values the readers use.
 META_RULES: dict[str, tuple[Any, str]] = {
     "schema_version": (_in((1, 1 << 31)), "a schema number"),
@@ -245,7 +255,7 @@ META_RULES: dict[str, tuple[Any, str]] = {
     "targets": (_optional(_is_texts), "a list of texts"),
     "drops": (_optional(_is_counts), "counts by name"),
     "probes": (_optional(_is_probes), "probe names by number"),
-    "arch": (_optional(lambda v: isinstance(v, str)), "text"),
+    "arch": (_is_arch, "the name of an architecture sikte-tui has syscall tables for"),
     "state": (_optional(lambda v: isinstance(v, str)), "text"),
 }
 
@@ -258,6 +268,8 @@ def check_meta(meta: Any, newest: int) -> dict[str, Any]:
     for key, (test, what) in META_RULES.items():
         if key in meta and not test(meta[key]):
             raise Bad(f"its metadata's {key} is {_shown(meta[key])} where {what} belongs")
+    if "arch" in meta:  # the canonical name, so two sessions' machines compare equal
+        meta["arch"] = canonical_arch(meta["arch"])
     version = meta.get("schema_version", 1)
     if version > newest:
         raise Bad(f"it was written by a newer sikte-tui (session schema {version}, this one "

@@ -357,6 +357,14 @@ def diff_json(diff: Diff) -> dict[str, object]:
     return doc
 
 
-def open_pair(a_path: Path, b_path: Path | None) -> tuple[StoredSession, StoredSession | None]:
-    """Both sessions read (each UserError names its file)."""
+def open_pair(a_path: Path, b_path: Path | None, window_a: Span | None = None,
+              window_b: Span | None = None) -> tuple[StoredSession, StoredSession | None]:
+    """Both sessions read (each UserError names its file). One file named twice, or two
+    equal windows of one, is refused before either is read: reading a large session takes
+    long, only to say so (diff_sessions still catches a journal and its export)."""
+    same_file = b_path is None or os.path.realpath(a_path) == os.path.realpath(b_path)
+    if same_file and window_a == window_b and (b_path is not None or window_a is not None):
+        what = "the same stretch of one session" if window_a else "the same session"
+        raise UserError(f"{a_path.name} and {(b_path or a_path).name} are {what}: compare two "
+                        "sessions, or two stretches of one with --window-a and --window-b")
     return open_session(a_path), None if b_path is None else open_session(b_path)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracing.boundary.untrusted_files import Refused, open_untrusted
+from tracing.boundary.untrusted_files import Refused, check_regular, open_untrusted
 from tracing.errors import UserError
 from tracing.model.files import FileKey, FileStats
 from tracing.model.paths import PathTable
@@ -114,7 +114,17 @@ def _connect(path: Path, st: os.stat_result, stack: contextlib.ExitStack) -> sql
     if mine:
         return sqlite3.connect(_uri(path, "mode=rw"), uri=True, check_same_thread=False)
     wal = Path(f"{path}-wal")
-    if not wal.exists() or wal.stat().st_size == 0:
+    try:
+        # Not followed: a -wal that is a link or a FIFO is refused before SQLite opens it.
+        wal_st: os.stat_result | None = os.lstat(wal)
+    except FileNotFoundError:
+        wal_st = None
+    if wal_st is not None:
+        try:
+            check_regular(wal_st)
+        except Refused as why:
+            raise refused(wal, why) from None
+    if wal_st is None or wal_st.st_size == 0:
         # Complete in the main file (no write-ahead log): immutable creates no -shm file and
         # takes no lock, so reading leaves nothing behind in someone else's directory.
         return sqlite3.connect(_uri(path, "mode=ro&immutable=1"), uri=True,
@@ -128,16 +138,34 @@ def _connect(path: Path, st: os.stat_result, stack: contextlib.ExitStack) -> sql
     # immutable would ignore the write-ahead log (the newest data of a killed trace): read a
     # private copy of both files instead.
     copy = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sikte-read-")))
+    room = shutil.disk_usage(copy).free
     for suffix in ("", "-wal"):
-        _copy_untrusted(Path(f"{path}{suffix}"), copy / f"journal{suffix}")
+        room -= _copy_untrusted(Path(f"{path}{suffix}"), copy / f"journal{suffix}", room)
     return sqlite3.connect(_uri(copy / "journal", "mode=rw"), uri=True, check_same_thread=False)
 
 
-def _copy_untrusted(source: Path, target: Path) -> None:
-    fd = open_untrusted(source)
+def _copy_untrusted(source: Path, target: Path, room: int) -> int:
+    """Copies at most the size the file had when opened (its writer may keep appending),
+    and nothing of one larger than the `room` left in the temporary directory (a sparse
+    file can claim any size); the bytes copied."""
     try:
+        fd = open_untrusted(source)
+    except Refused as why:  # swapped since it was checked
+        raise refused(source, why) from None
+    try:
+        size = os.fstat(fd).st_size
+        if size > room:
+            raise refused(source, Refused(
+                f"is {size:,} bytes, more than the {max(room, 0):,} free to copy it to read"))
         with os.fdopen(os.dup(fd), "rb") as src, open(target, "xb") as dst:
-            shutil.copyfileobj(src, dst)
+            left = size
+            while left > 0:
+                chunk = src.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                dst.write(chunk)
+                left -= len(chunk)
+        return size - left
     finally:
         os.close(fd)
 
