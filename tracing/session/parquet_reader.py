@@ -32,12 +32,12 @@ from tracing.session.checks import (
     check_stacks,
     hist_lists,
     ints,
-    one_line,
     refused,
     text_list,
     texts,
     typed,
 )
+from tracing.session.parquet_tables import read_tables
 from tracing.session.schema import CONNECTION_COLUMNS, FORMAT, SCHEMA_VERSION
 from tracing.session.stored_session import (
     AGGREGATE_COLUMNS,
@@ -76,7 +76,7 @@ def from_parquet(path: Path) -> StoredSession:
         meta = _parquet_meta(path, dir_fd)
         present = PARQUET_FILES + tuple(n for n in OPTIONAL_PARQUET_FILES
                                         if f"{n}.parquet" in names)
-        tables = {n: _parquet_table(path, dir_fd, n) for n in present}
+        tables = read_tables(path, dir_fd, present)
         return _parquet_session(path, meta, tables)
     except Bad as why:
         raise bad(path, why) from None
@@ -102,25 +102,6 @@ def _parquet_meta(path: Path, dir_fd: int) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"{path}/session.json is not a sikte-tui session's")
     return check_meta(meta, SCHEMA_VERSION)
-
-
-def _parquet_table(path: Path, dir_fd: int, name: str) -> pd.DataFrame:
-    import pyarrow.lib
-    import pyarrow.parquet as pq
-
-    try:
-        fd = open_untrusted(f"{name}.parquet", dir_fd=dir_fd)
-    except Refused as why:
-        raise refused(path / f"{name}.parquet", why) from None
-    try:
-        with os.fdopen(fd, "rb") as f:
-            # Without Arrow's thread pools: a pool thread still joinable when the interpreter
-            # exits aborts the process (apache/arrow#34314), seen after a one-line refusal.
-            return pq.read_table(f, use_threads=False, pre_buffer=False).to_pandas(
-                use_threads=False)
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError,
-            pyarrow.lib.ArrowException) as err:
-        raise Bad(f"it has a {name}.parquet that cannot be read ({one_line(err)})") from None
 
 
 def _parquet_session(path: Path, meta: dict[str, Any],
