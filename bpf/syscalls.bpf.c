@@ -33,8 +33,36 @@
 //   ABI_COMPAT, ABI_X32, ARG_SPEC_ENTRIES: the arg_kinds map's index (abi * 1024 + nr % 1024)
 //   FCNTL_DUPFD, FCNTL_DUPFD_CLOEXEC, ERRNO_BADF: values from the C library's headers
 //   FD_IO_ENTRIES     size of the per-descriptor I/O map
+//   TIMING_MODE       TIMING_EXACT (every call timed), TIMING_SAMPLED (counts and errors
+//                     exact, a sample of each thread's calls timed and weighted) or TIMING_OFF
+//                     (counts and errors only, no latency); tracing.model.timing.Timing
 #include <uapi/linux/ptrace.h>
 #include <linux/sched.h>
+
+#define TIMING_EXACT 0
+#define TIMING_SAMPLED 1
+#define TIMING_OFF 2
+#ifndef TIMING_MODE
+#define TIMING_MODE TIMING_EXACT
+#endif
+// sampled: a thread is timed on every call until it makes more than SAMPLE_RATE_HI timed
+// calls a second, then on one call in 2^shift (shift growing by one a window, at most
+// SAMPLE_SHIFT_MAX) and back down below SAMPLE_RATE_LO; each timed call stands for the calls
+// since the previous one (its weight). Decided at timed calls only, over windows of at least
+// SAMPLE_WINDOW_NS. An untimed call is timed anyway when SAMPLE_STALE_JIFFIES ticks have passed
+// since the last timed one (jiffies: a memory read, no clock; 3 ticks are 3 to 30 ms as HZ
+// goes from 1000 to 100), and a timed call slower than SAMPLE_SLOW_NS puts the thread back
+// on every call: slow or rare calls are all timed.
+#define SAMPLE_RATE_HI 4096ULL
+#define SAMPLE_RATE_LO 1024ULL
+#define SAMPLE_SHIFT_MAX 10
+#define SAMPLE_WINDOW_NS 10000000ULL
+#define SAMPLE_STALE_JIFFIES 3
+#define SAMPLE_SLOW_NS 100000ULL
+// struct inflight.nr: a call entered without a clock read (ts is then the thread's last known
+// time, or 1: only the in-flight view reads it, and a call in flight has ts != 0). Above the
+// ABI bits; user space masks it off (split_nr).
+#define NR_UNTIMED (1ULL << 40)
 
 struct stat_key {
     u32 pid;
@@ -56,6 +84,15 @@ struct inflight {
     u64 ts;
     u64 nr; // the syscall number as in stat_key (bits 0..31), its ABI in bits 32..33
     u64 clone_flags; // clone, clone3: the flags asked for (set at their entry only)
+#if TIMING_MODE == TIMING_SAMPLED
+    // The thread's sampling state (user space reads the three fields above only).
+    u64 win_ts;    // start of the rate window (a timed call's exit)
+    u64 timed_j;   // jiffies at the last timed call's entry
+    u32 win_calls; // calls entered since win_ts
+    u32 since;     // calls entered since the last timed one, this one included
+    u32 skip;      // calls still to pass untimed
+    u32 shift;     // timed: one call in 2^shift
+#endif
 };
 
 // The fixed head of every ring buffer record; data_len bytes of captured fields follow it.
@@ -771,7 +808,7 @@ static __always_inline bool selected(struct config *cfg, s64 ret, u64 d)
 static __always_inline void start_record(struct scratch *s, u32 pid, u32 tid, u64 nr, s64 ret,
                                          u64 d, u64 now, u32 abi)
 {
-    s->e.ts = now;
+    s->e.ts = now ? now : bpf_ktime_get_ns(); // 0: an untimed call, read for its record only
     s->e.pid = pid;
     s->e.tid = tid;
     s->e.nr = nr;
@@ -984,6 +1021,82 @@ static __always_inline bool call_key(struct pt_regs *regs, u64 id, u32 *nr, u32 
     return true;
 }
 
+// The entry's clock (the in-flight slot's ts is never 0 for a call in flight).
+static __always_inline void start_timing(struct inflight *f)
+{
+#if TIMING_MODE == TIMING_EXACT
+    f->ts = bpf_ktime_get_ns();
+#elif TIMING_MODE == TIMING_OFF
+    f->ts = 1; // in flight, time unknown (no clock is read)
+    f->nr |= NR_UNTIMED;
+#else
+    f->since++;
+    f->win_calls++;
+    u64 j = bpf_jiffies64();
+    if (f->skip && j - f->timed_j < SAMPLE_STALE_JIFFIES) {
+        f->skip--;
+        // The in-flight view's start: the last timed call's (earlier than this call's).
+        f->ts = f->win_ts ? f->win_ts : 1;
+        f->nr |= NR_UNTIMED;
+        return;
+    }
+    f->ts = bpf_ktime_get_ns();
+    f->timed_j = j;
+#endif
+}
+
+#if TIMING_MODE == TIMING_SAMPLED
+// At a timed call's exit: how many calls it stands for, and how many of the thread's next
+// calls go untimed (the rate is decided over windows of at least SAMPLE_WINDOW_NS).
+static __always_inline u32 sample_decide(struct inflight *f, u64 now, u64 d)
+{
+    u32 weight = f->since ? f->since : 1;
+    f->since = 0;
+    u32 shift = f->shift;
+    u64 el = now - f->win_ts;
+    if (!f->win_ts) {
+        f->win_ts = now;
+        f->win_calls = 0;
+    } else if (el >= SAMPLE_WINDOW_NS) {
+        if (el > 1000000000000ULL) // keeps the products below from overflowing
+            el = 1000000000000ULL;
+        u64 calls = (u64)f->win_calls * 1000000000ULL;
+        if (shift < SAMPLE_SHIFT_MAX && calls > (SAMPLE_RATE_HI << shift) * el)
+            shift++;
+        else if (shift > 0 && calls < (SAMPLE_RATE_LO << shift) * el)
+            shift--;
+        f->win_ts = now;
+        f->win_calls = 0;
+    }
+    if (d >= SAMPLE_SLOW_NS)
+        shift = 0;
+    shift &= 15;
+    f->shift = shift;
+    f->skip = (1U << shift) - 1;
+    return weight;
+}
+#endif
+
+// The weight of the call in flight at its end (0: not timed, counts and errors only), and its
+// time d from the entry to now. Exact: every call weighs 1.
+static __always_inline u32 end_timing(struct inflight *f, u64 now, u64 *d)
+{
+#if TIMING_MODE == TIMING_EXACT
+    *d = now - f->ts;
+    return 1;
+#elif TIMING_MODE == TIMING_OFF
+    *d = 0;
+    return 0;
+#else
+    if (f->nr & NR_UNTIMED) {
+        *d = 0;
+        return 0;
+    }
+    *d = now - f->ts;
+    return sample_decide(f, now, *d);
+#endif
+}
+
 RAW_TRACEPOINT_PROBE(sys_enter)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -1000,7 +1113,7 @@ RAW_TRACEPOINT_PROBE(sys_enter)
         return 0;
     }
     f->nr = nr | ((u64)abi << 32);
-    f->ts = bpf_ktime_get_ns();
+    start_timing(f);
     // exit and exit_group need nothing here: the status is the task's exit_code at its exit.
     if (is_exec_nr(nr, abi)) {
         exec_entry(regs, nr, abi);
@@ -1035,10 +1148,11 @@ static __always_inline bool failed(s64 ret)
     return true;
 }
 
-static __always_inline void add_stat(struct stat_val *v, s64 ret, u64 d)
+static __always_inline void add_stat(struct stat_val *v, s64 ret, u64 d, u32 weight)
 {
     // One task runs one syscall at a time and each key holds one tid, so the key has a single
     // writer: plain increments are exact, no atomics needed.
+#if TIMING_MODE == TIMING_EXACT
     // The first call sets the minimum, whatever its time: 0 is a real one (a call whose entry
     // was not seen, see unseen_call), so 0 cannot mean unset.
     if (d < v->min_ns || v->count == 0)
@@ -1053,9 +1167,30 @@ static __always_inline void add_stat(struct stat_val *v, s64 ret, u64 d)
     barrier_var(b);
     if (b < HIST_BUCKETS)
         v->hist[b]++;
+#else
+    // sampled: a timed call adds its time and bucket times the calls it stands for, so
+    // totals stay monotonic; the histogram's sum is then not the count (user space re-reads
+    // changed entries once instead of comparing them). off: weight is always 0.
+    if (weight) {
+        // The histogram is empty until the first timed call: the minimum is unset until then.
+        if (d < v->min_ns || v->max_ns == 0 && v->min_ns == 0 && v->total_ns == 0)
+            v->min_ns = d;
+        v->total_ns += d * weight;
+        if (d > v->max_ns)
+            v->max_ns = d;
+        u64 b = hist_bucket(d);
+        barrier_var(b);
+        if (b < HIST_BUCKETS)
+            v->hist[b] += weight;
+    }
+    if (failed(ret))
+        v->errors++;
+    v->count++;
+#endif
 }
 
-static __always_inline void record_stat(u32 pid, u32 tid, u64 nr_abi, s64 ret, u64 d)
+static __always_inline void record_stat_w(u32 pid, u32 tid, u64 nr_abi, s64 ret, u64 d,
+                                          u32 weight)
 {
     struct stat_key key = {.pid = pid, .tid = tid, .nr = (u32)nr_abi, .abi = (nr_abi >> 32) & 3};
     struct stat_val *v = stats.lookup(&key);
@@ -1069,7 +1204,14 @@ static __always_inline void record_stat(u32 pid, u32 tid, u64 nr_abi, s64 ret, u
         v = stats.lookup(&key);
     }
     if (v)
-        add_stat(v, ret, d);
+        add_stat(v, ret, d, weight);
+}
+
+// A call timed in full (profile.bpf.c's function probes): a weight of one, none when off.
+static __always_inline void record_stat(u32 pid, u32 tid, u64 nr_abi, s64 ret, u64 d)
+{
+    record_stat_w(pid, tid, nr_abi, ret, TIMING_MODE == TIMING_OFF ? 0 : d,
+                  TIMING_MODE == TIMING_OFF ? 0 : 1);
 }
 
 #if USE_TASK_STORAGE
@@ -1123,20 +1265,34 @@ RAW_TRACEPOINT_PROBE(sys_exit)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tid = (u32)pid_tgid;
+    u32 pid = pid_tgid >> 32;
+    // Every process on the machine takes this path: the target bitmap (one array word) is
+    // cheaper than asking task storage, and leaves the others at that. A call in flight when
+    // its process stopped being a target is not counted.
+    if (!is_target(pid))
+        return 0;
     struct inflight *f = inflight_get(tid, false);
     if (!f)
-        return 0; // not traced, or its first call since tracing began (entered before)
-    u32 pid = pid_tgid >> 32;
-    u64 now = bpf_ktime_get_ns();
-    u64 d = 0, nr_abi = 0;
+        return 0; // its first call since tracing began (entered before)
+    u64 now = 0, d = 0, nr_abi = 0;
+    u32 weight = 1;
     if (f->ts) {
-        d = now - f->ts;
+#if TIMING_MODE == TIMING_EXACT
+        now = bpf_ktime_get_ns();
+#elif TIMING_MODE == TIMING_SAMPLED
+        if (!(f->nr & NR_UNTIMED))
+            now = bpf_ktime_get_ns();
+#endif
+        weight = end_timing(f, now, &d);
         nr_abi = f->nr;
         inflight_clear(tid, f);
     } else {
 #if USE_TASK_STORAGE
         if (!unseen_call((struct pt_regs *)ctx->args[0], pid, &nr_abi))
             return 0;
+#if TIMING_MODE == TIMING_OFF
+        weight = 0;
+#endif
 #else
         // The hash fallback deletes a thread's slot after each call, so a call entered
         // without sys_enter (refused by seccomp) cannot be told from one entered before
@@ -1145,7 +1301,7 @@ RAW_TRACEPOINT_PROBE(sys_exit)
 #endif
     }
     s64 ret = ctx->args[1];
-    record_stat(pid, tid, nr_abi, ret, d);
+    record_stat_w(pid, tid, nr_abi, ret, d, weight);
     struct config *cfg = get_config();
     if (cfg && (cfg->events | cfg->files))
         after_call(cfg, (struct pt_regs *)ctx->args[0], pid, tid, (u32)nr_abi,
@@ -1231,9 +1387,15 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     // A syscall that never returns (exit, exit_group) still counts, timed up to the exit.
     struct inflight *f = inflight_get(tid, false);
     if (f && f->ts) {
-        u64 now = bpf_ktime_get_ns();
-        u64 d = now - f->ts;
-        record_stat(pid, tid, f->nr, 0, d);
+        u64 now = bpf_ktime_get_ns(); // (a process exit: rare enough to read the clock)
+        u64 d = 0;
+        u32 weight = 1;
+#if TIMING_MODE == TIMING_EXACT
+        d = now - f->ts;
+#else
+        weight = end_timing(f, now, &d);
+#endif
+        record_stat_w(pid, tid, f->nr, 0, d, weight);
         exit_record(pid, tid, f->nr, d, now);
         inflight_clear(tid, f);
     }

@@ -19,6 +19,7 @@ from tests.ebpf.conftest import HERE, TraceRun
 from tests.helpers import wait_until
 from tracing.engine.tracer import TraceConfig, Tracer
 from tracing.model.stats import ExitStatus, ProcKind
+from tracing.model.timing import Timing
 
 pytestmark = pytest.mark.ebpf
 
@@ -34,11 +35,12 @@ def devnull() -> Iterator[int]:
     os.close(fd)
 
 
-def config(command: tuple[str, ...], stdio: int) -> TraceConfig:
+def config(command: tuple[str, ...], stdio: int, timing: Timing = Timing.EXACT) -> TraceConfig:
     """A launched command with stdio on one fd, without the extras (samples, TCP, Docker)
     these tests do not look at."""
     return TraceConfig(command=command, command_stdin=stdio, command_stdout=stdio,
-                       command_stderr=stdio, sample_hz=0, tcp=False, docker=False)
+                       command_stderr=stdio, sample_hz=0, tcp=False, docker=False,
+                       timing=timing)
 
 
 def pid_of(run: TraceRun) -> int:
@@ -134,14 +136,18 @@ def named_counts(run: TraceRun, pid: int) -> dict[str, tuple[int, int]]:
             for (nr, abi), c in counts_of(run, pid).items()}
 
 
-@pytest.mark.parametrize("sudo_user", [False, True], ids=["root", "sudo-user"])
+# Counts and errors are exact in every timing mode (issue 18); as another user in one.
+@pytest.mark.parametrize(("sudo_user", "timing"), [
+    (False, Timing.EXACT), (True, Timing.EXACT), (False, Timing.SAMPLED), (False, Timing.OFF)],
+    ids=["root", "sudo-user", "root-sampled", "root-off"])
 def test_a_launched_command_counts_what_strace_counts(
-        trace: Trace, devnull: int, monkeypatch: pytest.MonkeyPatch, sudo_user: bool) -> None:
+        trace: Trace, devnull: int, monkeypatch: pytest.MonkeyPatch, sudo_user: bool,
+        timing: Timing) -> None:
     if sudo_user:  # as `sudo sikte-tui` run by nobody: the command runs as nobody
         monkeypatch.setenv("SUDO_UID", str(NOBODY))
         monkeypatch.setenv("SUDO_GID", str(NOBODY))
     reference = strace_counts(["/bin/true"])
-    run = trace(config(("/bin/true",), devnull))
+    run = trace(config(("/bin/true",), devnull, timing))
     counted = named_counts(run, pid_of(run))
     # strace does not list exit_group, which never returns.
     assert counted.pop("exit_group") == (1, 0)

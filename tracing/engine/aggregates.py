@@ -42,8 +42,12 @@ class AggregateReader:
     changed: 40 bytes), never a copy of the map's values (over a KiB an entry, and the map
     holds the process rate times a tick of them)."""
 
-    def __init__(self, table: BccTable, max_tid: int) -> None:
+    def __init__(self, table: BccTable, max_tid: int, settled_by_hist: bool = True) -> None:
+        """`settled_by_hist`: every call adds one to its entry's histogram (exact timing), so
+        an entry whose histogram does not sum to its count was read mid-update. Otherwise
+        (sampled: weighted buckets; off: none) every changed entry is read once more."""
         self._table = table
+        self._settled_by_hist = settled_by_hist
         self._reader = BatchReader(table, STAT_KEY_DTYPE, STAT_VALUE_DTYPE)
         # The last read, sorted by id: ids, counts (unsettled ones marked: read again),
         # total times and keys (for retire).
@@ -85,7 +89,10 @@ class AggregateReader:
             changed = values[rows]
             # The kernel updates an entry field by field: an entry read mid-update (its
             # histogram not yet matching its count) must count as changed next time too.
-            unsettled = changed["hist"].sum(axis=1, dtype=np.uint64) != changed["count"]
+            if self._settled_by_hist:
+                unsettled = changed["hist"].sum(axis=1, dtype=np.uint64) != changed["count"]
+            else:
+                unsettled = np.ones(len(rows), dtype=bool)
             counts[rows[unsettled]] = np.uint64(2**64 - 1)
             parts.append((ids, counts, times, keys.copy()))
             self._report(keys[rows], ids[rows], seen[rows], changed, base_of, totals)

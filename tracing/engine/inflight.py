@@ -32,6 +32,10 @@ BPF_MAP_LOOKUP_ELEM, BPF_OBJ_GET_INFO_BY_FD = 1, 15
 BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_TASK_STORAGE = 1, 29
 X32_BIT, ABI_X32 = 0x4000_0000, 2  # __X32_SYSCALL_BIT in an x32 task's numbers
 PIDFD_THREAD = os.O_EXCL  # include/uapi/linux/pidfd.h
+# bpf/syscalls.bpf.c's NR_UNTIMED: a call entered without a clock read (--timing sampled or
+# off); its ts is only a time before its entry (or 1), so it is shown from the trace's start
+# at the earliest.
+NR_UNTIMED = 1 << 40
 NR_PIDFD_OPEN = 434  # the same number on every architecture (the generic table)
 
 
@@ -74,16 +78,18 @@ class InFlightReader:
         self.max_threads = max_threads
         info = self._map_info()
         if info.type not in (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_TASK_STORAGE) \
-                or info.value_size != ctypes.sizeof(_Slot) or info.key_size != 4:
+                or info.value_size < ctypes.sizeof(_Slot) or info.key_size != 4:
             raise OSError(errno.EINVAL, f"{MAP_NAME.decode()} is map type {info.type} with "
                           f"{info.key_size}-byte keys and {info.value_size}-byte values")
         self.task_storage = info.type == BPF_MAP_TYPE_TASK_STORAGE
         # False once the kernel refuses PIDFD_THREAD (before 6.9): first threads only.
         self.thread_pidfds = True
-        self._slot = _Slot()
+        # The whole value (sampled timing keeps more per thread after the fields read here).
+        self._value = ctypes.create_string_buffer(info.value_size)
+        self._slot = _Slot.from_buffer(self._value)
         self._key = ctypes.c_uint32()
         self._attr = _ElemAttr(map_fd=map_fd, key=ctypes.addressof(self._key),
-                               value=ctypes.addressof(self._slot))
+                               value=ctypes.addressof(self._value))
 
     def _bpf(self, cmd: int, attr: ctypes.Structure) -> int:
         return int(_syscall(ctypes.c_long(self._nr_bpf), ctypes.c_long(cmd),
@@ -147,7 +153,10 @@ class InFlightReader:
             slot = self._lookup(pid, tid)
             if slot is not None and slot[0]:
                 nr, abi = split_nr(slot[1])
-                calls.append(InFlight(pid, tid, nr, abi, slot[0]))
+                start = slot[0]
+                if slot[1] & NR_UNTIMED:  # --timing sampled/off: an earlier time, or 1
+                    start = max(start, trace_start_ns)
+                calls.append(InFlight(pid, tid, nr, abi, start))
             elif slot is None and trace_start_ns:
                 nr_proc = blocked_call(pid, tid)
                 if nr_proc is not None:

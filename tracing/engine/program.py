@@ -64,6 +64,7 @@ from tracing.model.stats import (
     StatKey,
     SyscallStats,
 )
+from tracing.model.timing import Timing
 from tracing.net.containers import ContainerLookup
 from tracing.net.tcp_monitor import TcpMonitor
 
@@ -109,6 +110,11 @@ class EngineOptions:
     tcp: bool = False  # bpf/tcp.bpf.c: TCP connection lifecycles of the targets
     sample_hz: int = 0  # bpf/profile.bpf.c: on-CPU stack samples at this rate (0: off)
     uprobes: tuple[str, ...] = ()  # "BINARY_OR_LIB:FUNCTION" probes counted like syscalls
+    timing: Timing = Timing.EXACT  # how calls are timed (TIMING_MODE in the C)
+
+
+# Timing -> the C's TIMING_MODE (bpf/syscalls.bpf.c's TIMING_EXACT, _SAMPLED, _OFF).
+TIMING_MODES: dict[Timing, int] = {Timing.EXACT: 0, Timing.SAMPLED: 1, Timing.OFF: 2}
 
 
 def _pid_words() -> int:
@@ -159,6 +165,7 @@ def build_cflags(options: EngineOptions, arch: str) -> list[str]:
         "STACK_ENTRIES": sample_map_entries(options.sample_hz)[0],
         "SAMPLE_ENTRIES": sample_map_entries(options.sample_hz)[1],
         "PROBE_NR_BASE": f"{PROBE_NR_BASE}U",
+        "TIMING_MODE": TIMING_MODES[Timing(options.timing)],
         **_hidden_defines(options, arch),
         **task_offset_defines(),
         "PROC_EVENTS_PAGES": proc_events_pages(),
@@ -206,7 +213,8 @@ class SyscallProgram:
         self._targets = self._bpf[b"targets"]
         self._exec_armed = self._bpf[b"exec_armed"]
         self._stats = self._bpf[b"stats"]
-        self._aggregates = AggregateReader(self._stats, _pid_words() * 64)
+        self._aggregates = AggregateReader(self._stats, _pid_words() * 64,
+                                           settled_by_hist=options.timing == Timing.EXACT)
         self._counters = self._bpf[b"counters"]
         self._config = self._bpf[b"config"]
         self._fd_io = self._bpf[b"fd_io"]
@@ -420,6 +428,12 @@ class SyscallProgram:
     def samples_until_ns(self) -> int:
         """When the samples of the last read_samples stopped being taken (0: no sampling)."""
         return self.sampler.read_until_ns if self.sampler is not None else 0
+
+    def program_fds(self) -> dict[str, int]:
+        """The loaded programs' fds by function name (their BPF run-time statistics:
+        tracing/engine/bpf_stats.py)."""
+        funcs = getattr(self._bpf, "funcs", {})  # bcc's loaded functions (not in BccProgram)
+        return {name.decode(): int(fn.fd) for name, fn in funcs.items()}
 
     def close(self) -> None:
         self._events.close()

@@ -25,6 +25,7 @@ from syscall_tables import canonical_arch
 from tracing.decode.argspec import load_specs
 from tracing.decode.sockaddr import short_address
 from tracing.engine import tracefs
+from tracing.engine.bpf_stats import BpfCostMeter
 from tracing.engine.inflight import MAP_NAME as INFLIGHT_MAP
 from tracing.engine.inflight import InFlightWatch
 from tracing.engine.program import EngineOptions, SyscallProgram
@@ -43,6 +44,7 @@ from tracing.model.stats import (
     TraceState,
     no_events,
 )
+from tracing.model.timing import Timing
 from tracing.net.containers import BackgroundResolver, ContainerResolver
 from tracing.system import fd_seed
 from tracing.system.processes import ProcessTracker
@@ -71,6 +73,7 @@ class TraceConfig:
     uprobes: tuple[str, ...] = ()  # "BINARY_OR_LIB:FUNCTION" probes counted like syscalls
     tcp: bool = True  # follow the targets' TCP connections (--disable-tcp-mon: off)
     docker: bool = True  # name containers from the Docker Engine API (--disable-docker-mon)
+    timing: Timing = Timing.EXACT  # every call timed, a sample of them, or none (--timing)
     # The launched command's standard fds; None: ours if it is not a terminal, else its own
     # terminal (never ours: see tracing/system/terminal_relay.py).
     command_stdin: int | None = None
@@ -138,6 +141,7 @@ class Tracer:
             ringbuf_pages=self.config.ringbuf_pages,
             sample_hz=self.config.sample_hz,
             uprobes=self.config.uprobes,
+            timing=self.config.timing,
             tcp=self.config.tcp and tracefs.ensure_mounted() is not None
             and tracefs.has_event("sock", "inet_sock_set_state"),
         )
@@ -152,10 +156,13 @@ class Tracer:
         finally:
             for bound in self._bound:
                 bound.close()
+        # Issue 18: BPF run-time statistics on while tracing (off again when the meter closes
+        # or the process ends, however): the programs' own kernel cost in every snapshot.
+        self._bpf_cost = BpfCostMeter.open(self._program.program_fds())
         self._builder = SnapshotBuilder(
             start_ns, start_wall, self.arch, self.config.describe_targets(),
             sample_hz=self.config.sample_hz, probes=probe_names(self.config.uprobes),
-            tcp_monitored=options.tcp, paths=self.paths,
+            tcp_monitored=options.tcp, paths=self.paths, timing=self.config.timing,
         )
         self.state = TraceState.TRACING
         self._thread = threading.Thread(target=self._run, name="sikte-tracer", daemon=True)
@@ -257,6 +264,7 @@ class Tracer:
         except BaseException as err:  # surfaced to the caller through .error and on_error
             self.error = err
         finally:
+            self._bpf_cost.close()
             try:
                 program.close()
             except Exception as err:
@@ -330,7 +338,8 @@ class Tracer:
             samples_until_ns=program.samples_until_ns(),
             connections=program.read_connections(),
             inflight=inflight,
-            notices=program.take_notices(),
+            notices=program.take_notices() + self._bpf_cost.take_notices(),
+            bpf=self._bpf_cost.read(),
         )
         # Exited threads' final values are in this snapshot: the kernel map can let them go.
         program.retire({(e.pid, e.tid) for e in proc_events if e.kind == ProcKind.EXIT},

@@ -28,6 +28,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from tracing.model.bpf_cost import BpfTotals
 from tracing.model.connections import Connection
 from tracing.model.files import FileKey, FileStats
 from tracing.model.inflight import InFlightRead
@@ -87,8 +88,9 @@ class SnapshotBuilder:
     def __init__(self, start_ts_ns: int, start_wall_time: float, arch: str,
                  targets: tuple[str, ...] = (), sample_hz: int = 0,
                  probes: Mapping[int, str] | None = None, tcp_monitored: bool = True,
-                 paths: PathTable | None = None) -> None:
+                 paths: PathTable | None = None, timing: str = "exact") -> None:
         self.paths = paths  # the trace's names of path ids, shared by every snapshot
+        self.timing = str(timing)  # copied into every snapshot (a Timing's str is its value)
         self.start_ts_ns = start_ts_ns
         self.start_wall_time = start_wall_time
         self.arch = arch
@@ -158,6 +160,7 @@ class SnapshotBuilder:
         selection: EventSelection | None = None,
         inflight: InFlightRead | None = None,
         notices: tuple[str, ...] = (),
+        bpf: BpfTotals | None = None,
     ) -> Snapshot:
         """`changes`: the entries that are new or changed since the last build, cumulative;
         `deltas`: their change since then, when the caller has it (else it is computed).
@@ -206,6 +209,11 @@ class SnapshotBuilder:
             selection=selection,
             inflight=inflight,
             notices=notices,
+            timing=self.timing,
+            bpf_run_ns=bpf.run_ns if bpf is not None else 0,
+            bpf_runs=bpf.runs if bpf is not None else 0,
+            bpf_on_ns=bpf.on_ns if bpf is not None else 0,
+            bpf_stats=bpf is not None,
         )
 
     def _note_exits(self, proc_events: tuple[ProcEvent, ...]) -> None:

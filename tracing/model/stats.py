@@ -404,6 +404,17 @@ class Snapshot:
     # What could not be done since the previous snapshot, one line each, for the user (a
     # lookup that failed: the TCP sockets of --pid targets at attach).
     notices: tuple[str, ...] = ()
+    # Issue 18. How the kernel timed the calls (tracing.model.timing.Timing's values):
+    # "exact"; "sampled" (total time, histogram, percentiles are estimates); "off" (every
+    # time figure 0, shown as "-"). Older sessions: "exact".
+    timing: str = "exact"
+    # Issue 18. Our syscall programs' BPF run time and the syscalls entered on the machine
+    # while BPF run-time statistics were on (part of the time: tracing/model/bpf_cost.py);
+    # bpf_stats False: not measured (an old kernel, a replay), the figures are unknown.
+    bpf_run_ns: int = 0
+    bpf_runs: int = 0
+    bpf_on_ns: int = 0  # how long statistics were on (a share of the trace: bpf_cost.py)
+    bpf_stats: bool = False
 
     @property
     def totals(self) -> Mapping[StatKey, SyscallStats]:
