@@ -14,6 +14,7 @@ from cli.folded import add_folded_argument, check_folded, write_folded
 from cli.output import drop_stdout
 from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
+from tracing.model.timing import Timing, parse_timing
 from tracing.model.units import parse_duration_ns
 
 if TYPE_CHECKING:  # imported when used: `record --help` loads neither bcc nor SQLite
@@ -46,6 +47,11 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-hz", type=int, default=99, metavar="HZ",
                         help="sample the targets' on-CPU stacks HZ times a second "
                         "(default: 99; 0: off)")
+    parser.add_argument("--timing", default="exact", metavar="MODE",
+                        help="how syscalls are timed: exact (every call, the default), "
+                        "sampled (counts and errors exact; total time and percentiles "
+                        "estimated from a sample of each thread's calls, marked ~; costs "
+                        "less) or off (counts and errors only; cheapest)")
     parser.add_argument("--uprobe", action="append", default=[], metavar="BINARY:FUNCTION",
                         help="also count calls and latency of a user-space function, e.g. "
                         "c:malloc (c: libc) or /usr/bin/python3:main (repeatable)")
@@ -112,6 +118,8 @@ def session_meta(config: TraceConfig, argv: list[str] | None = None) -> dict[str
                             "files": events.files},
         "sample_hz": config.sample_hz,
         "tcp": config.tcp,
+        # Issue 18: how the calls were timed ("sampled": times are estimates).
+        "timing": str(config.timing),
         "probes": {str(nr): name for nr, name in probe_names(config.uprobes).items()},
     }
 
@@ -148,6 +156,7 @@ class EngineFields(TypedDict):
     sample_hz: int
     uprobes: tuple[str, ...]
     tcp: bool
+    timing: Timing
 
 
 class TraceFields(EngineFields):
@@ -167,7 +176,15 @@ def engine_options(args: argparse.Namespace) -> EngineFields:
     if not 0 <= args.sample_hz <= MAX_SAMPLE_HZ:
         raise UserError(f"--sample-hz takes 0 (off) to {MAX_SAMPLE_HZ} samples a second")
     return {"sample_hz": args.sample_hz, "uprobes": tuple(args.uprobe),
-            "tcp": not args.disable_tcp_mon}
+            "tcp": not args.disable_tcp_mon, "timing": timing_option(args)}
+
+
+def timing_option(args: argparse.Namespace) -> Timing:
+    """--timing MODE; a bad one is a one-line error (exit 2, as argparse's own)."""
+    try:
+        return parse_timing(args.timing)
+    except ValueError as err:
+        raise UserError(f"--timing: {sanitize(str(err))}", exit_code=2) from None
 
 
 def command_of(args: argparse.Namespace) -> tuple[str, ...]:
@@ -332,6 +349,8 @@ def run(args: argparse.Namespace) -> int:
         return print_program(args)
     from cli.interval_output import IntervalWriter, interval_seconds
     from tracing.engine.tracer import TraceConfig
+    from tracing.model.bpf_cost import bpf_json
+    from tracing.model.bpf_cost import summary_line as bpf_summary_line
     from tracing.model.connections import ConnectionSet
     from tracing.model.inflight import format_inflight, inflight_json
     from tracing.model.intervals import iter_json_line
@@ -399,6 +418,7 @@ def run(args: argparse.Namespace) -> int:
         "duration_s": round(snapshot.elapsed_s, 6),
         "arch": snapshot.arch,
         "state": snapshot.state,
+        "timing": str(config.timing),
     }
     if interval_error is not None:
         stdout_failed(interval_error, journal, "intervals")
@@ -409,6 +429,7 @@ def run(args: argparse.Namespace) -> int:
         summary["files"] = Rows(lambda: files_rows(snapshot.files, snapshot.paths))
         summary["in_flight"] = inflight_json(snapshot.inflight, snapshot.arch,
                                              snapshot.processes)
+        summary["bpf"] = bpf_json(snapshot)  # issue 18: our programs' kernel cost (or null)
         # After the intervals' lines (JSON Lines), the summary is one line too.
         text = iter_json(summary) if intervals is None else iter_json_line(summary)
         print_summary(chain(text, ("\n",)), journal)
@@ -417,6 +438,7 @@ def run(args: argparse.Namespace) -> int:
         inflight = format_inflight(snapshot.inflight, snapshot.arch, snapshot.processes)
         whole = "" if intervals is None else f"total: 0.000 s to {snapshot.elapsed_s:.3f} s\n"
         print_summary(whole + format_summary(snapshot, args.per_process) + "\n"
+                      + f"\n{bpf_summary_line(snapshot)}\n"  # issue 18: kernel cost
                       + (f"\n{tcp}\n" if tcp else "")
                       + (f"\n{inflight}\n" if inflight else ""), journal)
     if trace is not None and trace.error is not None:

@@ -20,6 +20,7 @@ from tracing.boundary.display_text import sanitize
 from tracing.boundary.userfiles import sessions_dir
 from tracing.engine.tracer import TraceConfig
 from tracing.errors import UserError
+from tracing.model.timing import Timing
 from tracing.session.catalogue import cut_short_notice
 from tracing.session.journal import JournalOptions
 from tracing.session.stored import open_session
@@ -86,13 +87,16 @@ class SikteApp(App[int]):
     # -- navigation -------------------------------------------------------------------------
 
     def start_trace(self, pids: tuple[int, ...] = (), command: tuple[str, ...] = (),
-                    follow: bool = True) -> None:
+                    follow: bool = True, timing: Timing | None = None) -> None:
+        """`timing`: the launch dialog's choice (None: the command line's --timing)."""
         missing = missing_privileges()
         if missing:
             self.notify(f"tracing needs {missing}: restart with sudo", severity="error")
             return
         config = dataclasses.replace(self.trace_defaults, pids=pids, command=command,
                                      follow=follow)
+        if timing is not None:
+            config = dataclasses.replace(config, timing=timing)
         self.source = LiveSource(config, self.journal_options)
         self.traces.append(self.source)
         self.session = SessionView()

@@ -195,14 +195,16 @@ class SyscallPlots(Horizontal):
         super().__init__(id=id)
         self._drawn: object = None
 
-    def show(self, points: Sequence[SyscallPoint], window: tuple[float, float] | None) -> None:
-        """`window`: its start and end in seconds from the session's start."""
-        key = (len(points), points[-1] if points else None, window)
+    def show(self, points: Sequence[SyscallPoint], window: tuple[float, float] | None,
+             timing: str = "exact") -> None:
+        """`window`: its start and end in seconds from the session's start; `timing`: the
+        snapshots' mode (sampled latencies are estimates; off: none were measured)."""
+        key = (len(points), points[-1] if points else None, window, timing)
         if key == self._drawn:  # nothing new: plotting is not free at four times a second
             return
         self._drawn = key
         self._plot_rates(points, window)
-        self._plot_latency(points, window)
+        self._plot_latency(points, window, timing)
 
     def _plot_rates(self, points: Sequence[SyscallPoint],
                     window: tuple[float, float] | None) -> None:
@@ -224,16 +226,22 @@ class SyscallPlots(Horizontal):
         widget.refresh()
 
     def _plot_latency(self, points: Sequence[SyscallPoint],
-                      window: tuple[float, float] | None) -> None:
+                      window: tuple[float, float] | None, timing: str = "exact") -> None:
         widget = self.query_one("#latency-plot", PlotextPlot)
         plt = widget.plt
         plt.clear_figure()
+        if timing == "off":  # every latency is 0: a flat line at 1 ns would be a claim
+            plt.title("latency: not measured (timing off)")
+            _frame(plt, points, window)
+            widget.refresh()
+            return
         called = [p for p in points if p.stats.count]
         # A 0 ns bucket has no logarithm: drawn at 1 ns.
         p50 = [max(p.quantile_ns(0.5), 1) for p in called]
         p99 = [max(p.quantile_ns(0.99), 1) for p in called]
         # Latencies span powers of ten (a cache hit and a disk read): a logarithmic axis.
-        plt.title("latency (log scale)")
+        plt.title("~latency (log scale, estimates)" if timing == "sampled"
+                  else "latency (log scale)")
         if called:
             # The logarithms are plotted on a linear axis labelled in durations: plotext's
             # own logarithmic axis takes the logarithm again at each redraw (a resize).

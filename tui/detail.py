@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
@@ -21,6 +22,7 @@ from textual.widgets import Static
 from syscall_tables import ABI_NATIVE, abi_table, errno_name
 from tracing.model.report import key_name, labelled
 from tracing.model.stats import Snapshot, StatKey, SyscallStats, key_numbers, merge_stats
+from tracing.model.timing import ESTIMATE_MARK, Timing, format_time, timing_of
 from tracing.model.units import format_count, format_duration, format_exact_count
 from tui.actions import bindings_for
 from tui.charts import SyscallPlots, plot_title, session_series, shown_window, syscall_ids
@@ -126,10 +128,16 @@ class DetailScreen(DrillDown):
             return
         entries = {k: s for k, s in snapshot.stats.items() if self._matches(k)}
         stats = merge_stats(entries.values()) if entries else None
-        self._render_title(stats)
-        if stats is not None:
-            marks = {"p50": stats.quantile(0.5), "p95": stats.quantile(0.95),
-                     "p99": stats.quantile(0.99)}
+        self._render_title(stats, snapshot.timing)
+        timing = timing_of(snapshot.timing)
+        if timing is Timing.OFF:  # an empty histogram is not "no calls"
+            self.query_one(HistogramChart).update(
+                Text("no latencies: timing off (counts and errors only)", style="dim"))
+        elif stats is not None:
+            # Sampled: the bars are weighted estimates, and so are the marks.
+            mark = ESTIMATE_MARK if timing is Timing.SAMPLED else ""
+            marks = {f"{mark}p50": stats.quantile(0.5), f"{mark}p95": stats.quantile(0.95),
+                     f"{mark}p99": stats.quantile(0.99)}
             self.query_one(HistogramChart).show(stats.hist, marks)
         self._render_processes(entries)
         self._render_plots(snapshot)
@@ -159,7 +167,7 @@ class DetailScreen(DrillDown):
         window = None if stretch is None or series.start_ns is None else (
             series.offset_s(stretch[0]), series.offset_s(stretch[1]))
         self.query_one("#over-time-title", Static).update(plot_title(points, window, self.pid))
-        self.query_one(SyscallPlots).show(points, window)
+        self.query_one(SyscallPlots).show(points, window, snapshot.timing)
 
     def _mine(self, batch: np.ndarray) -> np.ndarray:
         """A mask of this syscall's events in `batch`."""
@@ -176,20 +184,30 @@ class DetailScreen(DrillDown):
             return self.syscall
         return labelled(self.syscall, abi_table(snapshot.arch, self.abi))
 
-    def _render_title(self, stats: SyscallStats | None) -> None:
+    def _render_title(self, stats: SyscallStats | None, timing: str = Timing.EXACT) -> None:
         # The name may be a function probe's, which names a binary and a function.
         scope = f"pid {self.pid}" if self.pid is not None else "all processes"
         title = self.query_one("#detail-title", Static)
         if stats is None:
             title.update(line(self._shown_name(), f" · {scope} · no calls"))
             return
+        counts = (f" · {scope} · calls {format_exact_count(stats.count)} · errors "
+                  f"{format_exact_count(stats.errors)}")
+        mode = timing_of(timing)
+        if mode is Timing.OFF:
+            title.update(line((self._shown_name(), "bold"), counts,
+                              (" · timing off: no latencies", "yellow")))
+            return
+
+        def time(ns: float) -> str:
+            return format_time(format_duration(ns), mode)
+
         title.update(line(
             (self._shown_name(), "bold"),
-            f" · {scope} · calls {format_exact_count(stats.count)} · errors "
-            f"{format_exact_count(stats.errors)} · total {format_duration(stats.total_ns)} · avg "
-            f"{format_duration(stats.avg_ns)} · p50 {format_duration(stats.quantile(0.5))} · "
-            f"p95 {format_duration(stats.quantile(0.95))} · p99 "
-            f"{format_duration(stats.quantile(0.99))} · max {format_duration(stats.max_ns)}"))
+            f"{counts} · total {time(stats.total_ns)} · avg {time(stats.avg_ns)} · p50 "
+            f"{time(stats.quantile(0.5))} · p95 {time(stats.quantile(0.95))} · p99 "
+            f"{time(stats.quantile(0.99))} · max {time(stats.max_ns)}",
+            (" · ~ estimates (timing sampled)", "yellow") if mode is Timing.SAMPLED else ""))
 
     def _render_processes(self, entries: Mapping[StatKey, SyscallStats]) -> None:
         snapshot = self.session.latest
@@ -198,6 +216,11 @@ class DetailScreen(DrillDown):
             by_pid.setdefault(key.pid, []).append(s)
         rows = sorted(((pid, merge_stats(v)) for pid, v in by_pid.items()),
                       key=lambda item: (-item[1].total_ns, item[0]))
+        timing = snapshot.timing if snapshot else Timing.EXACT
+
+        def time(ns: float) -> str:
+            return format_time(format_duration(ns), timing)
+
         out = []
         for pid, s in rows:
             info = snapshot.processes.get(pid) if snapshot else None
@@ -205,9 +228,8 @@ class DetailScreen(DrillDown):
             out.append(Row((pid,), {"pid": pid}, {
                 "pid": str(pid), "comm": info.comm if info else "?",
                 "count": format_count(s.count), "errors": format_count(s.errors),
-                "total_ns": format_duration(s.total_ns), "avg_ns": format_duration(s.avg_ns),
-                "p99_ns": format_duration(s.quantile(0.99)),
-                "max_ns": format_duration(s.max_ns)}))
+                "total_ns": time(s.total_ns), "avg_ns": time(s.avg_ns),
+                "p99_ns": time(s.quantile(0.99)), "max_ns": time(s.max_ns)}))
         self.query_one("#by-process", KeyedTable).update_rows(out)
 
     def _render_errnos(self, batch: np.ndarray) -> None:

@@ -13,10 +13,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, Switch
 
 from tracing.errors import UserError
+from tracing.model.timing import Timing
 from tracing.query.syscall_filter import HELP_TEXT
 from tracing.system.targets import resolve_command
 from tui.actions import SCREEN_TITLES, bindings_for, help_sections, key_display, key_lines
 from tui.text import error_line
+from tui.timing_choice import TimingChoice
 from tui.widgets import DataInput
 
 
@@ -94,11 +96,15 @@ class ConfirmQuit(ModalScreen[str]):
         self.dismiss(choice)
 
 
-class RunCommand(ModalScreen[tuple[tuple[str, ...], bool] | None]):
-    """Ask for a command line (split like a shell, never run by one) and whether to follow
-    its children. Returns (argv, follow) or None."""
+class RunCommand(ModalScreen[tuple[tuple[str, ...], bool, Timing] | None]):
+    """Ask for a command line (split like a shell, never run by one), whether to follow
+    its children and how to time its calls. Returns (argv, follow, timing) or None."""
 
     BINDINGS = [("escape", "cancel", "cancel")]
+
+    def __init__(self, timing: Timing = Timing.EXACT) -> None:
+        super().__init__()
+        self._timing = timing  # preselected: the command line's --timing
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -107,6 +113,7 @@ class RunCommand(ModalScreen[tuple[tuple[str, ...], bool] | None]):
             with Horizontal(classes="switch-row"):
                 yield Switch(value=True, id="follow")
                 yield Label("follow children")
+            yield TimingChoice(self._timing, id="timing-choice")
             yield Static("", id="command-error")
             with Horizontal(classes="buttons"):
                 yield Button("Trace (Enter)", id="run", variant="primary")
@@ -132,7 +139,8 @@ class RunCommand(ModalScreen[tuple[tuple[str, ...], bool] | None]):
         except UserError as err:
             self._error(str(err))
             return
-        self.dismiss((argv, self.query_one("#follow", Switch).value))
+        self.dismiss((argv, self.query_one("#follow", Switch).value,
+                      self.query_one(TimingChoice).value))
 
     def _error(self, message: str) -> None:
         self.query_one("#command-error", Static).update(error_line(message))

@@ -16,6 +16,7 @@ from textual.widgets import Input, Static
 
 from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
+from tracing.model.bpf_cost import header_between
 from tracing.model.stats import Snapshot, TraceState
 from tracing.query.syscall_filter import ERRORS_ONLY, Filter, parse_filter
 from tracing.session.window import Window
@@ -62,6 +63,9 @@ class LiveScreen(SortKeys, Screen[None]):
         self._pending: Snapshot | None = None
         self._shown: Snapshot | None = None
         self._cpu_mark: tuple[float, float] | None = None  # (wall, tracer cpu) last shown
+        # Issue 18: the BPF programs' kernel cost, from snapshot to snapshot like the CPU.
+        self.bpf_cost: tuple[str, str] | None = None  # long, short
+        self._bpf_mark: Snapshot | None = None
         self.tracer_cpu_pct: float | None = None
         self._rows = RowBuilder()
         self.failure: SourceFailed | None = None
@@ -161,6 +165,8 @@ class LiveScreen(SortKeys, Screen[None]):
             used = mark[1] - self._cpu_mark[1]
             self.tracer_cpu_pct = 100 * used / (mark[0] - self._cpu_mark[0])
         self._cpu_mark = mark
+        self.bpf_cost = header_between(self._bpf_mark, snapshot)
+        self._bpf_mark = snapshot
 
     # -- rendering --------------------------------------------------------------------------
 
@@ -179,7 +185,8 @@ class LiveScreen(SortKeys, Screen[None]):
         snapshot = self.session.latest
         calls, rate = self._rows.total_calls, self._rows.total_rate
         arrow = "▼" if self.sort_reverse else "▲"
-        view = f"{self.grouping.label} · sort {self.sort_column.removesuffix('_ns')} {arrow}"
+        sort = self._rows.sorted_by(self.sort_column)  # timing off: time columns sort by calls
+        view = f"{self.grouping.label} · sort {sort.removesuffix('_ns')} {arrow}"
         if self.filter is not None and not self.filter.is_empty:
             view += f" · filter: {self.filter.text}"
         alert = alert_line(self.failure, self.source)
@@ -188,7 +195,7 @@ class LiveScreen(SortKeys, Screen[None]):
                                           calls, rate, self.tracer_cpu_pct, view,
                                           self.session.samples.total, alert,
                                           window=None if window.span_s is None
-                                          else window.label())
+                                          else window.label(), bpf=self.bpf_cost)
 
     def _render_table(self) -> None:
         if self._shown is None:

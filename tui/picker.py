@@ -38,6 +38,7 @@ from textual.worker import get_current_worker
 
 from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
+from tracing.model.timing import Timing, timing_of
 from tracing.query import fuzzy
 from tracing.system.proclist import ProcessEntry
 from tracing.system.targets import check_pid
@@ -360,12 +361,15 @@ class PickerScreen(Screen[None]):
         navigator(self.app).start_trace(pids=tuple(pids))
 
     def action_run_command(self) -> None:
-        def launched(result: tuple[tuple[str, ...], bool] | None) -> None:
+        def launched(result: tuple[tuple[str, ...], bool, Timing] | None) -> None:
             if result is not None:
-                argv, follow = result
-                navigator(self.app).start_trace(command=argv, follow=follow)
+                argv, follow, timing = result
+                navigator(self.app).start_trace(command=argv, follow=follow, timing=timing)
 
-        self.app.push_screen(RunCommand(), launched)
+        # Preselected: the command line's --timing (the app's trace defaults).
+        defaults = getattr(self.app, "trace_defaults", None)
+        self.app.push_screen(RunCommand(timing_of(getattr(defaults, "timing", None))),
+                             launched)
 
     def action_help(self) -> None:
         navigator(self.app).action_show_help()

@@ -11,12 +11,16 @@ from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from tracing.model.stats import SyscallStats, percentile
+from tracing.model.timing import NO_TIME, Timing, format_time
 from tracing.model.units import format_count, format_duration, format_exact_count, format_rate
 from tui.columns import METRICS, Grouping, Row, RowKey, columns
 
 _QUANTILES = {"p50_ns": 0.50, "p95_ns": 0.95, "p99_ns": 0.99}
 # The row values kept as attributes (sorted by directly).
 ATTRIBUTES = frozenset(("count", "errors", "total_ns", "max_ns"))
+# The time cells, marked by the timing mode (%time is a share of estimates: left unmarked
+# when sampled, the header says which figures are estimates).
+_TIME_CELLS = tuple(m.key for m in METRICS if m.key.endswith("_ns"))
 EXPECTED_MARK = "*"  # before an errors count whose errors are all EAGAIN/EINPROGRESS/EINTR
 
 
@@ -48,6 +52,7 @@ class RateSource(Protocol):
     """What a row reads from its builder when asked: the grand total and its rate."""
 
     grand_total: int
+    timing: str  # the snapshots' timing mode ("sampled": time cells marked as estimates)
 
     def rate_of(self, grouping: Grouping, row_key: RowKey) -> float | None: ...
 
@@ -138,10 +143,14 @@ class Aggregate(Mapping[str, object]):
 
     def cells(self) -> dict[str, str]:
         """Formatted cells; all but rate and %time are kept until the row changes."""
+        timing = self.builder.timing
         if not self._cells:
             self._cells = {c.key: format_value(c.key, self[c.key])
                            for c in columns(self.grouping) if c.key not in ("rate", "time_pct")}
             self._cells["errors"] = _errors_cell(self.errors, self.expected)
+            if timing != Timing.EXACT:  # "~12ms" (an estimate) or "-" (not measured)
+                for key in _TIME_CELLS:
+                    self._cells[key] = format_time(self._cells[key], timing)
         rate = self.builder.rate_of(self.grouping, self.row.key)
-        return {**self._cells, "rate": format_value("rate", rate),
-                "time_pct": format_value("time_pct", self["time_pct"])}
+        share = NO_TIME if timing == Timing.OFF else format_value("time_pct", self["time_pct"])
+        return {**self._cells, "rate": format_value("rate", rate), "time_pct": share}

@@ -27,6 +27,7 @@ from tracing.model.expected_errors import expected_error_counts
 from tracing.model.live_window import MAX_SPAN_S
 from tracing.model.report import key_abi, key_name, labelled
 from tracing.model.stats import Snapshot, StatKey, SyscallStats, TraceState
+from tracing.model.timing import Timing
 from tracing.query.syscall_filter import Filter
 from tui.columns import GROUPINGS, Grouping, Row, RowKey, columns, grouping_columns
 from tui.row_aggregate import ATTRIBUTES, Aggregate
@@ -41,6 +42,8 @@ EXPECTED_LOG_LIMIT = 5_000
 # The groupings whose rows are syscalls: their keys end with the ABI code, so the calls of
 # different ABIs stay apart (i386 getppid and x86_64 getppid are two rows).
 _BY_SYSCALL = frozenset(("syscall", "pid_syscall"))
+# Time columns: with timing off all are 0, and sorting by one sorts by calls instead.
+_TIME_SORTS = frozenset(("total_ns", "avg_ns", "p50_ns", "p95_ns", "p99_ns", "max_ns"))
 
 
 def _group_key(grouping: str, key: StatKey, name: str, comm: str = "") -> RowKey:
@@ -109,6 +112,7 @@ class RowBuilder:
         self.filter: Filter | None = None
         self.grand_total = 0  # total time of every entry, filtered or not (for %time)
         self.total_calls = 0  # every entry's calls, filtered or not (for the header)
+        self.timing = "exact"  # the snapshots' timing mode: how time cells are marked
         self._names: dict[tuple[StatKey, str], str] = {}
         self._aggs: dict[str, dict[RowKey, Aggregate]] = {
             g.key: {} for g in GROUPINGS}
@@ -153,6 +157,9 @@ class RowBuilder:
         ended after that time (SessionView.window.cutoff_ns); the rows are rebuilt from them.
         The same snapshot fed again (another window chosen) leaves the rates as they are."""
         self._count_events(snapshot)
+        if snapshot.timing != self.timing:  # another trace or session: cells marked anew
+            self.timing = snapshot.timing
+            self._stale = {g.key for g in GROUPINGS}
         again = (snapshot.seq, snapshot.epoch) == (self._seq, self._epoch)
         follows = self._seq is not None and snapshot.seq == self._seq + 1 \
             and snapshot.epoch == self._epoch
@@ -394,6 +401,13 @@ class RowBuilder:
             name = self._names[(key, snapshot.arch)] = key_name(snapshot, key)
         return name
 
+    def sorted_by(self, column: str) -> str:
+        """The column rows are sorted by when `column` is asked: with timing off nothing was
+        timed (every time 0), so a time column sorts by calls, the busiest rows first."""
+        if self.timing == Timing.OFF and (column in _TIME_SORTS or column == "time_pct"):
+            return "count"
+        return column
+
     def rows(self, grouping: Grouping, sort: str = DEFAULT_SORT,
              reverse: bool = True) -> list[Row]:
         """The rows of a grouping, metric-filtered and sorted (reverse: largest first)."""
@@ -407,6 +421,7 @@ class RowBuilder:
         # %time orders like total time, and is cheaper to sort by. Ties break by name, then
         # pid, so rows keep their places from one render to the next.
         column = "total_ns" if sort == "time_pct" else sort
+        column = self.sorted_by(column)
         primary: Callable[[Aggregate], Any]
         if column in ATTRIBUTES:
             primary = attrgetter(column)

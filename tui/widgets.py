@@ -11,6 +11,7 @@ from textual.widgets.tree import TreeNode
 from tracing.boundary.display_text import sanitize
 from tracing.model.report import drop_parts
 from tracing.model.stats import Hist, ProcessInfo, Snapshot, bucket_bounds
+from tracing.model.timing import Timing, timing_of
 from tracing.model.units import (
     format_count,
     format_duration,
@@ -34,7 +35,8 @@ class StatusHeader(Static):
     def show(self, title: str, snapshot: Snapshot | None, state: str, calls: int,
              rate: float | None,
              tracer_cpu_pct: float | None, view: str, samples: int = 0,
-             alert: Text | None = None, window: str | None = None) -> None:
+             alert: Text | None = None, window: str | None = None,
+             bpf: tuple[str, str] | None = None) -> None:
         """`alert`: what went wrong and what to do (a failed tracer, a journal kept in
         memory), a third line the person cannot miss; the header grows to hold it.
         `window`: the live window shown ("last 5 s"), None since the start."""
@@ -44,6 +46,8 @@ class StatusHeader(Static):
             line1.append(f"  {format_elapsed(snapshot.elapsed_s)}", style="bold")
         if window is not None:  # beside the time: the counts below are the window's
             line1.append(f"  window: {window}", style="bold reverse yellow")
+        if snapshot is not None:
+            line1.append_text(timing_text(snapshot.timing))
         if snapshot is not None and snapshot.sample_hz:
             line1.append(f"  samples {samples:,} @{snapshot.sample_hz} Hz")
         line1.append("  sikte-tui ▸ ", style="dim")
@@ -58,6 +62,10 @@ class StatusHeader(Static):
                      style="bold red" if lost else "")
         if tracer_cpu_pct is not None:
             line2.append(f"  tracer CPU {tracer_cpu_pct:.1f}%")
+        if bpf is not None:  # issue 18: "BPF 85 ns/call · 2.1% CPU" (tracing/model/bpf_cost.py)
+            # The short form where the long one would be cut (80 columns).
+            fits = not self.size.width or line2.cell_len + 2 + len(bpf[0]) < self.size.width
+            line2.append(f"  {bpf[0] if fits else bpf[1]}")
         line2.append(f"   {sanitize(view)}", style="dim")  # it quotes the typed filter
         lines = [line1, line2] if alert is None else [line1, line2, alert]
         for line in lines:
@@ -70,6 +78,17 @@ class StatusHeader(Static):
         style = {"tracing": "bold green", "paused": "bold yellow", "starting": "yellow",
                  "failed": "bold red"}.get(state.split(" ")[0], "bold magenta")
         return Text(f"● {state}", style=style)
+
+
+def timing_text(timing: str) -> Text:
+    """The header's timing mode: plain when exact; when sampled or off, what the marks in
+    the tables mean ("~" estimates, "-" not measured), where the eye goes first."""
+    mode = timing_of(timing)
+    if mode is Timing.EXACT:
+        return Text("  timing exact", style="dim")
+    if mode is Timing.SAMPLED:
+        return Text("  timing sampled: ~ estimates", style="bold yellow")
+    return Text("  timing off: counts only", style="bold yellow")
 
 
 def alert_line(failure: SourceFailed | None, source: SnapshotSource) -> Text | None:

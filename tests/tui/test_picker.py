@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static, Switch
 
 from tests.tui.conftest import NOW, VANISHED_PID
+from tracing.model.timing import Timing
 from tracing.system.proclist import ProcessEntry
 from tui.app import SikteApp
 from tui.dialogs import RunCommand
@@ -61,8 +62,11 @@ def record_traces(app: SikteApp) -> list[dict]:
     calls: list[dict] = []
 
     def start_trace(pids: tuple[int, ...] = (), command: tuple[str, ...] = (),
-                    follow: bool = True) -> None:
-        calls.append({"pids": pids, "command": command, "follow": follow})
+                    follow: bool = True, timing: Timing | None = None) -> None:
+        call = {"pids": pids, "command": command, "follow": follow}
+        if timing is not None:  # the launch dialog's choice (issue 18)
+            call["timing"] = timing
+        calls.append(call)
 
     app.start_trace = start_trace  # type: ignore[method-assign]
     return calls
@@ -308,7 +312,8 @@ async def test_run_command_dialog(picker_app: SikteApp):
         await pilot.press(*"true", "enter")
         await pilot.pause()
         assert isinstance(picker_app.screen, PickerScreen)
-        assert calls == [{"pids": (), "command": ("true",), "follow": True}]
+        assert calls == [{"pids": (), "command": ("true",), "follow": True,
+                          "timing": Timing.EXACT}]
 
 
 async def test_run_command_without_following_children(picker_app: SikteApp):
@@ -324,7 +329,7 @@ async def test_run_command_without_following_children(picker_app: SikteApp):
         await pilot.click("#run")
         await pilot.pause()
         assert calls == [{"pids": (), "command": ("true", "--flag", "two words"),
-                          "follow": False}]
+                          "follow": False, "timing": Timing.EXACT}]
 
 
 async def test_escape_cancels_the_dialog(picker_app: SikteApp):

@@ -252,7 +252,7 @@ def test_json_on_the_command_line(runs: Runs, capsys: Capsys) -> None:
     assert set(doc) == {"a", "b", "by_name", "notes", "syscalls", "processes", "files",
                         "endpoints"}
     assert set(doc["a"]) == {"label", "path", "start_s", "end_s", "duration_s", "host",
-                             "kernel", "arch"}
+                             "kernel", "arch", "timing"}
     assert rows(doc, "syscalls")["openat"]["errors_b"] == 25
 
 

@@ -30,6 +30,7 @@ class DiffSide:
     host: str = ""
     kernel: str = ""
     arch: str = ""
+    timing: str = "exact"  # how its calls were timed (tracing.model.timing; older: exact)
 
     @property
     def duration_s(self) -> float:

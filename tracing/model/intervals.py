@@ -173,7 +173,8 @@ def interval_json(interval: Interval) -> dict[str, object]:
         "interval": interval.number,
         "start_s": round(interval.start_s, 6),
         "end_s": round(interval.end_s, 6),
-        "syscalls": [syscall_row_json(r) for r in syscall_rows(interval.view)],
+        "syscalls": [syscall_row_json(r, interval.view.timing)
+                     for r in syscall_rows(interval.view)],
         "processes": [{"pid": p.pid, "comm": p.comm, "count": p.count, "errors": p.errors}
                       for p in interval.processes],
         "snapshots": interval.snapshots,
@@ -195,12 +196,12 @@ def format_interval(interval: Interval, per_process: bool = False) -> str:
     if not interval.processes:
         return f"{heading}: no calls"
     if not per_process:
-        return f"{heading}\n{format_table(syscall_rows(interval.view))}"
+        return f"{heading}\n{format_table(syscall_rows(interval.view), interval.view.timing)}"
     parts = [heading]
     for p in sorted(interval.processes, key=lambda p: p.pid):
         comm = "?" if p.comm is None else sanitize(p.comm, NAME_LIMIT)  # set by the process
         parts.append(f"pid {p.pid} ({comm})\n"
-                     f"{format_table(syscall_rows(interval.view, p.pid))}")
+                     f"{format_table(syscall_rows(interval.view, p.pid), interval.view.timing)}")
     return "\n\n".join(parts)
 
 

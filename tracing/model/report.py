@@ -18,6 +18,7 @@ from tracing.model.connections import Connection, summarize
 from tracing.model.json_stream import Rows
 from tracing.model.snapshots import folded_count
 from tracing.model.stats import Drops, Snapshot, StatKey, SyscallStats, merge_stats
+from tracing.model.timing import Timing, format_time, timing_note, timing_of
 from tracing.model.units import format_duration
 
 
@@ -88,28 +89,38 @@ NAME_LIMIT = 200  # characters of a name printed: a comm has 15, a probe a path 
 HEADER = ("% time", "calls", "errors", "total", "avg", "p50", "p95", "p99", "max", "syscall")
 
 
-def format_table(rows: Iterable[SyscallRow]) -> str:
+def format_table(rows: Iterable[SyscallRow], timing: str = Timing.EXACT) -> str:
+    """`timing`: the snapshot's mode; sampled figures are marked "~", unmeasured ones "-"
+    (format_summary adds the sentence that says so)."""
     rows = list(rows)
     grand = sum(r.stats.total_ns for r in rows) or 1
+    off = timing_of(timing) is Timing.OFF
+
+    def time(ns: float) -> str:
+        return format_time(format_duration(ns), timing)
+
+    def share(ns: int) -> str:
+        return "-" if off else f"{100 * ns / grand:.2f}"
+
     lines: list[tuple[str, ...]] = [HEADER]
     for r in rows:
         s = r.stats
         lines.append((
-            f"{100 * s.total_ns / grand:.2f}",
+            share(s.total_ns),
             str(s.count),
             str(s.errors) if s.errors else "",
-            format_duration(s.total_ns),
-            format_duration(s.avg_ns),
-            format_duration(s.quantile(0.50)),
-            format_duration(s.quantile(0.95)),
-            format_duration(s.quantile(0.99)),
-            format_duration(s.max_ns),
+            time(s.total_ns),
+            time(s.avg_ns),
+            time(s.quantile(0.50)),
+            time(s.quantile(0.95)),
+            time(s.quantile(0.99)),
+            time(s.max_ns),
             sanitize(r.name, NAME_LIMIT),  # a probe's name: a path and a symbol
         ))
     total = merge_stats([r.stats for r in rows]) if rows else SyscallStats()
-    lines.append(("100.00", str(total.count), str(total.errors) if total.errors else "",
-                  format_duration(total.total_ns), format_duration(total.avg_ns),
-                  "", "", "", "", "total"))
+    lines.append(("-" if off else "100.00", str(total.count),
+                  str(total.errors) if total.errors else "",
+                  time(total.total_ns), time(total.avg_ns), "", "", "", "", "total"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
     rule = tuple("-" * w for w in widths)
     lines.insert(1, rule)
@@ -129,9 +140,13 @@ def format_summary(snapshot: Snapshot, per_process: bool = False) -> str:
             info = snapshot.processes.get(pid)
             comm = sanitize(info.comm, NAME_LIMIT) if info else "?"  # set by the process
             ended = f", exit {info.exit}" if info and info.exit is not None else ""
-            parts.append(f"pid {pid} ({comm}){ended}\n{format_table(syscall_rows(snapshot, pid))}")
+            table = format_table(syscall_rows(snapshot, pid), snapshot.timing)
+            parts.append(f"pid {pid} ({comm}){ended}\n{table}")
     else:
-        parts.append(format_table(syscall_rows(snapshot)))
+        parts.append(format_table(syscall_rows(snapshot), snapshot.timing))
+    note = timing_note(snapshot.timing)
+    if note:  # what "~" and "-" in the table mean
+        parts.append(note)
     folded = folded_count(snapshot.processes)
     if folded:
         parts.append(f"{folded:,} exited processes shown as one (pid 0, the oldest past "
@@ -184,9 +199,12 @@ def format_connections(connections: Sequence[Connection]) -> str:
     return "\n".join(lines)
 
 
-def _row_json(row: SyscallRow) -> dict[str, object]:
+TIME_FIELDS = ("total_ns", "avg_ns", "p50_ns", "p95_ns", "p99_ns", "max_ns")
+
+
+def _row_json(row: SyscallRow, timing: str = Timing.EXACT) -> dict[str, object]:
     s = row.stats
-    return {
+    doc: dict[str, object] = {
         "syscall": row.syscall or row.name,
         "abi": row.abi,
         "nr": row.nr,
@@ -199,12 +217,18 @@ def _row_json(row: SyscallRow) -> dict[str, object]:
         "p99_ns": s.quantile(0.99),
         "max_ns": s.max_ns,
     }
+    mode = timing_of(timing)
+    if mode is Timing.SAMPLED:  # the time fields are estimates (counts and errors exact)
+        doc["estimated"] = True
+    elif mode is Timing.OFF:  # not measured: null, never a 0 that reads as "instant"
+        doc.update(dict.fromkeys(TIME_FIELDS))
+    return doc
 
 
-def syscall_row_json(row: SyscallRow) -> dict[str, object]:
+def syscall_row_json(row: SyscallRow, timing: str = Timing.EXACT) -> dict[str, object]:
     """A syscall row as the JSON summary gives it (`record --interval --json`'s intervals
-    give theirs alike)."""
-    return _row_json(row)
+    give theirs alike): with `"estimated": true` when sampled, null times when off."""
+    return _row_json(row, timing)
 
 
 def summary_json(snapshot: Snapshot, target: dict[str, object], per_process: bool = False,
@@ -233,10 +257,11 @@ def summary_json(snapshot: Snapshot, target: dict[str, object], per_process: boo
 
     def per_pid() -> Iterator[object]:
         for pid in sorted(counts):
-            yield {"pid": pid, "syscalls": [_row_json(r) for r in syscall_rows(snapshot, pid)]}
+            yield {"pid": pid, "syscalls": [_row_json(r, snapshot.timing)
+                                            for r in syscall_rows(snapshot, pid)]}
 
     doc: dict[str, object] = {
-        "syscalls": [_row_json(r) for r in syscall_rows(snapshot)],
+        "syscalls": [_row_json(r, snapshot.timing) for r in syscall_rows(snapshot)],
         "processes": listed(processes),
         # Exited processes shown as the one entry of pid 0 (past the live model's bound).
         "processes_folded": folded_count(snapshot.processes),
@@ -251,7 +276,8 @@ def summary_json(snapshot: Snapshot, target: dict[str, object], per_process: boo
             "tcp_events": snapshot.drops.tcp_events,
         },
         "connections": [dataclasses.asdict(c) for c in connections],
-        "target": target,
+        # record's target names the mode; other callers' (demo) get the snapshot's.
+        "target": {**target, "timing": target.get("timing", str(timing_of(snapshot.timing)))},
     }
     if per_process:
         doc["per_process"] = listed(per_pid)

@@ -29,6 +29,7 @@ from tracing.model.files import merge_files
 from tracing.model.paths import UNKNOWN_ID
 from tracing.model.report import labelled
 from tracing.model.stats import StatKey, SyscallStats, merge_stats
+from tracing.model.timing import diff_timing_note, timing_of
 from tracing.model.units import parse_offset
 from tracing.session.stored import open_session
 from tracing.session.stored_session import StoredSession
@@ -201,7 +202,7 @@ def load_side(session: StoredSession, span: Span | None, which: str) -> Side:
         f"{session.name} [{format_span(start_s)}..{format_span(end_s)}]"
     side = DiffSide(label=label, path=str(session.path), start_s=start_s, end_s=end_s,
                     host=_text(session.meta, "host"), kernel=_text(session.meta, "kernel"),
-                    arch=arch)
+                    arch=arch, timing=str(timing_of(session.meta.get("timing"))))
     return Side(side, is_whole, syscalls, processes,
                 _files(session) if is_whole else {}, _endpoints(session) if is_whole else {})
 
@@ -295,6 +296,9 @@ def compute(a: Side, b: Side) -> Diff:
     if not (a.whole and b.whole):
         notes.append("files and TCP endpoints are compared for whole sessions only "
                      "(a session keeps their totals at its end)")
+    timing = diff_timing_note(a.side.timing, b.side.timing)  # issue 18: sampled, off
+    if timing:
+        notes.append(timing)
     sys_a, sys_b = _syscall_groups(a, b, by_name)
     a_s, b_s = a.side.end_s - a.side.start_s, b.side.end_s - b.side.start_s
     tables = (
@@ -336,7 +340,8 @@ def _number(value: float) -> float | int:
 def side_json(side: DiffSide) -> dict[str, object]:
     return {"label": side.label, "path": side.path, "start_s": round(side.start_s, 9),
             "end_s": round(side.end_s, 9), "duration_s": round(side.end_s - side.start_s, 9),
-            "host": side.host, "kernel": side.kernel, "arch": side.arch}
+            "host": side.host, "kernel": side.kernel, "arch": side.arch,
+            "timing": side.timing}
 
 
 def row_json(table: DiffTable, row: DiffRow) -> dict[str, object]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tracing.model.bpf_cost import bpf_json
 from tracing.model.files import FileKey, FileStats
 from tracing.model.inflight import inflight_meta
 from tracing.model.paths import PathTable
@@ -344,6 +345,8 @@ def snapshot_meta(snapshot: Snapshot) -> dict[str, Any]:
         "tcp_monitored": snapshot.tcp_monitored,
         # Also known from the command line, but not for a trace started from the picker.
         "sample_hz": snapshot.sample_hz,
+        # Issue 18: how the calls were timed ("sampled": times are estimates).
+        "timing": snapshot.timing,
         "probes": {str(nr): name for nr, name in snapshot.probes.items()},
         "exit_code": exit_status.code if exit_status else None,
         "exit_signal": exit_status.signal if exit_status else None,
@@ -353,6 +356,8 @@ def snapshot_meta(snapshot: Snapshot) -> dict[str, Any]:
            else {"event_selection": selection_meta(snapshot.selection)}),
         # Issue 16: the calls in flight at the last read (at stop: those never finished).
         **({} if snapshot.inflight is None else {"in_flight": inflight_meta(snapshot.inflight)}),
+        # Issue 18: our BPF programs' kernel cost since the start (not measured: no key).
+        **({"bpf": bpf_json(snapshot)} if snapshot.bpf_stats else {}),
     }
 
 

@@ -43,6 +43,7 @@ from tracing.model.stats import (
     SyscallStats,
     TraceState,
 )
+from tracing.model.timing import timing_of
 from tracing.system.threads import COMM_MAX, NAMES_MAX
 
 FORMAT = "sikte-tui-snapshots"
@@ -178,6 +179,7 @@ def snapshot_to_dict(s: Snapshot, paths_from: int = 0) -> dict[str, Any]:
         "samples": [[x.pid, x.tid, x.comm, list(x.frames), list(x.modules), x.kernel_frames,
                      x.count] for x in s.samples],
         "sample_hz": s.sample_hz, "samples_until_ns": s.samples_until_ns,
+        "timing": s.timing,
         "probes": {str(nr): name for nr, name in s.probes.items()},
         "connections": [dataclasses.astuple(c) for c in s.connections],
         "tcp_monitored": s.tcp_monitored,
@@ -217,6 +219,7 @@ def snapshot_from_dict(d: dict[str, Any], paths: PathTable | None = None) -> Sna
         probes={int(nr): name for nr, name in d.get("probes", {}).items()},
         connections=tuple(Connection(*c) for c in d.get("connections", ())),
         tcp_monitored=d.get("tcp_monitored", True),
+        timing=str(timing_of(d.get("timing"))),  # older recordings: exact
         **_decoded_from(d, PathTable() if paths is None else paths),
     )
 

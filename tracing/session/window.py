@@ -31,6 +31,7 @@ from tracing.model.stats import (
     bucket_bounds,
     hist_from_dense,
 )
+from tracing.model.timing import timing_of
 from tracing.session.schema import CONNECTION_COLUMNS
 from tracing.session.stored_session import StoredSession
 from tracing.session.stored_threads import process_threads, with_threads
@@ -181,6 +182,7 @@ def window_snapshot(session: StoredSession, window: Window, seq: int) -> Snapsho
         event_data=data, paths=session.paths, files=MappingProxyType(dict(session.files)),
         selection=stored_selection(meta),
         inflight=stored_inflight(meta.get("in_flight"), window.end_ns),
+        timing=str(timing_of(meta.get("timing"))),  # older sessions: exact
     )
 
 
