@@ -23,7 +23,10 @@ lint: bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# The bench's anchors (libbpf-tools' syscount, bpftrace) are installed here, not by bootstrap:
+# `make test` does not need them.
 bench: bootstrap
+	@bash scripts/bench-tools.sh
 	$(PY) -m benchmarks $(ARGS)
 
 clean:

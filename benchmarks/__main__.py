@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from benchmarks import report, suite
@@ -31,7 +32,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-doc", action="store_true",
                         help="do not write docs/performance.md (a partial or --quick run "
                              "never does)")
+    parser.add_argument("--sikte-tree", type=Path, metavar="DIR",
+                        help="run sikte-tui from this source tree (with this venv), e.g. "
+                             "`git archive COMMIT | tar -x -C DIR`, for a tree's figures "
+                             "against the same run's tools; never writes the document")
     args = parser.parse_args(argv)
+    if args.sikte_tree is not None and not (args.sikte_tree / "cli" / "main.py").is_file():
+        parser.error(f"--sikte-tree: no cli/main.py in {args.sikte_tree}")
     if args.runs is not None and args.runs < 1:
         parser.error("--runs takes a positive number")
     return args
@@ -48,15 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         print("benchmarks: tracing needs root; run: sudo make bench", file=sys.stderr)
         return 2
     runs = args.runs or (1 if args.quick else DEFAULT_RUNS)
+    started = time.monotonic()
     results: list[BenchResult] = []
     with make_scratch() as scratch:
-        ctx = BenchContext(runs=runs, quick=args.quick, scratch=Path(scratch))
+        ctx = BenchContext(runs=runs, quick=args.quick, scratch=Path(scratch),
+                           sikte_tree=args.sikte_tree and args.sikte_tree.resolve())
         for bench in suite.by_name(args.only):
             ctx.log(f"{bench.name}: {bench.description}")
             results.append(bench.run(ctx))
     print(report.render_results(results))
-    if not (args.quick or args.only or args.no_doc):
-        report.write_doc(report.figures_markdown(results, command_line(args)))
+    # A full run must fit in 15 minutes (issue 18): say how long this one took.
+    took = f"{(time.monotonic() - started) / 60:.1f} minutes"
+    print(f"\nbenchmarks took {took}")
+    if not (args.quick or args.only or args.no_doc or args.sikte_tree):
+        report.write_doc(report.figures_markdown(results, command_line(args), took))
         print(f"\nfigures written to {report.DOC}")
     failures = [f for r in results for f in r.failures]
     for failure in failures:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,9 @@ class BenchContext:
     runs: int
     quick: bool
     scratch: Path
+    # sikte-tui from another source tree (this venv, PYTHONPATH=tree), e.g. a tree before a
+    # change, for its figures in the same run as the tools'; None: this venv's sikte-tui.
+    sikte_tree: Path | None = None
     _programs: dict[str, Path] = field(default_factory=dict)
 
     def program(self, name: str) -> Path:
@@ -58,7 +62,8 @@ class BenchContext:
         return self._programs[name]
 
     def log(self, message: str) -> None:
-        print(f"[bench] {message}", file=sys.stderr, flush=True)
+        # The time of day shows where a full run's minutes go.
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)

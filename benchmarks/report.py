@@ -95,6 +95,7 @@ def machine_lines() -> list[str]:
     except OSError:
         clocksource = "unknown"
     bcc = _first_line(["dpkg-query", "-W", "-f", "${Version}", "python3-bpfcc"])
+    libbpf_tools = _first_line(["dpkg-query", "-W", "-f", "${Version}", "libbpf-tools"])
     return [
         f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         f"- Kernel: {platform.release()} ({platform.machine()})"
@@ -102,21 +103,22 @@ def machine_lines() -> list[str]:
         f"- CPUs: {os.cpu_count()} x {model}",
         f"- Clocksource: {clocksource}",
         f"- Tools: bcc {bcc}; {_first_line(['strace', '-V'])}; "
-        f"{_first_line(['perf', '--version'])}; Python {platform.python_version()}",
+        f"{_first_line(['perf', '--version'])}; libbpf-tools {libbpf_tools}; "
+        f"{_first_line(['bpftrace', '--version'])}; Python {platform.python_version()}",
     ]
 
 
 # -- the document ----------------------------------------------------------------------------
 
 
-def figures_markdown(results: Sequence[BenchResult], command: str) -> str:
+def figures_markdown(results: Sequence[BenchResult], command: str, took: str = "") -> str:
     return "\n".join([
         START,
         "",
         "## Figures",
         "",
         *machine_lines(),
-        f"- Reproduce (as root): `{command}`",
+        f"- Reproduce (as root): `{command}`" + (f" (this run took {took})" if took else ""),
         "",
         render_results(results),
         "",

@@ -7,11 +7,22 @@ terminal and to docs/performance.md like the others.
 
 from __future__ import annotations
 
-from benchmarks import clock, event_rate, overhead, picker, sessions, tracer_cost, ui_latency
+from benchmarks import (
+    bystander,
+    clock,
+    event_rate,
+    overhead,
+    picker,
+    sessions,
+    tracer_cost,
+    ui_latency,
+)
 from benchmarks.common import Benchmark
 
 BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("overhead", "workload CPU and wall time under each tracer", overhead.run),
+    Benchmark("bystander", "CPU of an untraced dd while each tracer traces an idle process",
+              bystander.run),
     Benchmark("tracer-cost", "tracer CPU s per million syscalls, aggregating only",
               tracer_cost.run),
     Benchmark("event-rate", "events/s that reach snapshots, and drops", event_rate.run),
