@@ -35,7 +35,10 @@ def ending(c_program: Callable[[str], str]) -> Iterator[tuple[Recording, Path]]:
         steps = [f"{folder / name} {int(sig)}" for name, sig in DYING.items()]
         steps += [
             "yes | head -1 > /dev/null",  # yes dies of SIGPIPE at its next write
-            f"grep -E '^Sig(Blk|Ign):' /proc/$$/status > {folder / 'signals'}",
+            # Read by the shell itself (builtins, no child): a child reading its parent's
+            # status can catch it inside vfork, with every signal blocked for the moment.
+            "while read -r key value; do case $key in SigBlk:|SigIgn:) echo \"$key $value\";; "
+            f"esac; done < /proc/$$/status > {folder / 'signals'}",
             f"(ulimit -f 1; exec dd if=/dev/zero of={folder / 'big'} bs=4096 count=2 "
             "status=none)",
             f"exec {folder / LAST} {int(signal.SIGTERM)}",
