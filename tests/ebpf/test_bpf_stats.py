@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.ebpf.conftest import run_trace
+from tests.helpers import wait_until
 from tracing.engine import bpf_stats
 from tracing.engine.tracer import TraceConfig, Tracer
 
@@ -45,14 +45,6 @@ def stats_fds(pid: int | str = "self") -> int:
         with contextlib.suppress(OSError):  # closed meanwhile (the listing's own fd)
             held += os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf-stats"
     return held
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout} s: {what}")
-        time.sleep(0.01)
 
 
 class Counter:
@@ -139,7 +131,8 @@ def test_sampled_statistics_go_off_while_tracing(waiting: subprocess.Popen[bytes
 
     def watch(tracer: Tracer) -> None:
         seen.append(stats_fds() - held_before)  # on from the start
-        wait_for(lambda: stats_fds() == held_before, "statistics off after the first stretch")
+        wait_until(lambda: stats_fds() == held_before, "statistics off after the first stretch",
+                   timeout=20)
         seen.append(stats_fds() - held_before)
         tracer.stop()
 
@@ -174,7 +167,7 @@ def test_statistics_are_restored_when_the_tracer_is_killed(counter: Counter) -> 
         assert tracer.wait(10) == -signal.SIGKILL
         # Nothing ran to turn them off: the kernel did, as the process's files closed. (Other
         # tracers on this machine may hold them for a moment: wait for a moment off.)
-        wait_for(lambda: not counter.stats_on(), "statistics off after SIGKILL")
+        wait_until(lambda: not counter.stats_on(), "statistics off after SIGKILL", timeout=20)
         assert bpf_stats.stats_sysctl() == 0
     finally:
         tracer.kill()
