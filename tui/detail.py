@@ -27,7 +27,7 @@ from tracing.model.units import format_count, format_duration, format_exact_coun
 from tui.actions import bindings_for
 from tui.charts import SyscallPlots, plot_title, session_series, shown_window, syscall_ids
 from tui.columns import Column, Row, RowKey
-from tui.event_rows import EventStore, LogEvent, errno_causes
+from tui.event_rows import EventStore, LogEvent, duration_cell, errno_causes
 from tui.footer import KeyFooter
 from tui.screens import DrillDown
 from tui.session import SessionView
@@ -300,6 +300,6 @@ def event_key(e: LogEvent) -> RowKey:
 def event_row(e: LogEvent, start_ns: int) -> Row:
     def cells() -> dict[str, str]:  # made (and decoded) only for the rows on screen
         return {"time": f"{(e.ts_ns - start_ns) / 1e9:.6f}", "pid": str(e.pid),
-                "tid": str(e.tid), "duration": format_duration(e.duration_ns),
+                "tid": str(e.tid), "duration": duration_cell(e.duration_ns),
                 "call": e.call}
     return Row(event_key(e), {"ts": e.ts_ns}, cells)

@@ -305,7 +305,9 @@ class EventLogScreen(ThrottledRedraw, DrillDown):
 
 
 def strace_text(event: LogEvent) -> str:
-    return f"{event.call} <{event.duration_ns / 1e9:.6f}>"
+    """The selected-row line's call and strace -T's time (`<->` when not timed)."""
+    from tracing.decode.render import duration_text  # loads the decoder: see DecodeContext
+    return f"{event.call} {duration_text(event.duration_ns)}"
 
 
 def selection_text(snapshot: Snapshot | None) -> str:

@@ -22,9 +22,10 @@ from syscall_tables import errno_name, syscall_name
 from tracing.boundary.display_text import sanitize
 from tracing.decode.argspec import FD_ARG0, FD_RET, OPENS, SpecTable, abi_table, load_specs
 from tracing.decode.constants import errno_name as decoded_errno_name
-from tracing.model.captures import KIND_PATH, parse_fields
+from tracing.model.captures import EVF_UNTIMED, KIND_PATH, parse_fields
 from tracing.model.paths import PathTable
 from tracing.model.stats import Snapshot
+from tracing.model.timing import NO_TIME
 from tracing.model.units import format_duration
 from tui.columns import GAP, Column, Row
 from tui.session import EventBatch
@@ -75,7 +76,7 @@ class LogEvent:
     nr: int
     abi: int
     raw_ret: int
-    duration_ns: int
+    duration_ns: int | None  # None: not timed (EVF_UNTIMED), shown as NO_TIME, never as 0
     comm: str  # the process's name, as shown (escaped)
     thread_comm: str  # the thread's own name, as shown: the process's for its main thread
     record: np.ndarray  # the one-record slice, for the decoder
@@ -219,14 +220,15 @@ class EventStore:
         processes, data = snapshot.processes, batch.data
         columns = [kept[name].tolist()
                    for name in ("ts", "pid", "tid", "nr", "abi", "ret", "duration_ns")]
-        for j, (i, ts, pid, tid, nr, abi, ret, dur) in enumerate(
-                zip(index.tolist(), *columns, strict=True)):
+        untimed = (kept["flags"] & EVF_UNTIMED).astype(bool).tolist()
+        for j, (i, ts, pid, tid, nr, abi, ret, dur, no_time) in enumerate(
+                zip(index.tolist(), *columns, untimed, strict=True)):
             info = processes.get(pid)
             # The names as shown (escaped), so that a filter typed from the screen matches
             # a name with control characters in it.
             comm = _shown(info.comm) if info else "?"
             self.events.append(LogEvent(
-                batch.first + i, ts, pid, tid, nr, abi, ret, dur, comm,
+                batch.first + i, ts, pid, tid, nr, abi, ret, None if no_time else dur, comm,
                 _shown(info.thread_name(tid)) if info else comm,
                 kept[j:j + 1], data[i] if i < len(data) else b"", context))
 
@@ -276,8 +278,20 @@ def event_row(event: LogEvent, snapshot: Snapshot | None) -> Row:
     def cells() -> dict[str, str]:
         return {"time": wall_clock(event.ts_ns, snapshot), "pid": str(event.pid),
                 "comm": event.thread_comm, "call": event.call,
-                "duration": format_duration(event.duration_ns)}
+                "duration": duration_cell(event.duration_ns)}
     return Row((event.seq,), {"ts": event.ts_ns}, cells)
+
+
+def duration_cell(duration_ns: int | None) -> str:
+    """An event's duration as a table shows it: NO_TIME ("-") when its call was not timed."""
+    return NO_TIME if duration_ns is None else format_duration(duration_ns)
+
+
+def duration_detail(duration_ns: int | None) -> str:
+    """An event's duration in its full description: the ns as well, or why there is none."""
+    if duration_ns is None:
+        return f"{NO_TIME} (not timed: --timing off, or a call --timing sampled left out)"
+    return f"{format_duration(duration_ns)} ({duration_ns:,} ns)"
 
 
 def rows_of(events: Iterable[LogEvent], snapshot: Snapshot | None) -> list[Row]:
@@ -299,7 +313,7 @@ def describe_event(event: LogEvent, snapshot: Snapshot | None) -> list[tuple[str
         ("syscall", f"{d.name} (nr {event.nr}, {event.table})"),
         ("arguments", d.args_text),
         ("result", d.result_text),
-        ("duration", f"{format_duration(event.duration_ns)} ({event.duration_ns:,} ns)"),
+        ("duration", duration_detail(event.duration_ns)),
     ]
     for label, value in (("path", event.path), ("descriptor", event.fd_path),
                          ("address", event.addr)):

@@ -30,9 +30,12 @@ from tracing.decode.calls import HEX_RESULT, call_args, fcntl_result
 from tracing.decode.constants import MASK64, errno_message, errno_name, hex_value
 from tracing.decode.fdnames import annotate_fd
 from tracing.decode.sockaddr import short_address
-from tracing.model.captures import KIND_PATH, KIND_SOCKADDR, Field, parse_fields
+from tracing.model.captures import EVF_UNTIMED, KIND_PATH, KIND_SOCKADDR, Field, parse_fields
 
 MAX_ERRNO = 4095
+# -T's place for a call that was not timed (--timing off, or sampled mode left it out): its
+# record's duration is 0, which is no time, so the line says so rather than <0.000000>.
+UNTIMED_TEXT = "<->"
 RESULT_COLUMN = 40  # strace's default -a: results start at this column when the call fits
 # strace's own words for the restart codes (src/syscall.c): a signal interrupted the call and
 # the kernel restarts it or not; they never reach the process, so no strerror text exists.
@@ -70,15 +73,32 @@ def render_call(name: str, args: Sequence[int], abi: int, fields: Iterable[Field
 
 
 def format_line(call: str, result: str, *, prefix: str = "",
-                duration_ns: int | None = None) -> str:
+                duration_ns: int | None = None, untimed: bool = False) -> str:
     """A line as strace writes it: the result at column 40 when the call is shorter
-    (strace's -a 40), then -T's `<seconds.micros>`, truncated as strace truncates it."""
+    (strace's -a 40), then -T's `<seconds.micros>`, truncated as strace truncates it, or
+    `<->` for an untimed call."""
     head = f"{prefix}{call} ".ljust(RESULT_COLUMN)
     line = f"{head}= {result}"
-    if duration_ns is not None:
-        seconds, ns = divmod(max(duration_ns, 0), 1_000_000_000)
-        line += f" <{seconds}.{ns // 1000:06d}>"
+    if untimed:
+        line += f" {UNTIMED_TEXT}"
+    elif duration_ns is not None:
+        line += f" {duration_text(duration_ns)}"
     return line
+
+
+def duration_text(duration_ns: int | None) -> str:
+    """strace -T's `<0.000012>` (seconds, truncated to microseconds); `<->` for None, an
+    untimed call."""
+    if duration_ns is None:
+        return UNTIMED_TEXT
+    seconds, ns = divmod(max(duration_ns, 0), 1_000_000_000)
+    return f"<{seconds}.{ns // 1000:06d}>"
+
+
+def event_duration(duration_ns: int, flags: int) -> int | None:
+    """A record's duration, None when its call was not timed (EVF_UNTIMED: the 0 it carries
+    is no time). Records saved before the flag existed were all timed."""
+    return None if flags & EVF_UNTIMED else duration_ns
 
 
 def result_text(ctx: CallContext) -> str:
@@ -119,7 +139,7 @@ class DecodedEvent:
     addr: str | None  # the socket address, short form (10.0.0.1:443)
     fd: int | None  # the descriptor the call works on, or the one it returned
     fd_path: bytes | None  # that descriptor's name, when known
-    duration_ns: int
+    duration_ns: int | None  # None: the call was not timed (EVF_UNTIMED)
 
     @property
     def call_text(self) -> str:
@@ -132,7 +152,7 @@ def render_line(event: DecodedEvent, multi_process: bool = False) -> str:
     the thread, as strace's does, when several processes are traced."""
     prefix = f"[pid {event.tid:5d}] " if multi_process else ""
     return format_line(f"{event.name}({event.args_text})", event.result_text, prefix=prefix,
-                       duration_ns=event.duration_ns)
+                       duration_ns=event.duration_ns, untimed=event.duration_ns is None)
 
 
 @functools.cache
@@ -153,12 +173,12 @@ def decode_event(record: Any, data: bytes, host_arch: str, specs: SpecTable,
     return _decode(row, tuple(int(a) for a in record["args"]), data, host_arch, specs, paths)
 
 
-_SCALARS = ("ts", "pid", "tid", "nr", "ret", "duration_ns", "abi", "fd_path")
+_SCALARS = ("ts", "pid", "tid", "nr", "ret", "duration_ns", "abi", "fd_path", "flags")
 
 
 def _decode(row: tuple[int, ...], raw_args: tuple[int, ...], data: bytes, host_arch: str,
             specs: SpecTable, paths: PathNames | None) -> DecodedEvent:
-    ts, pid, tid, nr, ret, duration, abi, path_id = row
+    ts, pid, tid, nr, ret, duration, abi, path_id, flags = row
     args = tuple(a & MASK64 for a in raw_args)
     spec = specs.for_call(abi_table(host_arch, abi), nr)
     name = syscall_name(host_arch, abi, nr)
@@ -171,7 +191,7 @@ def _decode(row: tuple[int, ...], raw_args: tuple[int, ...], data: bytes, host_a
         ts_ns=ts, pid=pid, tid=tid, nr=nr, name=name, abi=abi,
         args_text=", ".join(call_args(ctx)), result_text=result_text(ctx), ret=ret,
         errno_name=err, path=_first_path(fields), addr=_address(ctx), fd=fd, fd_path=fd_path,
-        duration_ns=duration)
+        duration_ns=event_duration(duration, flags))
 
 
 def decode_events(records: Any, data: Sequence[bytes], host_arch: str, specs: SpecTable,

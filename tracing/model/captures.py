@@ -18,6 +18,8 @@ from typing import NamedTuple
 # Record flags (EVENT_DTYPE "flags").
 EVF_SELECTED = 1  # kept by the user's selection (failed, slow, 1 in N, all): shown, stored
 EVF_AT_ENTRY = 2  # execve's fields were captured at entry (a successful exec replaces memory)
+# Not timed (--timing off, or a call sampled mode left untimed): duration_ns is 0, not a time.
+EVF_UNTIMED = 4
 
 # Field kinds. The kernel learns each argument's kind from tracing.decode.argspec.
 KIND_NONE = 0  # a plain number: nothing captured

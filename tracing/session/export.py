@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from syscall_tables import ABI_NATIVE, abi_syscall_name, abi_table, errno_name
 from tracing.boundary.userfiles import Dir, Owner, invoking_user, open_dir, read_json_object
 from tracing.errors import UserError
+from tracing.model.captures import EVF_UNTIMED
 from tracing.model.stats import bucket_bounds, percentile
 from tracing.session.export_decoded import decoded_columns, files_table
 from tracing.session.stored_session import StoredSession
@@ -302,6 +303,14 @@ def _errno_column(ret: np.ndarray) -> tuple[np.ndarray, pa.DictionaryArray]:
     return errnos, pa.DictionaryArray.from_arrays(codes, labels)
 
 
+def _duration_column(ev: np.ndarray) -> pa.Array:
+    """Each event's time in the syscall; null where the call was not timed (EVF_UNTIMED:
+    --timing off, or a call --timing sampled left out), whose record holds 0, not a time."""
+    untimed = (ev["flags"] & EVF_UNTIMED).astype(bool)
+    return pa.array(ev["duration_ns"].astype(np.int64), pa.int64(),
+                    mask=untimed if untimed.any() else None)
+
+
 def events_table(session: StoredSession, names: Namer) -> pa.Table:
     ev = session.events
     pids, nrs = ev["pid"].astype(np.int64), ev["nr"].astype(np.int64)
@@ -312,7 +321,7 @@ def events_table(session: StoredSession, names: Namer) -> pa.Table:
         "ts": _utc(ev["ts"].astype(np.int64), session.wall_offset_ns),
         "pid": pa.array(pids, pa.int32()), "tid": pa.array(ev["tid"].astype(np.int32)),
         "syscall": names.column(abis, nrs), "nr": pa.array(nrs, pa.int64()),
-        "ret": pa.array(ret), "duration_ns": pa.array(ev["duration_ns"].astype(np.int64)),
+        "ret": pa.array(ret), "duration_ns": _duration_column(ev),
         "errno": pa.array(errnos), "errno_name": errno_names,
     }
     for i in range(6):

@@ -18,7 +18,7 @@ from syscall_tables import abi_code
 from tracing.boundary.untrusted_files import Limits, Refused, open_untrusted, read_fd
 from tracing.decode.argspec import ABI_TABLES
 from tracing.errors import UserError
-from tracing.model.captures import DATA_MAX
+from tracing.model.captures import DATA_MAX, EVF_UNTIMED
 from tracing.model.files import FileKey, FileStats
 from tracing.model.paths import PathTable
 from tracing.model.stats import EVENT_DTYPE
@@ -238,8 +238,10 @@ def _processes_from(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
 def _events_from(frame: pd.DataFrame, offset: int, abis: Mapping[int, int]) -> np.ndarray:
     """The events' records; each with its process's ABI until _captures_from reads the
     record's own (exports from before issue 15 have none)."""
+    frame, untimed = _untimed(frame)
     checked = typed(frame, "events", EVENT_KINDS)
     events = np.zeros(len(frame), dtype=EVENT_DTYPE)
+    events["flags"] = np.where(untimed, EVF_UNTIMED, 0)
     events["ts"] = _mono(frame, "events", "ts", offset, required=True)
     for name in ("pid", "tid", "nr", "ret", "duration_ns"):
         events[name] = checked[name].to_numpy()
@@ -253,6 +255,25 @@ def _events_from(frame: pd.DataFrame, offset: int, abis: Mapping[int, int]) -> n
     return events
 
 
+def _untimed(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The frame with the null durations (calls not timed: the export writes null where the
+    record holds EVF_UNTIMED) as 0, as the record holds them, and a mask of those rows.
+
+    Arrow gives an int64 column with nulls to pandas as float64: back to int64 in one step
+    when every value is a whole number in range, else the checks of `typed` name the bad
+    value."""
+    column = frame.get("duration_ns")
+    if column is None or column.dtype.kind != "f":
+        return frame, np.zeros(len(frame), dtype=bool)
+    untimed = column.isna().to_numpy()
+    values = column.to_numpy(copy=True)
+    values[untimed] = 0
+    whole = np.isfinite(values) & (values == np.floor(values)) & (values >= 0) \
+        & (values < 2.0**63)
+    filled = pd.Series(values.astype(np.int64) if whole.all() else values, index=frame.index)
+    return frame.assign(duration_ns=filled), untimed
+
+
 def _captures_from(frame: pd.DataFrame, events: np.ndarray, paths: PathTable,
                    arch: str) -> tuple[bytes, ...]:
     """What the kernel captured behind each event (issue 15's columns; older exports have
@@ -264,7 +285,8 @@ def _captures_from(frame: pd.DataFrame, events: np.ndarray, paths: PathTable,
         raise Bad("its events table has captured fields longer than a record holds")
     events["data_len"] = [len(d) for d in data]
     if "flags" in frame.columns and frame["flags"].dtype.kind in "iu":
-        events["flags"] = frame["flags"].to_numpy().astype(np.uint8)
+        # Or'd: a null duration already set EVF_UNTIMED (in case the column lost the bit).
+        events["flags"] |= frame["flags"].to_numpy().astype(np.uint8)
     if "abi" in frame.columns:
         tables = ABI_TABLES.get(arch, (arch,))
         codes = {name: i for i, name in enumerate(tables)}
