@@ -33,6 +33,14 @@
 //   ABI_COMPAT, ABI_X32, ARG_SPEC_ENTRIES: the arg_kinds map's index (abi * 1024 + nr % 1024)
 //   FCNTL_DUPFD, FCNTL_DUPFD_CLOEXEC, ERRNO_BADF: values from the C library's headers
 //   FD_IO_ENTRIES     size of the per-descriptor I/O map
+//   EXIT_ONLY         1 (only with TIMING_OFF, kernel 5.15+, task offsets known): calls are
+//                     counted at sys_exit alone, from the number the kernel kept (orig_ax),
+//                     exit and exit_group at sched_process_exit; no in-flight slots at all,
+//                     and sys_enter is attached only while events are selected (exec's
+//                     fields at entry)
+//   TASK_TGID_OFF     offsetof(struct task_struct, tgid), TASK_PID_OFF its pid, -1: unknown
+//                     (a new thread is then told by its clone flags, kept at entry)
+//   NR_FORK, NR_VFORK, NR_EXIT, NR_EXIT_GROUP (and _COMPAT, _X32): -1 where the ABI has none
 //   TIMING_MODE       TIMING_EXACT (every call timed), TIMING_SAMPLED (counts and errors
 //                     exact, a sample of each thread's calls timed and weighted) or TIMING_OFF
 //                     (counts and errors only, no latency); tracing.model.timing.Timing
@@ -44,6 +52,13 @@
 #define TIMING_OFF 2
 #ifndef TIMING_MODE
 #define TIMING_MODE TIMING_EXACT
+#endif
+#ifndef EXIT_ONLY
+#define EXIT_ONLY 0
+#endif
+#ifndef TASK_TGID_OFF
+#define TASK_TGID_OFF -1
+#define TASK_PID_OFF -1
 #endif
 // sampled: a thread is timed on every call until it makes more than SAMPLE_RATE_HI timed
 // calls a second, then on one call in 2^shift (shift growing by one a window, at most
@@ -215,7 +230,22 @@ BPF_PERCPU_ARRAY(exec_scratch, struct exec_capture, 1);
 // its old tid nor the new one finds it at exit; the task itself stays.
 BPF_F_TABLE("hash", u64, struct exec_capture, exec_args, 1024, BPF_F_NO_PREALLOC);
 
-#if USE_TASK_STORAGE
+#if EXIT_ONLY
+// No in-flight slots: nothing is carried from a call's entry to its exit, but for two calls
+// whose exit does not say what they were, marked on the task (rare paths only): rt_sigreturn
+// restores the registers, orig_ax with them (-1), and the frames a thread's handlers were
+// given say which call it was (signal_deliver); a successful exec returns as the new
+// program's execve (the kernel sets orig_ax so for the new ABI), so sched_prepare_exec writes
+// down the call as it was made.
+struct task_marks {
+    u64 rt;       // bit i: the frame at depth i is an rt frame (i386: SA_SIGINFO handlers)
+    u32 depth;    // handlers entered and not yet returned from (a handler that longjmps out
+                  // leaves one: the thread's next -1 exit is then counted as a sigreturn)
+    u32 pad;
+    u64 exec_key; // the exec in flight: its number | ABI << 32 | 1 << 63; 0: none
+};
+BPF_TASK_STORAGE(task_marks, struct task_marks);
+#elif USE_TASK_STORAGE
 BPF_TASK_STORAGE(inflight_store, struct inflight);
 #else
 BPF_HASH(inflight_store, u32, struct inflight, 65536);
@@ -251,6 +281,7 @@ static __always_inline void set_target(u32 pid, bool on)
         __sync_fetch_and_and(w, ~(1ULL << (pid & 63)));
 }
 
+#if !EXIT_ONLY
 static __always_inline struct inflight *inflight_get(u32 tid, bool create)
 {
 #if USE_TASK_STORAGE
@@ -274,6 +305,7 @@ static __always_inline void inflight_clear(u32 tid, struct inflight *f)
     inflight_store.delete(&tid);
 #endif
 }
+#endif
 
 // Keeps the compiler from checking one copy of a value and indexing with another, which the
 // verifier cannot follow.
@@ -310,6 +342,27 @@ static __always_inline bool is_clone_nr(u32 nr, u32 abi)
     if (abi == ABI_X32)
         return nr == X32_NR(NR_CLONE_X32) || nr == X32_NR(NR_CLONE3_X32);
     return nr == (u32)NR_CLONE || nr == (u32)NR_CLONE3;
+}
+
+// A call that returns twice, 0 in the new task: clone, clone3, fork, vfork.
+static __always_inline bool is_forking_nr(u32 nr, u32 abi)
+{
+    if (is_clone_nr(nr, abi))
+        return true;
+    if (abi == ABI_COMPAT)
+        return nr == (u32)NR_FORK_COMPAT || nr == (u32)NR_VFORK_COMPAT;
+    if (abi == ABI_X32)
+        return nr == X32_NR(NR_FORK_X32) || nr == X32_NR(NR_VFORK_X32);
+    return nr == (u32)NR_FORK || nr == (u32)NR_VFORK;
+}
+
+static __always_inline bool is_exit_nr(u32 nr, u32 abi)
+{
+    if (abi == ABI_COMPAT)
+        return nr == (u32)NR_EXIT_COMPAT || nr == (u32)NR_EXIT_GROUP_COMPAT;
+    if (abi == ABI_X32)
+        return nr == X32_NR(NR_EXIT_X32) || nr == X32_NR(NR_EXIT_GROUP_X32);
+    return nr == (u32)NR_EXIT || nr == (u32)NR_EXIT_GROUP;
 }
 
 // The number as the call was made (records carry it so): x32's with its bit again.
@@ -809,13 +862,13 @@ static __always_inline void start_record(struct scratch *s, u32 pid, u32 tid, u6
                                          u64 d, u64 now, u32 abi)
 {
     s->e.ts = now ? now : bpf_ktime_get_ns(); // 0: an untimed call, read for its record only
+    s->e.flags = now ? 0 : EVF_UNTIMED; // (its duration, 0, is no time)
     s->e.pid = pid;
     s->e.tid = tid;
     s->e.nr = nr;
     s->e.ret = ret;
     s->e.duration_ns = d;
     s->e.abi = abi;
-    s->e.flags = 0;
     s->e.data_len = 0;
     s->e.fd_path = 0;
 }
@@ -832,7 +885,7 @@ static __always_inline void send_failed(u32 flags, bool book)
 static __always_inline void send_record(struct scratch *s, u32 flags, bool book)
 {
     u64 len = s->e.data_len & (CAP_DATA_MAX - 1);
-    s->e.flags = flags;
+    s->e.flags |= flags;
     if (events.ringbuf_output(s, sizeof(struct sys_event) + len, 0) != 0) {
         send_failed(flags, book);
         return;
@@ -977,6 +1030,7 @@ static __always_inline void exit_record(u32 pid, u32 tid, u64 nr_abi, u64 d, u64
     s->busy = 0;
 }
 
+#if TASK_TGID_OFF < 0 && !EXIT_ONLY
 // clone's flags are its first argument; clone3's the first u64 of the struct clone_args it
 // points to (user memory: a bad pointer fails the call, which then forks nothing). A number
 // that is clone in another ABI only (i386 clone is x86_64 getpgid) forks nothing either.
@@ -991,6 +1045,7 @@ static __always_inline void clone_entry(struct inflight *f, struct pt_regs *regs
     if (v3 && bpf_probe_read_user(&f->clone_flags, sizeof(f->clone_flags), (void *)arg0) != 0)
         f->clone_flags = 0;
 }
+#endif
 
 // A launched command armed by SyscallProgram.set_target(at_exec): true while its calls are
 // still the launcher's (until the entry of its first exec, which disarms it and counts).
@@ -1021,6 +1076,7 @@ static __always_inline bool call_key(struct pt_regs *regs, u64 id, u32 *nr, u32 
     return true;
 }
 
+#if !EXIT_ONLY
 // The entry's clock (the in-flight slot's ts is never 0 for a call in flight).
 static __always_inline void start_timing(struct inflight *f)
 {
@@ -1096,7 +1152,24 @@ static __always_inline u32 end_timing(struct inflight *f, u64 now, u64 *d)
     return sample_decide(f, now, *d);
 #endif
 }
+#endif
 
+#if EXIT_ONLY
+// Attached only while events are selected (SyscallProgram.set_selection): an exec's path and
+// arguments are in the caller's memory at entry only. The launched command's first exec
+// is disarmed at its exit, where it is counted.
+RAW_TRACEPOINT_PROBE(sys_enter)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (!is_target(pid))
+        return 0;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    u32 nr, abi;
+    if (call_key(regs, ctx->args[1], &nr, &abi) && is_exec_nr(nr, abi))
+        exec_entry(regs, nr, abi);
+    return 0;
+}
+#else
 RAW_TRACEPOINT_PROBE(sys_enter)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -1117,11 +1190,15 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     // exit and exit_group need nothing here: the status is the task's exit_code at its exit.
     if (is_exec_nr(nr, abi)) {
         exec_entry(regs, nr, abi);
-    } else if (is_clone_nr(nr, abi)) {
+    }
+#if TASK_TGID_OFF < 0
+    else if (is_clone_nr(nr, abi)) {
         clone_entry(f, regs, nr, abi);
     }
+#endif
     return 0;
 }
+#endif
 
 // A task being killed (SIGKILL pending: a fatal signal, exit_group or exec of another
 // thread) leaves a blocked call with a restart code that is never seen by user space: not a
@@ -1214,7 +1291,7 @@ static __always_inline void record_stat(u32 pid, u32 tid, u64 nr_abi, s64 ret, u
                   TIMING_MODE == TIMING_OFF ? 0 : 1);
 }
 
-#if USE_TASK_STORAGE
+#if USE_TASK_STORAGE || EXIT_ONLY
 // The call's number at its exit, as the kernel gave it to sys_enter: x86_64's orig_ax (with
 // the x32 bit; an i386 call's, zero-extended), arm64's syscallno (an int, sign-extended).
 static __always_inline u64 exit_call_id(struct pt_regs *regs)
@@ -1229,6 +1306,9 @@ static __always_inline u64 exit_call_id(struct pt_regs *regs)
 #endif
     return id;
 }
+#endif
+
+#if USE_TASK_STORAGE && !EXIT_ONLY
 
 // A call that returns in a traced thread (it has a slot: its earlier calls were seen entering)
 // with none in flight was entered without our sys_enter: the kernel runs seccomp before that
@@ -1261,6 +1341,157 @@ static __always_inline bool unseen_call(struct pt_regs *regs, u32 pid, u64 *nr_a
 }
 #endif
 
+#if EXIT_ONLY
+// A handler is about to run with a frame on the thread's stack: its return is a sigreturn.
+TRACEPOINT_PROBE(signal, signal_deliver)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (args->sa_handler <= 1 || !is_target(pid)) // SIG_DFL, SIG_IGN: no frame
+        return 0;
+    struct task_marks *f = task_marks.task_storage_get(bpf_get_current_task_btf(), 0,
+                                                     BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!f)
+        return 0;
+    u32 depth = f->depth;
+    if (depth < 64) {
+        if (args->sa_flags & SA_SIGINFO_FLAG)
+            f->rt |= 1ULL << depth;
+        else
+            f->rt &= ~(1ULL << depth);
+    }
+    f->depth = depth + 1;
+    return 0;
+}
+
+// An exit with the "no call" number -1 (in the ABI of the registers it returns to): the
+// return from a handler when the thread has a frame (rt_sigreturn, or an i386 handler's
+// sigreturn without SA_SIGINFO), else a call a ptrace tracer skipped or syscall(-1), counted
+// as the number -1 like sys_enter counts it. (x32 processes' rt_sigreturn is counted as the
+// native one: their registers do not say x32 once restored.)
+static __always_inline bool sigreturn_key(u32 abi, u32 *nr, u32 *abi_out)
+{
+    *abi_out = abi;
+    *nr = 0xffffffffU;
+    struct task_marks *f = task_marks.task_storage_get(bpf_get_current_task_btf(), 0, 0);
+    if (!f || !f->depth)
+        return true;
+    u32 depth = f->depth - 1;
+    f->depth = depth;
+    bool rt = depth >= 64 || ((f->rt >> (depth & 63)) & 1);
+    if (abi == ABI_COMPAT)
+        *nr = rt ? (u32)NR_RT_SIGRETURN_COMPAT : (u32)NR_SIGRETURN_COMPAT;
+    else
+        *nr = (u32)NR_RT_SIGRETURN;
+    return true;
+}
+
+// The key of the call whose registers these are, as call_key gives it at entry; false for our
+// uretprobe's. x86_64: orig_ax, ip and cs in one read. -1: see sigreturn_key (only at
+// sys_exit: a task ending holds -1 when a signal ended it).
+static __always_inline bool exit_key(struct pt_regs *regs, bool sigreturn, u32 *nr, u32 *abi)
+{
+#if defined(__x86_64__)
+    struct {
+        u64 orig_ax;
+        u64 ip;
+        u64 cs;
+    } r = {};
+    bpf_probe_read_kernel(&r, sizeof(r), &regs->orig_ax);
+    u64 id = r.orig_ax;
+    if ((u32)id == 0xffffffffU)
+        return sigreturn && sigreturn_key(r.cs == 0x23 ? ABI_COMPAT : 0, nr, abi);
+    *abi = x32_nr(id) ? ABI_X32 : ((u16)r.cs == 0x23 ? ABI_COMPAT : 0);
+    *nr = *abi == ABI_X32 ? X32_NR(id) : (u32)id;
+#if HAVE_HIDDEN
+    if (*nr == (u32)NR_HIDDEN && *abi == 0)
+        return false;
+#endif
+    return true;
+#else
+    u64 id = exit_call_id(regs);
+    if ((u32)id == 0xffffffffU)
+        return sigreturn && sigreturn_key(call_abi(regs, 0), nr, abi);
+    return call_key(regs, id, nr, abi);
+#endif
+}
+
+// A successful exec returns as an execve of the new program's ABI (the kernel sets its
+// registers so: a 64-bit shell's execve of an i386 program ends as i386's execve): the call as
+// it was made is the one sched_prepare_exec wrote down.
+static __always_inline void exec_caller_key(u32 *nr, u32 *abi)
+{
+    struct task_marks *f = task_marks.task_storage_get(bpf_get_current_task_btf(), 0, 0);
+    if (!f || !f->exec_key)
+        return;
+    *nr = (u32)f->exec_key;
+    *abi = (f->exec_key >> 32) & 3;
+    f->exec_key = 0;
+}
+
+// The exec is past its point of no return, before the new program's ABI is set: its key as
+// sys_enter would have taken it.
+TRACEPOINT_PROBE(sched, sched_prepare_exec)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (!is_target(pid))
+        return 0;
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    u32 nr, abi;
+    if (!regs || !exit_key(regs, false, &nr, &abi))
+        return 0;
+    struct task_marks *f = task_marks.task_storage_get(bpf_get_current_task_btf(), 0,
+                                                       BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (f)
+        f->exec_key = nr | ((u64)abi << 32) | (1ULL << 63);
+    return 0;
+}
+
+// The number and ABI of the call that ends (from what the kernel kept of its entry), or false
+// when it is not counted: the kernel's "no call" -1 (a ptrace tracer skipped it, or our own
+// uretprobe syscall), our uretprobe's number, a launched command's calls before its first
+// exec (whose exit disarms it, and counts), and a new task's return from fork (0 from clone,
+// clone3, fork or vfork: the parent's call, counted in the parent). A call refused by seccomp
+// before sys_enter is counted, as strace counts it; so is a call in flight when tracing began.
+static __always_inline bool ending_call(struct pt_regs *regs, u32 pid, s64 ret, u64 *nr_abi)
+{
+    u32 nr, abi;
+    if (!exit_key(regs, true, &nr, &abi))
+        return false;
+    if (ret == 0 && is_exec_nr(nr, abi))
+        exec_caller_key(&nr, &abi);
+    if (ret == 0 && is_forking_nr(nr, abi))
+        return false;
+    u32 zero = 0;
+    u32 *armed = exec_armed.lookup(&zero);
+    if (armed && *armed == pid) {
+        if (!is_exec_nr(nr, abi))
+            return false;
+        *armed = 0;
+    }
+    *nr_abi = nr | ((u64)abi << 32);
+    return true;
+}
+
+// --timing off: one tracepoint's work. Nothing is timed, so nothing needs the entry.
+RAW_TRACEPOINT_PROBE(sys_exit)
+{
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 pid = pid_tgid >> 32;
+    if (!is_target(pid))
+        return 0;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    s64 ret = ctx->args[1];
+    u64 nr_abi;
+    if (!ending_call(regs, pid, ret, &nr_abi))
+        return 0;
+    u32 tid = (u32)pid_tgid;
+    record_stat_w(pid, tid, nr_abi, ret, 0, 0);
+    struct config *cfg = get_config();
+    if (cfg && (cfg->events | cfg->files))
+        after_call(cfg, regs, pid, tid, (u32)nr_abi, (nr_abi >> 32) & 3, ret, 0, 0);
+    return 0;
+}
+#else
 RAW_TRACEPOINT_PROBE(sys_exit)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -1308,6 +1539,37 @@ RAW_TRACEPOINT_PROBE(sys_exit)
                    (nr_abi >> 32) & 3, ret, d, now);
     return 0;
 }
+#endif
+
+#if EXIT_ONLY
+// A task that ends inside exit or exit_group (which never return): that call counts here. The
+// task's user registers still hold the call's number (orig_ax); a task ended by a signal
+// holds -1 there (an interrupt's frame) or the number of a call that returned (counted at its
+// exit). x86_64: the return value is still -ENOSYS, as the entry set it (a call that returned,
+// refused by seccomp, holds its result).
+static __always_inline void exit_call_at_exit(u32 pid, u32 tid)
+{
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    if (!regs)
+        return;
+    u32 nr, abi;
+    if (!exit_key(regs, false, &nr, &abi) || !is_exit_nr(nr, abi))
+        return;
+#if defined(__x86_64__)
+    s64 ax = 0;
+    bpf_probe_read_kernel(&ax, sizeof(ax), &regs->ax);
+    if (ax != -38) // -ENOSYS
+        return;
+#endif
+    u32 zero = 0;
+    u32 *armed = exec_armed.lookup(&zero);
+    if (armed && *armed == pid)
+        return; // the launcher's exit before its exec
+    u64 nr_abi = nr | ((u64)abi << 32);
+    record_stat_w(pid, tid, nr_abi, 0, 0, 0);
+    exit_record(pid, tid, nr_abi, 0, 0);
+}
+#endif
 
 static __always_inline struct proc_event *proc_event_new(u32 kind, u32 pid, u32 tid)
 {
@@ -1328,6 +1590,30 @@ static __always_inline struct proc_event *proc_event_new(u32 kind, u32 pid, u32 
     return e;
 }
 
+#if TASK_TGID_OFF >= 0
+// The raw tracepoint: its arguments are the two tasks, and the new one's tgid says whether it
+// is a thread (CLONE_THREAD puts it in its parent's group), whatever call made it.
+RAW_TRACEPOINT_PROBE(sched_process_fork)
+{
+    u32 parent = bpf_get_current_pid_tgid() >> 32;
+    if (!is_target(parent))
+        return 0;
+    void *task = (void *)ctx->args[1];
+    u32 child = 0, tgid = 0;
+    bpf_probe_read_kernel(&child, sizeof(child), task + TASK_PID_OFF);
+    bpf_probe_read_kernel(&tgid, sizeof(tgid), task + TASK_TGID_OFF);
+    if (FOLLOW)
+        set_target(child, true); // (a thread's bit: see below)
+    struct proc_event *e = proc_event_new(PROC_FORK, parent, child);
+    if (!e)
+        return 0;
+    e->ppid = parent;
+    if (tgid == parent)
+        e->flags = PROC_FLAG_THREAD;
+    proc_events.ringbuf_submit(e, 0);
+    return 0;
+}
+#else
 TRACEPOINT_PROBE(sched, sched_process_fork)
 {
     u32 parent = bpf_get_current_pid_tgid() >> 32;
@@ -1354,6 +1640,7 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
     proc_events.ringbuf_submit(e, 0);
     return 0;
 }
+#endif
 
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
@@ -1384,6 +1671,10 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 #endif
     if (tid != pid)
         set_target(tid, false); // the bit a traced thread's creation set
+    u64 task = bpf_get_current_task();
+#if EXIT_ONLY
+    exit_call_at_exit(pid, tid);
+#else
     // A syscall that never returns (exit, exit_group) still counts, timed up to the exit.
     struct inflight *f = inflight_get(tid, false);
     if (f && f->ts) {
@@ -1396,10 +1687,10 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         weight = end_timing(f, now, &d);
 #endif
         record_stat_w(pid, tid, f->nr, 0, d, weight);
-        exit_record(pid, tid, f->nr, d, now);
+        exit_record(pid, tid, f->nr, d, weight ? now : 0);
         inflight_clear(tid, f);
     }
-    u64 task = bpf_get_current_task();
+#endif
     exec_args.delete(&task); // an exec that never returned
     if (process_gone)
         set_target(pid, false);

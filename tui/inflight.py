@@ -5,6 +5,9 @@ It shows the newest snapshot's InFlightRead (tracing/model/inflight.py): the eng
 threads' in-flight slots once a second, so the durations are as of that read (the title says
 when); in a saved session, the calls still in flight when it stopped, as of the end of the
 stretch shown. A call that never returns is counted nowhere else: here it is visible.
+With --timing off there are no slots: the engine reads /proc once a second and each call is
+timed from the first read that saw it, so the title says the times are lower bounds, and each
+is marked `>` (in flight) and `≤` (entered at).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from textual.widgets import Input, Static
 
 from tracing.decode.argspec import abi_table
 from tracing.model.inflight import (
+    POLLED_NOTE,
     InFlight,
     InFlightRead,
     call_name,
@@ -65,7 +69,8 @@ def _row(snapshot: Snapshot, read: InFlightRead, call: InFlight) -> Row:
              "elapsed_ns": elapsed_text(call, read.ts_ns),
              # entered before the trace's start (an attached process found blocked)
              "start_s": "before" if call.before_trace or start_s < 0
-             else format_elapsed(start_s)}
+             # first seen then by a /proc read (--timing off): entered then or earlier
+             else ("≤" if call.seen else "") + format_elapsed(start_s)}
     return Row((call.pid, call.tid), values, cells)
 
 
@@ -88,6 +93,8 @@ def describe(snapshot: Snapshot | None) -> str:
     words.append("as of now" if age < 1_000_000 else f"as of {format_duration(age)} ago")
     if read.unread:
         words.append(f"{read.unread:,} threads not read")
+    if read.polled:
+        words.append(POLLED_NOTE)
     return " · ".join(words)
 
 

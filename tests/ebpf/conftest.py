@@ -70,6 +70,7 @@ C_PROGRAMS: dict[str, tuple[str, ...]] = {
     "die": (),
     "many_threads": ("-pthread",),
     "i386_calls": ("-m32",),
+    "exit_only": ("-pthread",),
 }
 
 

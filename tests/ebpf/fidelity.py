@@ -165,9 +165,11 @@ def strace_table(path: Path) -> Calls:
     return out
 
 
-def record(argv: list[str], user: int | None = None, timeout: float = 240) -> Recording:
+def record(argv: list[str], user: int | None = None, timeout: float = 240,
+           timing: str = "exact") -> Recording:
     """`sikte-tui record` of a launched command, to its end (the command exits)."""
-    result = subprocess.run([sys.executable, "-m", "cli.main", *RECORD_FLAGS, "--", *argv],
+    result = subprocess.run([sys.executable, "-m", "cli.main", *RECORD_FLAGS, "--timing", timing,
+                             "--", *argv],
                             capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                             env=user_env(user))
     try:

@@ -191,7 +191,7 @@ def test_record_lists_calls_in_flight_at_stop(fifo: Path, tmp_path: Path) -> Non
     calls = [c for c in doc["in_flight"] if c["tid"] == tid]
     assert calls == [{"pid": workload.pid, "tid": tid, "comm": "python3", "syscall": "read",
                       "nr": NR_READ, "abi": "x86_64", "in_flight_ns": calls[0]["in_flight_ns"],
-                      "entered_before_trace": False}]
+                      "entered_before_trace": False, "in_flight_at_least": False}]
     assert 0 < calls[0]["in_flight_ns"] <= stopped - before
     # The saved session keeps them: `open` shows the same call, as of the session's end.
     session = open_session(journal)

@@ -48,11 +48,14 @@ def test_elapsed_and_order():
 def test_json_names_each_call_in_its_own_abi():
     assert inflight_json(READ, "x86_64", PROCESSES) == [
         {"pid": 100, "tid": 100, "comm": "server", "syscall": "wait4", "nr": 61,
-         "abi": "x86_64", "in_flight_ns": 9_000_000_000, "entered_before_trace": True},
+         "abi": "x86_64", "in_flight_ns": 9_000_000_000, "entered_before_trace": True,
+         "in_flight_at_least": True},
         {"pid": 100, "tid": 101, "comm": "server", "syscall": "read", "nr": 0,
-         "abi": "x86_64", "in_flight_ns": 2_500_000_000, "entered_before_trace": False},
+         "abi": "x86_64", "in_flight_ns": 2_500_000_000, "entered_before_trace": False,
+         "in_flight_at_least": False},
         {"pid": 200, "tid": 200, "comm": "\x1b]0;x\x07", "syscall": "_newselect", "nr": 142,
-         "abi": "i386", "in_flight_ns": 1_000_000_000, "entered_before_trace": False},
+         "abi": "i386", "in_flight_ns": 1_000_000_000, "entered_before_trace": False,
+         "in_flight_at_least": False},
     ]
     assert inflight_json(None, "x86_64", PROCESSES) == []
 
@@ -89,7 +92,8 @@ def test_meta_round_trip_and_stretches():
     {"ts_ns": 1, "calls": [[1 << 32, 2, 3, 0, 5]]}, {"ts_ns": 1, "calls": [[1, 2, 3, 0, "5"]]},
     {"ts_ns": 1, "calls": [[1, 2, 1 << 32, 0, 5]]}, {"ts_ns": True, "calls": []},
     {"ts_ns": 1, "calls": [[1, 2, 3, 0, 5]] * 20_000},
-    {"ts_ns": 1, "threads": -1, "calls": []}, {"ts_ns": 1, "calls": [[1, 2, 3, 0, 5, 2]]},
+    {"ts_ns": 1, "threads": -1, "calls": []}, {"ts_ns": 1, "calls": [[1, 2, 3, 0, 5, 3]]},
+    {"ts_ns": 1, "polled": 2, "calls": []}, {"ts_ns": 1, "polled": True, "calls": []},
 ])
 def test_malformed_meta_is_ignored(bad):
     assert inflight_from_meta(bad) is None

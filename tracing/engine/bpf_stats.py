@@ -146,10 +146,14 @@ class BpfCostMeter:
             self._turn_on()
 
     @classmethod
-    def open(cls, program_fds: Mapping[str, int]) -> BpfCostMeter:
-        """For the syscall programs among a program's loaded functions (by name)."""
+    def open(cls, program_fds: Mapping[str, int], exit_only: bool = False) -> BpfCostMeter:
+        """For the syscall programs among a program's loaded functions (by name). With
+        `exit_only` (--timing off counting at sys_exit, its sys_enter attached only while
+        events are selected) the exit program's run count is the calls."""
         entry = [fd for name, fd in program_fds.items() if name in ENTRY_PROGRAMS]
         exits = [fd for name, fd in program_fds.items() if name in EXIT_PROGRAMS]
+        if exit_only:
+            entry, exits = exits, entry
         mode = os.environ.get(MODE_VARIABLE, SAMPLED)
         meter = cls(entry, exits, mode if mode in (SAMPLED, ALWAYS, OFF) else SAMPLED)
         if not entry:

@@ -11,6 +11,11 @@ table classes do not know task storage.
 Bounded: at most `max_threads` lookups a read, each a pidfd_open, a bpf and a close; the
 tracer reads at most once a second and once at stop. A thread that exits in between is
 simply absent (ESRCH, ENOENT).
+
+With --timing off the program keeps no slots (and, once its C says so, has no such map): the
+tracer passes no map, and each live thread's /proc/PID/task/TID/syscall is read instead, within
+the same bounds (ProcInFlightReader). A call's entry is then unknown: it is listed from the
+first read that saw the thread in it, a lower bound.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import ctypes
 import errno
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from syscall_tables import ABI_TABLES, syscall_number
 from tracing.model.inflight import InFlight, InFlightRead, ordered, split_nr
@@ -167,18 +172,115 @@ class InFlightReader:
         return InFlightRead(time.monotonic_ns(), ordered(calls), looked, unread)
 
 
+STATUS_LIMIT = 16_384  # bytes of /proc/PID/task/TID/status read (about 1.5 KiB here)
+
+
+def _proc_file(path: str, limit: int) -> bytes | None:
+    """The first `limit` bytes of a /proc file (one read: /proc gives these whole); None when
+    it cannot be read. Plain os calls: a buffered file object costs about as much again,
+    and this runs for every traced thread once a second."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def blocked_call(pid: int, tid: int) -> int | None:
     """The number of the call a thread is blocked in, from /proc/PID/task/TID/syscall; None
     when it is running, blocked outside a call (-1), gone or not readable."""
-    try:
-        with open(f"/proc/{pid}/task/{tid}/syscall", "rb") as f:
-            first = f.read(64).split(maxsplit=1)
-    except OSError:
+    text = _proc_file(f"/proc/{pid}/task/{tid}/syscall", 64)
+    if text is None:
         return None
+    first = text.split(maxsplit=1)
     if not first or not first[0].isdigit():
         return None
     nr = int(first[0])
     return nr if nr <= 0xFFFF_FFFF else None
+
+
+def context_switches(pid: int, tid: int) -> int | None:
+    """How many times the thread has left a CPU (voluntary and not), from its /proc status;
+    None when it is gone or the counts are not there."""
+    text = _proc_file(f"/proc/{pid}/task/{tid}/status", STATUS_LIMIT)
+    if text is None:
+        return None
+    total = 0
+    for name in (b"\nvoluntary_ctxt_switches:", b"\nnonvoluntary_ctxt_switches:"):
+        at = text.rfind(name)  # the last lines: searched from the end
+        if at < 0:
+            return None
+        value = text[at + len(name):].split(b"\n", 1)[0].strip()
+        if not value.isdigit():
+            return None
+        total += int(value)
+    return total
+
+
+class ProcInFlightReader:
+    """The calls in flight with no slots to read (--timing off): each thread's current call
+    from /proc/PID/task/TID/syscall, with the first read that saw it in that call.
+
+    A thread is taken to be in the same call as at the last read only when it is in a call
+    of the same number and has not left a CPU since (its context switch count, read after
+    the call's number, is the one read when it was first seen): a thread that ran in
+    between may have returned and entered another call of the same number, so it starts
+    again. Resetting errs short: the time shown stays a lower bound. A thread not in a call,
+    gone, or not read this time is forgotten. Bounded: at most `max_threads` threads a read,
+    two small /proc reads for each thread in a call, one for the others; the state kept is
+    one entry per thread read.
+
+    Times: a call's start is a clock read taken after its first sighting's switch count (it
+    was in the call, off CPU, from before then); a read's ts_ns is taken before its
+    lookups (each call listed was still in it after then). So ts_ns - start_ns never
+    exceeds the time the call had been running.
+    """
+
+    def __init__(self, max_threads: int = MAX_THREADS,
+                 syscall_of: Callable[[int, int], int | None] | None = None,
+                 switches_of: Callable[[int, int], int | None] | None = None,
+                 clock: Callable[[], int] = time.monotonic_ns) -> None:
+        self.max_threads = max_threads
+        self._syscall_of = syscall_of or blocked_call
+        self._switches_of = switches_of or context_switches
+        self._clock = clock
+        # (pid, tid) -> (raw number from /proc, switch count, first seen at)
+        self._seen: dict[tuple[int, int], tuple[int, int, int]] = {}
+
+    def read(self, threads: Iterable[tuple[int, int]], unread: int = 0,
+             abis: Mapping[int, int] | None = None) -> InFlightRead:
+        """The calls the (pid, tid) threads are in now, each from when it was first seen in
+        it; past max_threads they are counted in `unread` (with the `unread` given).
+        `abis`: pid -> ABI code of its process (the x32 bit says x32)."""
+        ts = self._clock()
+        calls, looked = [], 0
+        seen: dict[tuple[int, int], tuple[int, int, int]] = {}
+        for pid, tid in threads:
+            if looked >= self.max_threads:
+                unread += 1
+                continue
+            looked += 1
+            raw = self._syscall_of(pid, tid)
+            if raw is None:
+                continue
+            switches = self._switches_of(pid, tid)  # after the number: see the class
+            if switches is None:
+                continue
+            before = self._seen.get((pid, tid))
+            if before is not None and before[:2] == (raw, switches):
+                first = before[2]
+            else:
+                first = self._clock()
+            seen[pid, tid] = (raw, switches, first)
+            abi = ABI_X32 if raw & X32_BIT else (abis or {}).get(pid, 0)
+            calls.append(InFlight(pid, tid, raw & ~X32_BIT, abi, first, seen=True))
+        self._seen = seen
+        return InFlightRead(ts, ordered(calls), looked, unread, polled=True)
 
 
 def live_threads(pids: Iterable[int], limit: int) -> tuple[list[tuple[int, int]], int]:
@@ -227,28 +329,36 @@ def _is_process(pid: int) -> bool:
 class InFlightWatch:
     """The tracer's calls in flight: read at most once a second and at the last tick; in
     between, the last read again. A map this kernel's layout does not match is never read
-    (nothing shown rather than something wrong)."""
+    (nothing shown rather than something wrong). With no map (map_fd None: --timing off),
+    the threads' /proc entries are read instead (ProcInFlightReader)."""
 
     def __init__(self, arch: str) -> None:
         self.arch = arch
         self._last: InFlightRead | None = None
         self._at_ns = 0
         self._reader: InFlightReader | None = None
+        self._polls: ProcInFlightReader | None = None
         self._broken = False
 
-    def read(self, map_fd: int, pids: Iterable[int], processes: Mapping[int, ProcessInfo],
+    def read(self, map_fd: int | None, pids: Iterable[int], processes: Mapping[int, ProcessInfo],
              start_ns: int, last: bool) -> InFlightRead | None:
         now = time.monotonic_ns()
         if self._broken or (not last and self._last is not None
                             and now - self._at_ns < READ_EVERY_NS):
             return self._last
         self._at_ns = now
+        tables = ABI_TABLES.get(self.arch, (self.arch,))
+        abis = {pid: tables.index(p.abi) for pid, p in processes.items() if p.abi in tables}
+        if map_fd is None:  # no slots: the threads' /proc entries, compared read to read
+            if self._polls is None:
+                self._polls = ProcInFlightReader()
+            threads, more = live_threads(pids, self._polls.max_threads)
+            self._last = self._polls.read(threads, more, abis)
+            return self._last
         try:
             if self._reader is None:
                 self._reader = InFlightReader(map_fd, self.arch)
             threads, more = live_threads(pids, self._reader.max_threads)
-            tables = ABI_TABLES.get(self.arch, (self.arch,))
-            abis = {pid: tables.index(p.abi) for pid, p in processes.items() if p.abi in tables}
             self._last = self._reader.read(threads, more, start_ns, abis)
         except (OSError, KeyError):  # no such map or an unexpected layout
             self._broken = True

@@ -113,6 +113,7 @@ class EngineOptions:
     timing: Timing = Timing.EXACT  # how calls are timed (TIMING_MODE in the C)
 
 
+SYS_ENTER, SYS_ENTER_FN = b"sys_enter", b"raw_tracepoint__sys_enter"
 # Timing -> the C's TIMING_MODE (bpf/syscalls.bpf.c's TIMING_EXACT, _SAMPLED, _OFF).
 TIMING_MODES: dict[Timing, int] = {Timing.EXACT: 0, Timing.SAMPLED: 1, Timing.OFF: 2}
 
@@ -152,8 +153,22 @@ def histogram_defines() -> dict[str, int]:
     }
 
 
+def exit_only(options: EngineOptions, offsets: dict[str, int]) -> bool:
+    """--timing off counts at sys_exit alone (EXIT_ONLY in the C) where the kernel has
+    bpf_task_pt_regs (5.15: exit and exit_group are counted from the task's registers) and
+    its BTF gives a new task's tgid (a thread told from a process without the entry), with
+    sched_prepare_exec (6.10: an exec's number and ABI as called, which its exit no longer
+    holds when the new program's ABI differs). Not
+    with --uprobe: the uretprobe syscall returns with the "no call" number, which exit-only
+    counting takes for syscall(-1)."""
+    return (Timing(options.timing) == Timing.OFF and _kernel_at_least(5, 15)
+            and offsets["TASK_TGID_OFF"] >= 0 and not options.uprobes
+            and tracefs.has_field("sched", "sched_prepare_exec", "filename"))
+
+
 def build_cflags(options: EngineOptions, arch: str) -> list[str]:
     """The -D flags; the event selection is not among them (a map, switched at run time)."""
+    offsets = task_offset_defines()
     defines = {
         "PID_WORDS": _pid_words(),
         "FOLLOW": int(options.follow),
@@ -166,8 +181,9 @@ def build_cflags(options: EngineOptions, arch: str) -> list[str]:
         "SAMPLE_ENTRIES": sample_map_entries(options.sample_hz)[1],
         "PROBE_NR_BASE": f"{PROBE_NR_BASE}U",
         "TIMING_MODE": TIMING_MODES[Timing(options.timing)],
+        "EXIT_ONLY": int(exit_only(options, offsets)),
         **_hidden_defines(options, arch),
-        **task_offset_defines(),
+        **offsets,
         "PROC_EVENTS_PAGES": proc_events_pages(),
         **histogram_defines(),
         **capture_defines(arch),
@@ -203,6 +219,9 @@ class SyscallProgram:
         import bcc  # the one place bcc is imported
 
         self.cflags = build_cflags(options, arch)
+        # No in-flight slots, and sys_enter attached only while events are selected.
+        self.exit_only = "-DEXIT_ONLY=1" in self.cflags
+        self._enter_attached = True  # bcc attaches every *_PROBE at load
         try:
             self._bpf: BccProgram = bcc.BPF(text=program_text(options).encode(), cflags=self.cflags)
         except Exception as err:  # bcc raises bare Exception for compile and load failures
@@ -286,6 +305,14 @@ class SyscallProgram:
     def set_selection(self, selection: EventSelection) -> None:
         """Which calls become events from now on, and whether descriptors are followed."""
         self._config[self._config.Key(0)] = self._config.Leaf(*config_value(selection))
+        if self.exit_only and self._enter_attached != bool(selection.bits):
+            # Exit-only: sys_enter only captures an exec's fields, for its event. (An exec
+            # in flight while it is attached has no fields: its record says so.)
+            if selection.bits:
+                self._bpf.attach_raw_tracepoint(tp=SYS_ENTER, fn_name=SYS_ENTER_FN)
+            else:
+                self._bpf.detach_raw_tracepoint(tp=SYS_ENTER)
+            self._enter_attached = bool(selection.bits)
 
     # -- event streams ---------------------------------------------------------------------
 

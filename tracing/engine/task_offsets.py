@@ -29,11 +29,19 @@ def task_offset_defines() -> dict[str, int]:
     """TASK_EXIT_CODE_OFF: offsetof(struct task_struct, exit_code) (a wait(2) status at
     sched_process_exit); TASK_SIGPENDING_OFF: offsetof(struct task_struct, pending.signal)
     (its first word: SIGKILL pending means the task is being killed). -1: not known (no
-    BTF), and the program does without (exit statuses unknown, restart codes errors)."""
+    BTF), and the program does without (exit statuses unknown, restart codes errors).
+    TASK_PID_OFF, TASK_TGID_OFF: the pid and tgid fields (-1: a new thread is told by the
+    clone flags its call was entered with)."""
     exit_code = btf_member_offset("task_struct", "exit_code")
     pending = btf_member_offset("task_struct", "pending")
     signal = btf_member_offset("sigpending", "signal")
+    pid = btf_member_offset("task_struct", "pid")
+    tgid = btf_member_offset("task_struct", "tgid")
+    ids = (pid, tgid) if pid is not None and tgid is not None else (-1, -1)
     return {
         "TASK_EXIT_CODE_OFF": -1 if exit_code is None else exit_code,
         "TASK_SIGPENDING_OFF": -1 if pending is None or signal is None else pending + signal,
+        # A new task's ids at sched_process_fork (a thread has its parent's tgid).
+        "TASK_PID_OFF": ids[0],
+        "TASK_TGID_OFF": ids[1],
     }

@@ -158,7 +158,8 @@ class Tracer:
                 bound.close()
         # Issue 18: BPF run-time statistics on while tracing (off again when the meter closes
         # or the process ends, however): the programs' own kernel cost in every snapshot.
-        self._bpf_cost = BpfCostMeter.open(self._program.program_fds())
+        self._bpf_cost = BpfCostMeter.open(self._program.program_fds(),
+                                           self._program.exit_only)
         self._builder = SnapshotBuilder(
             start_ns, start_wall, self.arch, self.config.describe_targets(),
             sample_hz=self.config.sample_hz, probes=probe_names(self.config.uprobes),
@@ -314,8 +315,9 @@ class Tracer:
         processes = self._tracker.snapshot()
         samples = program.read_samples(processes, final=last)
         self._keep_up(program, last)
-        inflight = self._inflight.read(program.map_fd(INFLIGHT_MAP), sorted(self._tracker.alive),
-                                       processes, self._builder.start_ts_ns, last)
+        inflight = self._inflight.read(  # --timing off keeps no slots: None reads /proc
+            None if self.config.timing == Timing.OFF else program.map_fd(INFLIGHT_MAP),
+            sorted(self._tracker.alive), processes, self._builder.start_ts_ns, last)
         drops = program.read_drops()
         if drops.proc_events > self._proc_drops:  # names of running threads may be stale
             self._proc_drops = drops.proc_events
