@@ -11,7 +11,9 @@ import json
 import platform
 import socket
 import sqlite3
-from collections.abc import Mapping, Sequence
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,6 @@ from tracing.model.stats import (
     StatKey,
     SyscallStats,
     bucket_bounds,
-    hist_merge,
 )
 from tracing.session.schema import (
     AGGREGATE_INSERT,
@@ -38,7 +39,6 @@ from tracing.session.schema import (
     EVENT_LAYOUT,
     PROCESS_INSERT,
     TIMELINE_INSERT,
-    hist_from_blob,
     hist_to_blob,
 )
 
@@ -129,11 +129,7 @@ class JournalWriter:
         long-gone processes into one per syscall (SnapshotBuilder) and start a reused
         pid's entries again once its old ones are folded, while each row here keeps
         every life of its (pid, tid, syscall, ABI)."""
-        changes: dict[StatKey, SyscallStats] = {}
-        for snapshot in snapshots:
-            for key, delta in snapshot.interval.items():
-                before = changes.get(key)
-                changes[key] = delta if before is None else _added(before, delta)
+        changes = summed_intervals(snapshots)
         db.create_function("sikte_hist_add", 2, _hist_add, deterministic=True)
         db.executemany(
             f"INSERT INTO aggregates ({','.join(AGGREGATE_INSERT)}) "
@@ -266,16 +262,53 @@ class JournalWriter:
                          if pid != FOLDED_PID}
 
 
-def _added(first: SyscallStats, then: SyscallStats) -> SyscallStats:
-    """Two successive changes of one entry as one (min and max: the later, cumulative)."""
-    return SyscallStats(first.count + then.count, first.errors + then.errors,
-                        first.total_ns + then.total_ns, then.min_ns, then.max_ns,
-                        hist_merge((first.hist, then.hist)))
+def summed_intervals(snapshots: Sequence[Snapshot]) -> dict[StatKey, SyscallStats]:
+    """Each entry's successive changes in these snapshots as one: counts, errors and times
+    summed, histograms added bucket by bucket (sorted), min and max the last change's (they
+    are cumulative); an entry changed once is its change as it came.
+
+    Summed in place, one dict per histogram: with 5,000 busy threads every flush sums
+    10,000 entries over four snapshots on the journal thread, and a merged SyscallStats
+    and a sorted tuple per step were a large part of each flush (interpreter time taken
+    from the UI thread)."""
+    sums: dict[StatKey, list[Any]] = {}
+    for snapshot in snapshots:
+        for key, delta in snapshot.interval.items():
+            row = sums.get(key)
+            if row is None:
+                sums[key] = [delta.count, delta.errors, delta.total_ns, delta.min_ns,
+                             delta.max_ns, delta.hist]
+                continue
+            row[0] += delta.count
+            row[1] += delta.errors
+            row[2] += delta.total_ns
+            row[3], row[4] = delta.min_ns, delta.max_ns
+            hist = row[5]
+            if not isinstance(hist, dict):  # the second change: the first's buckets counted
+                hist = row[5] = _bucket_sums({}, hist)
+            _bucket_sums(hist, delta.hist)
+    return {key: SyscallStats(count, errors, total, low, high,
+                              tuple(sorted(hist.items())) if isinstance(hist, dict) else hist)
+            for key, (count, errors, total, low, high, hist) in sums.items()}
+
+
+def _bucket_sums(into: dict[int, int], hist: Iterable[tuple[int, int]]) -> dict[int, int]:
+    for bucket, n in hist:
+        into[bucket] = into.get(bucket, 0) + n
+    return into
 
 
 def _hist_add(old: bytes | None, new: bytes | None) -> bytes:
-    """SQL sikte_hist_add: two histogram blobs added bucket by bucket."""
-    return hist_to_blob(hist_merge((hist_from_blob(old), hist_from_blob(new))))
+    """SQL sikte_hist_add: two histogram blobs added bucket by bucket, the bytes
+    hist_to_blob(hist_merge(...)) of the two would give. SQLite calls it for every entry a
+    flush updates (10,000 with 5,000 busy threads), so plain struct: numpy's overhead per
+    call made it about three times slower."""
+    total: dict[int, int] = {}
+    for blob in (old, new):
+        if blob:
+            flat = struct.unpack(f"<{len(blob) // 8}Q", blob)
+            _bucket_sums(total, zip(flat[::2], flat[1::2], strict=True))
+    return struct.pack(f"<{2 * len(total)}Q", *chain.from_iterable(sorted(total.items())))
 
 
 def batch_captures(batch: np.ndarray, data: Sequence[bytes]) -> tuple[np.ndarray, bytes]:
