@@ -50,8 +50,10 @@ def measure(ctx: BenchContext, command: list[str], presses: int) -> list[float]:
     """Milliseconds from key to screen, for each press."""
     term = _Terminal(f"{SIKTE} --events none -- {' '.join(command)}")
     try:
-        if term.wait_for("sort total ▼", 60) is None:
-            raise RuntimeError(f"sikte-tui did not show its table:\n{term.screen()}")
+        # The table shows while the program still compiles ("● starting"): presses then
+        # would measure an idle UI. Tracing first, then a steady state.
+        if term.wait_for("● tracing", 60) is None or term.wait_for("sort total ▼", 10) is None:
+            raise RuntimeError(f"sikte-tui did not start tracing:\n{term.screen()}")
         time.sleep(3)  # steady state: the target running, snapshots flowing
         latencies = []
         for i in range(presses):
