@@ -64,17 +64,17 @@ def test_handler_returns_are_counted_as_strace_counts_them(exit_only: str) -> No
     assert strace_counts(list(argv))["rt_sigreturn"] == (1000, 0)
 
 
-def test_exit_group_with_blocked_threads_is_counted_once(exit_only: str) -> None:
+@pytest.mark.parametrize("timing", [Timing.OFF, Timing.EXACT], ids=str)
+def test_exit_group_with_blocked_threads_is_counted_once(exit_only: str, timing: Timing) -> None:
     """The calling thread ends inside exit_group (counted at its exit); the other threads'
     reads return as they are killed (counted there, once each, not as failures)."""
-    run = traced((exit_only, "threads", "6"), Timing.OFF)
+    run = traced((exit_only, "threads", "6"), timing)
     assert run.last.target_exit is not None and run.last.target_exit.code == 5
-    off = counts(run)
-    assert off[("exit_group", 0)] == 1
-    assert off[("exit", 0)] == 0
-    # Each thread's blocked read, the main thread's six of their bytes, the loader's one.
-    assert off[("read", 0)] == 6 + 6 + 1 and off[("read", 1)] == 0
-    assert off == counts(traced((exit_only, "threads", "6"), Timing.EXACT))
+    calls = counts(run)
+    assert calls[("exit_group", 0)] == 1 and calls[("exit", 0)] == 0
+    # Each thread's blocked read, the main thread's six reads of their bytes, the loader's.
+    assert calls[("read", 0)] == 6 + 6 + 1 and calls[("read", 1)] == 0
+    assert calls[("gettid", 0)] == 6 and calls[("clone3", 0)] == 6
 
 
 def test_a_new_task_return_from_fork_is_not_a_call(exit_only: str) -> None:
