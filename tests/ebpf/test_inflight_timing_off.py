@@ -1,6 +1,6 @@
 """Calls in flight with --timing off (issue 18): the program keeps no in-flight slots, so the
 tracer reads each thread's /proc/PID/task/TID/syscall once a second instead. A launched
-`time.sleep(30)` is listed in clock_nanosleep, timed from the first read that saw it (the
+a long `time.sleep` is listed in clock_nanosleep, timed from the first read that saw it (the
 same start at every later read), never longer than it has really been asleep; `record
 --timing off --json` lists it at stop as a lower bound, and the saved session keeps it."""
 
@@ -30,14 +30,16 @@ PY = "/usr/bin/python3"
 ROOT = Path(__file__).resolve().parents[2]
 NR_CLOCK_NANOSLEEP = 230  # x86_64; Python 3.11's time.sleep
 DEADLINE_S = 30
-# Writes the monotonic time just before it goes to sleep (atomically: rename), then sleeps.
+# Writes the monotonic time just before it goes to sleep (atomically: rename), then sleeps far
+# longer than any deadline here (a loaded machine may take most of one to start a trace): the
+# tests end it.
 SLEEPER = """
 import os, sys, time
 out = sys.argv[1]
 with open(out + ".tmp", "w") as f:
     f.write(str(time.monotonic_ns()))
 os.rename(out + ".tmp", out)
-time.sleep(30)
+time.sleep(600)
 """
 
 

@@ -68,6 +68,11 @@ async def live_loaded(pilot: Pilot, seq: int) -> LiveScreen:
 
 async def open_log(pilot: Pilot, seq: int = 4, rows: int = 8) -> EventLogScreen:
     await live_loaded(pilot, seq)
+    return await press_event_log(pilot, rows)
+
+
+async def press_event_log(pilot: Pilot, rows: int) -> EventLogScreen:
+    """E from the live screen: the event log, once it shows `rows` rows."""
     await pilot.press("E")
     await until(pilot, lambda: isinstance(pilot.app.screen, EventLogScreen))
     screen = pilot.app.screen

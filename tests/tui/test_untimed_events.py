@@ -28,20 +28,14 @@ from tui.table import KeyedTable
 
 from .conftest import NOW, until
 from .events_fixture import APP, CAT
-from .test_event_log import WIDE, open_log, plain, type_filter
+from .test_event_log import WIDE, open_log, plain, press_event_log, type_filter
 
 
 async def open_stored_log(pilot, rows: int = 8) -> EventLogScreen:
     """The event log of a saved session (its one window snapshot, whatever its seq)."""
     await until(pilot, lambda: isinstance(pilot.app.screen, LiveScreen)
                 and pilot.app.screen.query_one(KeyedTable).row_count > 0)
-    await pilot.press("E")
-    await until(pilot, lambda: isinstance(pilot.app.screen, EventLogScreen))
-    screen = pilot.app.screen
-    assert isinstance(screen, EventLogScreen)
-    await until(pilot, lambda: screen._table().row_count == rows,
-                seen=lambda: screen._table().row_count)
-    return screen
+    return await press_event_log(pilot, rows)
 
 UNTIMED_TEXT = "(not timed: --timing off, or a call --timing sampled left out)"
 
