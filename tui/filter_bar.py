@@ -94,6 +94,8 @@ class FilterBar(Vertical, Generic[F]):
 
     def _redraw_typed(self) -> None:
         self._typing = None
+        if self._pruning or not self.is_attached:
+            return  # the app is closing: the screen's other widgets may be gone already
         self._redraw()
 
     @on(Input.Changed)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from tracing.decode.argspec import abi_table
 from tracing.model.inflight import (
@@ -30,6 +30,7 @@ from tracing.model.units import format_duration, format_elapsed
 from tui.actions import bindings_for
 from tui.columns import Column, Row
 from tui.connections import ConnectionTable
+from tui.filter_bar import FilterBar
 from tui.footer import KeyFooter
 from tui.screens import DrillDown, SortKeys
 from tui.session import SessionView
@@ -186,5 +187,5 @@ class InFlightScreen(SortKeys, DrillDown):
             return
         below = stack[-2]
         self.app.pop_screen()
-        for field in below.query("#filter").results(Input):  # the live view's filter bar
-            field.value = f"pid={key[0]} tid={key[1]}"
+        for bar in below.query(FilterBar):  # the live view's: applied now, not once typing pauses
+            bar.set_text(f"pid={key[0]} tid={key[1]}")

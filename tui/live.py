@@ -12,7 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from tracing.boundary.display_text import sanitize
 from tracing.errors import UserError
@@ -251,7 +251,7 @@ class LiveScreen(SortKeys, Screen[None]):
         terms = [t for t in terms if t != ERRORS_ONLY] if ERRORS_ONLY in terms else [
             *terms, ERRORS_ONLY]
         text = " ".join(terms)
-        self.query_one("#filter", Input).value = text  # Input.Changed parses and applies it
+        self.query_one(FilterBar).set_text(text)
 
     def action_cycle_grouping(self) -> None:
         index = GROUPINGS.index(self.grouping)
@@ -355,10 +355,10 @@ class LiveScreen(SortKeys, Screen[None]):
             navigator(self.app).open_detail(str(parts[1]), int(parts[0]), int(parts[2]))
         elif key == "comm":  # the syscalls of every process of that name
             self._set_grouping(GROUPINGS[0])
-            self.query_one("#filter", Input).value = comm_term(str(parts[0]))
+            self.query_one(FilterBar).set_text(comm_term(str(parts[0])))
         else:  # a process or thread row: show its syscalls
             self._set_grouping(GROUPINGS[0])
-            self.query_one("#filter", Input).value = (
+            self.query_one(FilterBar).set_text(
                 f"pid={parts[0]}" + (f" tid={parts[1]}" if key == "thread" else ""))
 
     def action_samples(self) -> None:
