@@ -87,6 +87,9 @@ class SnapshotSource(Protocol):
     @property
     def selection(self) -> EventSelection | None: ...
     def set_selection(self, selection: EventSelection) -> None: ...
+    # The calls in flight: a live source reads them each second only while watched (the
+    # in-flight view is open) and at stop; the others keep what was recorded.
+    def watch_inflight(self, on: bool) -> None: ...
 
 
 class LiveSource:
@@ -99,6 +102,7 @@ class LiveSource:
         self.capabilities = Capabilities(live=True, output=bool(config.command))
         self.title = ", ".join(config.describe_targets())
         self._selection = config.events
+        self._inflight_watched = False
         self.tracer: Tracer | None = None
         self.journal: Journal | None = None
         self._journal_options = journal_options or JournalOptions()
@@ -161,6 +165,7 @@ class LiveSource:
             config = dataclasses.replace(config, command_stdin=slave, command_stdout=slave,
                                          command_stderr=slave, terminal=terminal)
         self.tracer = Tracer(config, deliver, on_error=self._tracer_failed)
+        self.tracer.watch_inflight(self._inflight_watched)
         try:
             self.tracer.start()
         except BaseException:
@@ -232,6 +237,12 @@ class LiveSource:
         else:
             self.config = dataclasses.replace(self.config, events=selection)
 
+    def watch_inflight(self, on: bool) -> None:
+        """Calls in flight each second while `on`; before the trace starts, from its start."""
+        self._inflight_watched = on
+        if self.tracer is not None:
+            self.tracer.watch_inflight(on)
+
     def journal_line(self) -> str | None:
         return self.journal.describe() if self.journal is not None else None
 
@@ -302,6 +313,9 @@ class _Playback:
         return None  # as recorded: each snapshot says which
 
     def set_selection(self, selection: EventSelection) -> None:
+        pass
+
+    def watch_inflight(self, on: bool) -> None:
         pass
 
 

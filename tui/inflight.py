@@ -1,13 +1,14 @@
 """The calls-in-flight view (I): each traced thread's current syscall and for how long
 (`read  12.3s`), longest first; Enter shows the live view's rows of that thread.
 
-It shows the newest snapshot's InFlightRead (tracing/model/inflight.py): the engine reads the
-threads' in-flight slots once a second, so the durations are as of that read (the title says
-when); in a saved session, the calls still in flight when it stopped, as of the end of the
-stretch shown. A call that never returns is counted nowhere else: here it is visible.
-With --timing off there are no slots: the engine reads /proc once a second and each call is
-timed from the first read that saw it, so the title says the times are lower bounds, and each
-is marked `>` (in flight) and `≤` (entered at).
+It shows the newest snapshot's InFlightRead (tracing/model/inflight.py): while this view is
+open the engine reads the threads' in-flight slots once a second (otherwise only at stop), so
+the durations are as of that read (the title says when); in a saved session, the calls still
+in flight when it stopped, as of the end of the stretch shown. A call that never returns is
+counted nowhere else: here it is visible. With --timing off there are no slots: the engine
+reads /proc (once a second while the view is open, every 5 s otherwise) and each call is
+timed from the first read that saw it, so the title says the times are lower bounds, and
+each is marked `>` (in flight) and `≤` (entered at).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tracing.model.inflight import (
 )
 from tracing.model.stats import Snapshot
 from tracing.model.units import format_duration, format_elapsed
+from tracing.sources import SnapshotSource
 from tui.actions import bindings_for
 from tui.columns import Column, Row
 from tui.connections import ConnectionTable
@@ -83,11 +85,13 @@ def sorted_rows(rows: list[Row], column: str, reverse: bool) -> list[Row]:
     return sorted(rows, key=lambda r: (r.values[column], r.key), reverse=reverse)
 
 
-def describe(snapshot: Snapshot | None) -> str:
-    """The title's words: how many calls, and as of when."""
+def describe(snapshot: Snapshot | None, live: bool = False) -> str:
+    """The title's words: how many calls, and as of when. `live`: the source reads them from
+    now on (nothing read yet means soon, not never)."""
     read = snapshot.inflight if snapshot is not None else None
     if snapshot is None or read is None:
-        return "not read (a session from before sikte-tui read them, or none yet)"
+        return ("reading the traced threads…" if live
+                else "not read (a session from before sikte-tui read them, or none yet)")
     n = len(read.calls)
     words = [f"{n:,} call{'' if n == 1 else 's'}"]
     age = max(snapshot.ts_ns - read.ts_ns, 0)
@@ -110,9 +114,12 @@ class InFlightScreen(SortKeys, DrillDown):
     }
     """
 
-    def __init__(self, session: SessionView) -> None:
+    def __init__(self, session: SessionView, source: SnapshotSource | None = None) -> None:
         super().__init__()
         self.session = session
+        # A live trace reads the calls in flight only while this view is open (and at stop).
+        self._source = source
+        self._live = source is not None and source.capabilities.live
         self.sort_column = DEFAULT_SORT
         self.sort_reverse = True
         self._drawn: int | None = None
@@ -128,7 +135,13 @@ class InFlightScreen(SortKeys, DrillDown):
         table.set_columns(COLUMNS)
         table.set_sort(self.sort_column, self.sort_reverse)
         table.focus()
+        if self._source is not None:
+            self._source.watch_inflight(True)
         self._redraw()
+
+    def on_unmount(self) -> None:
+        if self._source is not None:
+            self._source.watch_inflight(False)
 
     def on_screen_resume(self) -> None:
         self._redraw()
@@ -150,12 +163,15 @@ class InFlightScreen(SortKeys, DrillDown):
         with self.app.batch_update():
             self._table().update_rows(rows)
             self.query_one("#inflight-title", Static).update(line(
-                ("Calls in flight", "bold"), ": ", describe(latest), f" · sort {label} {arrow}"))
+                ("Calls in flight", "bold"), ": ", describe(latest, self._live),
+                f" · sort {label} {arrow}"))
             empty = self.query_one("#inflight-empty", Static)
             self._table().display = bool(rows)
             empty.display = not rows
             empty.update("No traced thread is inside a syscall." if latest is not None
-                         and latest.inflight is not None else "Calls in flight: not known.")
+                         and latest.inflight is not None
+                         else "Calls in flight: reading…" if self._live
+                         else "Calls in flight: not known.")
 
     # -- sorting ----------------------------------------------------------------------------
 

@@ -377,7 +377,7 @@ class LiveScreen(SortKeys, Screen[None]):
         self.app.push_screen(FilesScreen(self.session, self.source))
 
     def action_in_flight(self) -> None:
-        self.app.push_screen(InFlightScreen(self.session))
+        self.app.push_screen(InFlightScreen(self.session, self.source))
 
     def action_help(self) -> None:
         navigator(self.app).action_show_help()

@@ -106,6 +106,12 @@ def test_tracer_shows_a_blocked_read_and_keeps_it_at_stop(fifo: Path, tmp_path: 
         assert tracer.command is not None
         pid = found["pid"] = tracer.command.pid
         tid = found["tid"] = wait_until(lambda: reading_tid(pid), "the reader to block")
+        # Nobody watching (the view closed): not read. Then the view opens.
+        seen = len(snapshots)
+        wait_until(lambda: len(snapshots) >= seen + 3, "three snapshots while blocked")
+        unwatched = len(snapshots)
+        tracer.watch_inflight(True)
+        assert all(s.inflight is None for s in snapshots[:unwatched])
         wait_until(lambda: any(calls_of(s, tid) for s in list(snapshots)),
                  "a snapshot with the read in flight")
         tracer.stop()

@@ -66,6 +66,7 @@ def test_tracer_lists_a_sleep_from_proc_reads(tmp_path: Path) -> None:
     config = TraceConfig(command=(PY, "-c", SLEEPER, str(out)), timing=Timing.OFF,
                          tick_hz=20, sample_hz=0, tcp=False, docker=False)
     tracer = Tracer(config, on_snapshot=snapshots.append)
+    tracer.watch_inflight(True)  # the in-flight view open: read each second
     tracer.start()
     try:
         assert tracer.command is not None

@@ -1,6 +1,7 @@
 """The calls-in-flight view (I) on the replay fixture with calls in flight added: exact rows
 (name in the call's own ABI, how long, when entered), longest first, the title's count and
-age, Enter back to the live view filtered on the thread, and a session without them."""
+age, Enter back to the live view filtered on the thread, a session without them, and a live
+trace asked to read them only while the view is open."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from textual.widgets import Input, Static
 
 from tracing.model.inflight import InFlight, InFlightRead, ordered
 from tracing.model.stats import Snapshot
-from tracing.sources import ReplaySource
+from tracing.sources import Capabilities, ReplaySource
 from tui.app import SikteApp
 from tui.inflight import InFlightScreen
 from tui.live import LiveScreen
@@ -94,6 +95,34 @@ async def test_a_session_without_them_says_so(snapshots):
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(pilot.app.screen, LiveScreen))
         assert pilot.app.screen.query_one(KeyedTable).row_count > 0
+
+
+class WatchedSource(ReplaySource):
+    """A live trace that has not read its calls in flight yet: says what it is asked."""
+
+    capabilities = Capabilities(live=True)
+
+    def __init__(self, snapshots: list[Snapshot]) -> None:
+        super().__init__(snapshots)
+        self.asked: list[bool] = []
+
+    def watch_inflight(self, on: bool) -> None:
+        self.asked.append(on)
+
+
+async def test_a_live_trace_reads_them_while_the_view_is_open(snapshots):
+    source = WatchedSource(snapshots)
+    app = SikteApp(source=source, clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_view(pilot)
+        assert source.asked == [True]
+        await until(pilot, lambda: "reading" in plain(screen, "#inflight-title"))
+        assert plain(screen, "#inflight-title").startswith(
+            "Calls in flight: reading the traced threads…")
+        assert plain(screen, "#inflight-empty") == "Calls in flight: reading…"
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(pilot.app.screen, LiveScreen))
+        await until(pilot, lambda: source.asked == [True, False])
 
 
 def format_ns(ns: int) -> str:

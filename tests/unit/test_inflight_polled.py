@@ -168,6 +168,42 @@ def test_watch_reads_proc_when_the_tracer_passes_no_map(monkeypatch: pytest.Monk
     assert made == [engine.MAX_THREADS]  # one reader: its sightings last the trace
 
 
+@pytest.mark.parametrize("map_fd", [None, 7])
+def test_watch_reads_only_while_watched_and_at_stop(monkeypatch: pytest.MonkeyPatch,
+                                                    map_fd: int | None) -> None:
+    """Nobody watching: no read is passed on, and only /proc (no map) is polled, every 5 s to
+    keep first sightings; opening the view reads at once, then once a second; the last tick
+    always reads."""
+    import tracing.engine.inflight as engine
+
+    now = [10 * S]
+    reads: list[int] = []
+
+    def fake_read(self: InFlightWatch, *args: object) -> InFlightRead:
+        reads.append(now[0])
+        return InFlightRead(now[0], (), 1, 0)
+
+    monkeypatch.setattr(engine, "time", types.SimpleNamespace(monotonic_ns=lambda: now[0]))
+    monkeypatch.setattr(InFlightWatch, "_read", fake_read)
+    watch = InFlightWatch("x86_64")
+
+    def tick(at_s: float, watched: bool, last: bool = False) -> InFlightRead | None:
+        now[0] = int(at_s * S)
+        return watch.read(map_fd, [50], {}, 123, last=last, watched=watched)
+
+    polls = [10, 15] if map_fd is None else []  # the first tick, then 5 s later
+    assert [tick(t, False) for t in (10, 11, 14, 15, 16)] == [None] * 5
+    assert reads == [t * S for t in polls]
+    opened = tick(16.5, True)  # the view opens: read now, not within the period
+    assert opened is not None and opened.ts_ns == int(16.5 * S)
+    assert tick(17.0, True) is opened  # within the second: the same read
+    assert tick(17.5, True) is not opened  # a second on
+    assert tick(18.0, False) is None  # closed: nothing passed on
+    at_stop = tick(18.1, False, last=True)
+    assert at_stop is not None and at_stop.ts_ns == int(18.1 * S)
+    assert reads == [t * S for t in polls] + [int(t * S) for t in (16.5, 17.5, 18.1)]
+
+
 def test_context_switches_of_this_thread() -> None:
     import os
     import threading

@@ -9,8 +9,8 @@ Elsewhere it is a hash keyed by tid. Both are read with plain bpf(2) calls (ctyp
 table classes do not know task storage.
 
 Bounded: at most `max_threads` lookups a read, each a pidfd_open, a bpf and a close; the
-tracer reads at most once a second and once at stop. A thread that exits in between is
-simply absent (ESRCH, ENOENT).
+tracer reads at most once a second while the in-flight view is open, and once at stop. A
+thread that exits in between is simply absent (ESRCH, ENOENT).
 
 With --timing off the program keeps no slots (and, once its C says so, has no such map): the
 tracer passes no map, and each live thread's /proc/PID/task/TID/syscall is read instead, within
@@ -32,7 +32,8 @@ from tracing.model.stats import ProcessInfo
 
 MAP_NAME = b"inflight_store"
 MAX_THREADS = 4096  # lookups a read (about 3 syscalls each: a few ms)
-READ_EVERY_NS = 1_000_000_000
+READ_EVERY_NS = 1_000_000_000  # while the in-flight view is open
+POLL_IDLE_EVERY_NS = 5_000_000_000  # /proc reads (--timing off) while nobody looks
 BPF_MAP_LOOKUP_ELEM, BPF_OBJ_GET_INFO_BY_FD = 1, 15
 BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_TASK_STORAGE = 1, 29
 X32_BIT, ABI_X32 = 0x4000_0000, 2  # __X32_SYSCALL_BIT in an x32 task's numbers
@@ -327,10 +328,16 @@ def _is_process(pid: int) -> bool:
 
 
 class InFlightWatch:
-    """The tracer's calls in flight: read at most once a second and at the last tick; in
-    between, the last read again. A map this kernel's layout does not match is never read
-    (nothing shown rather than something wrong). With no map (map_fd None: --timing off),
-    the threads' /proc entries are read instead (ProcInFlightReader)."""
+    """The tracer's calls in flight, read when someone looks: once a second while `watched`
+    (the TUI's in-flight view is open) and at the last tick; in between, the last read again.
+    Nobody looking, nothing is read and None is passed on: a read of 4,096 threads costs the
+    engine thread 60-140 ms a second, which the TUI's keys felt. A map this kernel's layout
+    does not match is never read (nothing shown rather than something wrong).
+
+    With no map (map_fd None: --timing off), the threads' /proc entries are read instead
+    (ProcInFlightReader), and also every POLL_IDLE_EVERY_NS while nobody looks: each call's
+    time is from the first read that saw it, so a view opened (or a trace stopped) later
+    still shows a bound within that period of the truth for the long calls."""
 
     def __init__(self, arch: str) -> None:
         self.arch = arch
@@ -339,28 +346,34 @@ class InFlightWatch:
         self._reader: InFlightReader | None = None
         self._polls: ProcInFlightReader | None = None
         self._broken = False
+        self._was_watched = False
 
     def read(self, map_fd: int | None, pids: Iterable[int], processes: Mapping[int, ProcessInfo],
-             start_ns: int, last: bool) -> InFlightRead | None:
+             start_ns: int, last: bool, watched: bool = True) -> InFlightRead | None:
         now = time.monotonic_ns()
-        if self._broken or (not last and self._last is not None
-                            and now - self._at_ns < READ_EVERY_NS):
-            return self._last
-        self._at_ns = now
+        opened, self._was_watched = watched and not self._was_watched, watched
+        if self._broken:
+            return None
+        every = READ_EVERY_NS if watched else POLL_IDLE_EVERY_NS if map_fd is None else None
+        if last or opened or (every is not None and now - self._at_ns >= every):
+            self._at_ns = now
+            self._last = self._read(map_fd, pids, processes, start_ns)
+        return self._last if watched or last else None
+
+    def _read(self, map_fd: int | None, pids: Iterable[int],
+              processes: Mapping[int, ProcessInfo], start_ns: int) -> InFlightRead | None:
         tables = ABI_TABLES.get(self.arch, (self.arch,))
         abis = {pid: tables.index(p.abi) for pid, p in processes.items() if p.abi in tables}
         if map_fd is None:  # no slots: the threads' /proc entries, compared read to read
             if self._polls is None:
                 self._polls = ProcInFlightReader()
             threads, more = live_threads(pids, self._polls.max_threads)
-            self._last = self._polls.read(threads, more, abis)
-            return self._last
+            return self._polls.read(threads, more, abis)
         try:
             if self._reader is None:
                 self._reader = InFlightReader(map_fd, self.arch)
             threads, more = live_threads(pids, self._reader.max_threads)
-            self._last = self._reader.read(threads, more, start_ns, abis)
+            return self._reader.read(threads, more, start_ns, abis)
         except (OSError, KeyError):  # no such map or an unexpected layout
             self._broken = True
-            self._last = None
-        return self._last
+            return None

@@ -124,6 +124,7 @@ class Tracer:
         self._proc_taken: list[ProcEvent] = []
         self._kept: list[tuple[np.ndarray, Sequence[bytes]]] = []
         self._inflight = InFlightWatch(self.arch)  # the calls the threads are in
+        self._inflight_watched = threading.Event()  # read them each second (the view is open)
         self._proc_drops = 0  # process events lost so far (kernel counter)
         self.last_snapshot: Snapshot | None = None
         self.error: BaseException | None = None
@@ -215,6 +216,15 @@ class Tracer:
         tick."""
         with self._selection_lock:
             self._new_selection = selection
+
+    def watch_inflight(self, on: bool) -> None:
+        """Read the calls in flight each second (on: someone looks at them) or only at stop
+        (off, the default: a read of thousands of threads costs the engine thread tens of
+        ms). From any thread."""
+        if on:
+            self._inflight_watched.set()
+        else:
+            self._inflight_watched.clear()
 
     def stop(self) -> None:
         """Ask the worker to take a last snapshot and finish; returns at once."""
@@ -317,7 +327,8 @@ class Tracer:
         self._keep_up(program, last)
         inflight = self._inflight.read(  # --timing off keeps no slots: None reads /proc
             None if self.config.timing == Timing.OFF else program.map_fd(INFLIGHT_MAP),
-            sorted(self._tracker.alive), processes, self._builder.start_ts_ns, last)
+            sorted(self._tracker.alive), processes, self._builder.start_ts_ns, last,
+            self._inflight_watched.is_set())
         drops = program.read_drops()
         if drops.proc_events > self._proc_drops:  # names of running threads may be stale
             self._proc_drops = drops.proc_events
