@@ -20,12 +20,17 @@ class Action:
     screens: tuple[str, ...]  # screen ids where it applies
     footer: bool = True
     essential: bool = False  # kept in the footer at any width (tui/footer.py)
+    # Opens a text input: checked as the key arrives, before the keys behind it are handed
+    # on (Textual hands a burst of keys to the focus of the moment; without this, what is
+    # typed right after "/" went to the table). The screen refuses it while an input has
+    # the focus (tui/screens.py FilterKey), so "/" is then typed.
+    priority: bool = False
 
 
 ACTIONS: tuple[Action, ...] = (
     # the live view
     Action("filter", "slash", "filter", "Filter the table (/): see the filter language in help",
-           ("live", "connections"), essential=True),
+           ("live", "connections"), essential=True, priority=True),
     Action("errors_only", "e", "errors", "Show only rows with errors (toggle)", ("live",),
            essential=True),
     Action("cycle_grouping", "g", "group", "Group by syscall, process, thread, process×syscall",
@@ -72,7 +77,7 @@ ACTIONS: tuple[Action, ...] = (
            ("detail",)),
     # the event log
     Action("filter", "slash", "filter", "Filter the events (/): path~ fd= ret= errno= addr~ "
-           "and the syscall fields", ("events",), essential=True),
+           "and the syscall fields", ("events",), essential=True, priority=True),
     Action("toggle_pause", "p,space", "pause", "Pause the log (events go on arriving)",
            ("events",), essential=True),
     Action("cycle_selection", "s", "selection", "Which events the kernel sends: failed, "
@@ -114,7 +119,7 @@ ACTIONS: tuple[Action, ...] = (
            "direction's it was opened for", ("connections",)),
     # the process picker
     Action("filter", "slash", "filter", "Filter processes (fuzzy: name, command, user, pid)",
-           ("picker",)),
+           ("picker",), priority=True),
     Action("toggle_select", "space", "select", "Select or unselect the process", ("picker",)),
     Action("trace", "enter", "trace", "Trace the selected processes and their children",
            ("picker",)),
@@ -134,7 +139,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("histograms", "enter", "histograms", "The selected row's latency histograms in A "
            "and B, overlaid", ("diff",), essential=True),
     Action("filter", "slash", "filter", "Filter the rows (/): part of the name, in any case",
-           ("diff",), essential=True),
+           ("diff",), essential=True, priority=True),
     Action("clear_filter", "escape", "clear", "Clear the filter", ("diff",), footer=False),
     Action("toggle_shares", "s", "shares", "Counts, or each run's shares of its own calls "
            "(toggle)", ("diff-hist",), essential=True),
@@ -211,7 +216,7 @@ def help_sections(screen: str) -> tuple[list[Action], list[Action]]:
 def bindings_for(screen: str) -> list[BindingType]:
     # Textual's Screen declares BINDINGS as list[BindingType]; list is invariant.
     return [
-        Binding(a.keys, a.name, a.label, show=a.footer)
+        Binding(a.keys, a.name, a.label, show=a.footer, priority=a.priority)
         for a in ACTIONS
         if screen in a.screens
     ]

@@ -54,7 +54,7 @@ from tui.connection_rows import (
 from tui.dialogs import HelpScreen, keys_table
 from tui.filter_bar import FilterBar
 from tui.footer import KeyFooter
-from tui.screens import DrillDown, SortKeys, ThrottledRedraw
+from tui.screens import DrillDown, FilterKey, SortKeys, ThrottledRedraw
 from tui.session import SessionView
 from tui.table import KeyedTable
 from tui.text import data, line
@@ -87,7 +87,7 @@ class ConnectionTable(KeyedTable):
         self.post_message(self.CursorMoved())
 
 
-class ConnectionsScreen(ThrottledRedraw, SortKeys, DrillDown):
+class ConnectionsScreen(FilterKey, ThrottledRedraw, SortKeys, DrillDown):
     """TCP connections, newest first, or per remote endpoint (g); / filters them."""
 
     ACTION_SCREEN = "connections"

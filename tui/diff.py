@@ -44,7 +44,7 @@ from tui.diff_rows import label as metric_label
 from tui.filter_bar import FilterBar
 from tui.footer import KeyFooter
 from tui.navigation import navigator
-from tui.screens import SortKeys
+from tui.screens import FilterKey, SortKeys
 from tui.table import KeyedTable
 from tui.text import data, line
 
@@ -96,7 +96,7 @@ def side_line(name: str, side: DiffSide, style: str) -> Text:
                 f" · {' · '.join(parts)}", (f"  {sanitize(where, LABEL_LIMIT)}", "dim"))
 
 
-class DiffScreen(SortKeys, Screen[None]):
+class DiffScreen(FilterKey, SortKeys, Screen[None]):
     ACTION_SCREEN = "diff"
     BINDINGS = bindings_for("diff")
     DEFAULT_CSS = """

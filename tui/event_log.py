@@ -38,7 +38,7 @@ from tui.event_rows import (
 )
 from tui.filter_bar import FilterBar
 from tui.footer import KeyFooter
-from tui.screens import DrillDown, ThrottledRedraw
+from tui.screens import DrillDown, FilterKey, ThrottledRedraw
 from tui.session import SessionView
 from tui.text import data, line
 
@@ -79,7 +79,7 @@ class EventScreen(ModalScreen[None]):
         self.dismiss()
 
 
-class EventLogScreen(ThrottledRedraw, DrillDown):
+class EventLogScreen(FilterKey, ThrottledRedraw, DrillDown):
     ACTION_SCREEN = "events"
     BINDINGS = bindings_for("events")
     DEFAULT_CSS = """

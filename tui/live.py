@@ -35,7 +35,7 @@ from tui.messages import CommandOutput, SnapshotReady, SourceFailed, SourceStart
 from tui.navigation import navigator
 from tui.rows import DEFAULT_SORT, RowBuilder
 from tui.samples import SamplesScreen
-from tui.screens import SortKeys
+from tui.screens import FilterKey, SortKeys
 from tui.session import SessionView
 from tui.session_dialogs import ExportDialog, TimelineBar, WindowDialog
 from tui.sessions import SessionsScreen
@@ -46,7 +46,7 @@ from tui.window_menu import WindowChoice, WindowMenu
 APPLY_INTERVAL_S = 0.25  # at most 4 snapshots rendered per second
 
 
-class LiveScreen(SortKeys, Screen[None]):
+class LiveScreen(FilterKey, SortKeys, Screen[None]):
     ACTION_SCREEN = "live"
     BINDINGS = bindings_for("live")
 

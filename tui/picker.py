@@ -49,6 +49,7 @@ from tui.footer import KeyFooter
 from tui.messages import ProcessesListed
 from tui.navigation import navigator
 from tui.picker_rows import Catalog, Hit, Listed, Matches, filtered_rows, match_all, sorted_rows
+from tui.screens import FilterKey
 from tui.table import KeyedTable, column_width, span
 from tui.text import error_line, line
 from tui.widgets import DataInput
@@ -170,7 +171,7 @@ def _freeze_long_lived() -> None:
 
 
 
-class PickerScreen(Screen[None]):
+class PickerScreen(FilterKey, Screen[None]):
     ACTION_SCREEN = "picker"
     BINDINGS = bindings_for("picker")
 

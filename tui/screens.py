@@ -7,6 +7,8 @@ import time
 
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import Input
 
 from tui.navigation import navigator
 
@@ -22,6 +24,19 @@ class DrillDown(Screen[None]):
 
     def action_quit(self) -> None:
         navigator(self.app).request_quit()
+
+
+class FilterKey:
+    """A screen whose `/` (action_filter) opens a text input. Its binding is a priority one
+    (tui/actions.py: so that keys typed right behind it reach the input); while an input has
+    the focus the screen refuses it here, so the key goes on to the input and types "/"."""
+
+    focused: Widget | None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter" and isinstance(self.focused, Input):
+            return False
+        return super().check_action(action, parameters)  # type: ignore[misc, no-any-return]
 
 
 class SortKeys:

@@ -1,0 +1,67 @@
+"""Keys typed right after `/`: they reach the filter, even in one burst from the terminal.
+
+Textual hands each key to the widget focused when the app takes it in; a burst read at once
+("/read" pasted by tmux or typed fast over ssh) was all handed to the table before `/` had
+moved the focus, so the filter got nothing. The `/` binding is now checked as it arrives
+(a priority binding) and refused while an input has the focus, where `/` is a character.
+"""
+
+from __future__ import annotations
+
+from textual import events
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from tui.app import SikteApp
+from tui.event_log import EventLogScreen
+from tui.live import LiveScreen
+from tui.picker import PickerScreen
+from tui.table import KeyedTable
+
+from .conftest import until
+from .test_picker import listed
+
+
+def burst(pilot: Pilot, text: str) -> None:
+    """Every key of `text` queued at once, as the driver does with one read."""
+    for ch in text:
+        pilot.app.post_message(events.Key("slash" if ch == "/" else ch, ch))
+
+
+async def test_a_burst_after_slash_fills_the_live_filter(replay_app: SikteApp) -> None:
+    async with replay_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(replay_app.screen, LiveScreen)
+                    and replay_app.screen.query_one(KeyedTable).row_count > 0)
+        screen = replay_app.screen
+        assert isinstance(screen, LiveScreen)
+        field = screen.query_one("#filter", Input)
+        burst(pilot, "/read")
+        await until(pilot, lambda: field.value == "read", seen=lambda: field.value)
+        assert field.has_focus
+        # `e` (errors only) and `g` (grouping) were typed, not run.
+        assert screen.grouping.key == "syscall"
+        await until(pilot, lambda: screen.filter is not None and screen.filter.text == "read")
+        # In the input, `/` is a character (a regex term), not the key that opens it.
+        burst(pilot, " !name~/x")
+        await until(pilot, lambda: field.value == "read !name~/x", seen=lambda: field.value)
+
+
+async def test_a_burst_after_slash_fills_the_event_filter(replay_app: SikteApp) -> None:
+    async with replay_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(replay_app.screen, LiveScreen)
+                    and replay_app.screen.query_one(KeyedTable).row_count > 0)
+        await pilot.press("E")
+        await until(pilot, lambda: isinstance(replay_app.screen, EventLogScreen))
+        field = replay_app.screen.query_one(Input)
+        burst(pilot, "/ret<0")
+        await until(pilot, lambda: field.value == "ret<0", seen=lambda: field.value)
+        assert field.has_focus
+
+
+async def test_a_burst_after_slash_fills_the_picker_filter(picker_app: SikteApp) -> None:
+    async with picker_app.run_test(size=(160, 48)) as pilot:
+        await listed(pilot)
+        assert isinstance(picker_app.screen, PickerScreen)
+        field = picker_app.screen.query_one("#picker-filter", Input)
+        burst(pilot, "/nginx")
+        await until(pilot, lambda: field.value == "nginx", seen=lambda: field.value)
