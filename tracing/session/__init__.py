@@ -11,6 +11,8 @@ sessions, retention (caps and deleting) and snapshot recordings for replay.
 - journal_reader.py, parquet_reader.py   the two readers; checks.py   the checks they use
 - stored_threads.py  the processes' threads (names, running or ended) read back and checked
 - export.py, export_decoded.py   Parquet export; the decoded event columns and files.parquet
+- export_events.py   events.parquet a row group at a time; export_names.py  syscall/ABI names
+- decode_columns.py  many events' decoded text at once (Arrow columns), as render gives it
 - trace_writer.py    `record --trace`: kept events as strace lines, from a thread of its own
 
 Never imports the engine: a session opens without root and without bcc.

@@ -15,27 +15,27 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from syscall_tables import ABI_NATIVE, abi_syscall_name, abi_table, errno_name
 from tracing.boundary.userfiles import Dir, Owner, invoking_user, open_dir, read_json_object
 from tracing.errors import UserError
-from tracing.model.captures import EVF_UNTIMED
 from tracing.model.stats import bucket_bounds, percentile
-from tracing.session.export_decoded import decoded_columns, files_table
+from tracing.session.export_decoded import files_table
+from tracing.session.export_events import ROW_GROUP, TIMESTAMP, Part, event_parts, utc
+from tracing.session.export_names import Namer
 from tracing.session.stored_session import StoredSession
 from tracing.session.stored_threads import process_threads, thread_exit_times
 
 Progress = Callable[[float, str], None]  # (fraction done, what is being written)
 META_KEY = b"sikte-tui"
-TIMESTAMP = pa.timestamp("ns", tz="UTC")
 HIST_TYPE = pa.list_(pa.int64())
 TABLES = ("processes", "syscalls", "timeline", "events", "samples", "connections", "files",
           "threads")
@@ -164,24 +164,51 @@ def _write_all(session: StoredSession, directory: Dir, report: Progress) -> None
     with directory.create("session.json") as f:
         f.write((json.dumps(meta, indent=2) + "\n").encode())
     names = Namer(session)
-    steps: Sequence[tuple[str, Callable[[], pa.Table]]] = (
-        ("processes", lambda: processes_table(session)),
-        ("syscalls", lambda: syscalls_table(session, names)),
-        ("timeline", lambda: timeline_table(session, names)),
-        ("events", lambda: events_table(session, names)),
-        ("samples", lambda: samples_table(session)),
-        ("connections", lambda: connections_table(session)),
-        ("files", lambda: files_table(session)),
-        ("threads", lambda: threads_table(session)),
+    steps: Sequence[tuple[str, Callable[[], Iterable[Part]]]] = (
+        ("processes", lambda: [lambda: processes_table(session)]),
+        ("syscalls", lambda: [lambda: syscalls_table(session, names)]),
+        ("timeline", lambda: [lambda: timeline_table(session, names)]),
+        ("events", lambda: event_parts(session, names)),
+        ("samples", lambda: [lambda: samples_table(session)]),
+        ("connections", lambda: [lambda: connections_table(session)]),
+        ("files", lambda: [lambda: files_table(session)]),
+        ("threads", lambda: [lambda: threads_table(session)]),
     )
     encoded = json.dumps(meta).encode()
     for i, (name, build) in enumerate(steps):
         report(i / len(steps), f"{name}.parquet")
-        table = build()
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                               META_KEY: encoded})
         with directory.create(f"{name}.parquet") as f:
-            pq.write_table(table, f, compression="zstd", **_encodings(table))
+            _write_parquet(f, build(), encoded)
+
+
+def _write_parquet(f: BinaryIO, parts: Iterable[Part], meta: bytes) -> None:
+    """Each part's table as the file's next row group. A second thread finishes each part and
+    writes it while this one makes the next (pyarrow and numpy work without the GIL), one
+    part at most in flight, so the file is written in order."""
+    writer: list[pq.ParquetWriter] = []
+
+    def write(part: Part) -> None:
+        table = part()
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: meta})
+        if not writer:
+            writer.append(pq.ParquetWriter(f, table.schema, compression="zstd",
+                                           **_encodings(table)))
+        writer[0].write_table(table, row_group_size=ROW_GROUP)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: Future[None] | None = None
+        try:
+            for part in parts:
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(write, part)
+            if pending is not None:
+                pending.result()
+        finally:
+            if pending is not None:
+                pending.exception()  # a failed export still waits for its write to end
+            if writer:
+                writer[0].close()
 
 
 def _encodings(table: pa.Table) -> dict[str, Any]:
@@ -194,53 +221,10 @@ def _encodings(table: pa.Table) -> dict[str, Any]:
             "use_dictionary": [c for c in table.column_names if c not in delta]}
 
 
-class Namer:
-    """Syscall names per (ABI code, nr): each call's own ABI picks its table (the readers
-    give rows of older sessions their process's)."""
-
-    def __init__(self, session: StoredSession) -> None:
-        self.arch = str(session.meta.get("arch", "x86_64"))
-        self.probes = {int(k): v for k, v in (session.meta.get("probes") or {}).items()}
-
-    def name(self, abi: int, nr: int) -> str:
-        probe = self.probes.get(nr) if abi == ABI_NATIVE else None
-        return probe if probe is not None else abi_syscall_name(self.arch, abi, nr)
-
-    def column(self, abis: np.ndarray, nrs: np.ndarray) -> pa.DictionaryArray:
-        """Names for many rows at once: each distinct (abi, nr) is looked up once."""
-        return _dictionary(np.asarray(abis, dtype=np.int64), np.asarray(nrs, dtype=np.int64),
-                           self.name)
-
-    def abi_column(self, abis: np.ndarray) -> pa.DictionaryArray:
-        """The table name of each row's ABI code ("x86_64", "i386", "x32"...)."""
-        codes = np.asarray(abis, dtype=np.int64)
-        return _dictionary(codes, np.zeros(len(codes), dtype=np.int64),
-                           lambda abi, _nr: abi_table(self.arch, abi))
-
-
-def _dictionary(abis: np.ndarray, nrs: np.ndarray,
-                label: Callable[[int, int], str]) -> pa.DictionaryArray:
-    if not len(abis):
-        return pa.DictionaryArray.from_arrays(pa.array([], pa.int32()),
-                                              pa.array([], pa.string()))
-    pairs = ((abis & 3) << 32) | (nrs & 0xFFFFFFFF)
-    unique, inverse = np.unique(pairs, return_inverse=True)
-    labels = [label(int(u >> 32), int(u & 0xFFFFFFFF)) for u in unique]
-    dictionary = sorted(set(labels))
-    index = {n: i for i, n in enumerate(dictionary)}
-    codes = np.array([index[n] for n in labels], dtype=np.int32)[inverse.reshape(-1)]
-    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(dictionary))
-
-
 def _hist_columns(hists: Sequence[tuple[tuple[int, int], ...]]) -> tuple[pa.Array, pa.Array]:
     lows = [[bucket_bounds(b)[0] for b, _ in h] for h in hists]
     counts = [[c for _, c in h] for h in hists]
     return pa.array(lows, HIST_TYPE), pa.array(counts, HIST_TYPE)
-
-
-def _utc(ns: np.ndarray | pd.Series, offset: int) -> pa.Array:
-    values = np.asarray(ns, dtype=np.int64) + offset
-    return pa.array(values, pa.int64()).cast(TIMESTAMP)
 
 
 def _comms(session: StoredSession) -> dict[int, str]:
@@ -283,7 +267,7 @@ def timeline_table(session: StoredSession, names: Namer) -> pa.Table:
     abis = tl["abi"].to_numpy(np.int64)
     lows, counts = _hist_columns(list(tl["hist"]))
     return pa.table({
-        "ts": _utc(tl["ts_ns"], session.wall_offset_ns),
+        "ts": utc(tl["ts_ns"], session.wall_offset_ns),
         "pid": pa.array(pids, pa.int32()), "tid": pa.array(tl["tid"], pa.int32()),
         "abi": names.abi_column(abis),
         "syscall": names.column(abis, nrs), "nr": pa.array(nrs, pa.int64()),
@@ -292,42 +276,6 @@ def timeline_table(session: StoredSession, names: Namer) -> pa.Table:
         "max_ns": pa.array(tl["max_ns"], pa.int64()),
         "hist_low_ns": lows, "hist_count": counts,
     })
-
-
-def _errno_column(ret: np.ndarray) -> tuple[np.ndarray, pa.DictionaryArray]:
-    failed = (ret >= -4095) & (ret <= -1)
-    errnos = np.where(failed, -ret, 0).astype(np.int16)
-    unique, inverse = np.unique(errnos, return_inverse=True)
-    labels = pa.array([errno_name(int(e)) if e else "" for e in unique], pa.string())
-    codes = pa.array(inverse.astype(np.int32), mask=~failed)  # null where nothing failed
-    return errnos, pa.DictionaryArray.from_arrays(codes, labels)
-
-
-def _duration_column(ev: np.ndarray) -> pa.Array:
-    """Each event's time in the syscall; null where the call was not timed (EVF_UNTIMED:
-    --timing off, or a call --timing sampled left out), whose record holds 0, not a time."""
-    untimed = (ev["flags"] & EVF_UNTIMED).astype(bool)
-    return pa.array(ev["duration_ns"].astype(np.int64), pa.int64(),
-                    mask=untimed if untimed.any() else None)
-
-
-def events_table(session: StoredSession, names: Namer) -> pa.Table:
-    ev = session.events
-    pids, nrs = ev["pid"].astype(np.int64), ev["nr"].astype(np.int64)
-    abis = ev["abi"].astype(np.int64)
-    ret = ev["ret"].astype(np.int64)
-    errnos, errno_names = _errno_column(ret)
-    columns: dict[str, pa.Array] = {
-        "ts": _utc(ev["ts"].astype(np.int64), session.wall_offset_ns),
-        "pid": pa.array(pids, pa.int32()), "tid": pa.array(ev["tid"].astype(np.int32)),
-        "syscall": names.column(abis, nrs), "nr": pa.array(nrs, pa.int64()),
-        "ret": pa.array(ret), "duration_ns": _duration_column(ev),
-        "errno": pa.array(errnos), "errno_name": errno_names,
-    }
-    for i in range(6):
-        columns[f"arg{i}"] = pa.array(ev["args"][:, i].astype(np.uint64))
-    columns.update(decoded_columns(session))
-    return pa.table(columns)
 
 
 def processes_table(session: StoredSession) -> pa.Table:
@@ -418,7 +366,7 @@ def samples_table(session: StoredSession) -> pa.Table:
     kernel = smp["kernel_frames"].to_numpy(np.int64)
     depth = np.array([len(f) for f in frames], dtype=np.int64)
     return pa.table({
-        "ts": _utc(smp["ts_ns"], session.wall_offset_ns),
+        "ts": utc(smp["ts_ns"], session.wall_offset_ns),
         "pid": pa.array(smp["pid"], pa.int32()), "tid": pa.array(smp["tid"], pa.int32()),
         "comm": pa.array(smp["comm"], pa.string()),
         "frames": pa.array([list(f) for f in frames], pa.list_(pa.string())),
@@ -441,7 +389,7 @@ def connections_table(session: StoredSession) -> pa.Table:
         "comm", "cgroup_path", "container_id", "container_name", "container_runtime", "saddr",
         "daddr", "direction", "state", "result", "error")}
     return pa.table({
-        "ts": _utc(start, offset), "end_ts": end_utc,
+        "ts": utc(start, offset), "end_ts": end_utc,
         "conn_id": pa.array(con["conn_id"], pa.int64()),
         "pid": pa.array(con["pid"], pa.int32()), "tid": pa.array(con["tid"], pa.int32()),
         "comm": text["comm"], "cgroup_id": pa.array(con["cgroup_id"], pa.uint64()),

@@ -17,11 +17,12 @@ import pyarrow as pa
 
 from syscall_tables import errno_name
 from tracing.decode.argspec import abi_table, load_specs
-from tracing.decode.render import DecodedEvent, decode_events
 from tracing.model.files import FileKey, FileStats
 from tracing.model.paths import PathTable
+from tracing.session.decode_columns import decode_columns
 from tracing.session.stored_session import StoredSession
 
+_INT32_MAX = (1 << 31) - 1
 ERRNO_COUNT = pa.struct([("errno", pa.int32()), ("errno_name", pa.string()),
                          ("count", pa.int64())])
 
@@ -37,45 +38,69 @@ def text(value: str | bytes | None) -> str:
         "utf-8", errors="backslashreplace")
 
 
-def _decoded(session: StoredSession) -> list[DecodedEvent] | None:
-    """Every event decoded, or None when the session has nothing captured to decode."""
+def decoded_columns(session: StoredSession, start: int = 0,
+                    stop: int | None = None) -> dict[str, pa.Array | pa.ChunkedArray]:
+    """events.parquet's issue-15 columns of events [start, stop), in the events' order."""
     events = session.events
-    if not len(events) or len(session.event_data) != len(events):
-        return None
-    paths = session.paths if session.paths is not None else PathTable()
-    arch = str(session.meta.get("arch", "x86_64"))
-    return decode_events(events, session.event_data, arch, load_specs(), paths)
-
-
-def decoded_columns(session: StoredSession) -> dict[str, pa.Array]:
-    """events.parquet's issue-15 columns, in the events' order."""
-    events = session.events
+    everything = len(events)
+    stop = everything if stop is None else min(stop, everything)
+    events = events[start:stop]
     n = len(events)
     arch = str(session.meta.get("arch", "x86_64"))
-    codes = events["abi"].astype(np.int64) if n else np.zeros(0, np.int64)
-    abis = {int(c): abi_table(arch, int(c)) for c in np.unique(codes)}
-    data = session.event_data if len(session.event_data) == n else (b"",) * n
     paths = session.paths
-    fd_names = [text(paths.name(int(i))) if paths is not None and i else ""
-                for i in events["fd_path"].tolist()]
-    decoded = _decoded(session)
-    columns: dict[str, pa.Array] = {
-        "abi": pa.array([abis[int(c)] for c in codes], pa.string()).dictionary_encode(),
-        "flags": pa.array(events["flags"].astype(np.uint8), pa.uint8()),
-    }
-    if decoded is None:
-        columns.update({c: pa.array([""] * n, pa.string())
-                        for c in ("args", "result", "path", "addr")})
+    captured = len(session.event_data) == everything
+    data = session.event_data[start:stop] if captured else (b"",) * n
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        "flags": pa.array(events["flags"].astype(np.uint8), pa.uint8())}
+    if n and captured:
+        columns.update(decode_columns(events, data, arch, load_specs(),
+                                      paths if paths is not None else PathTable(), text))
     else:
-        columns.update({
-            "args": pa.array([text(d.args_text) for d in decoded], pa.string()),
-            "result": pa.array([text(d.result_text) for d in decoded], pa.string()),
-            "path": pa.array([text(d.path) for d in decoded], pa.string()),
-            "addr": pa.array([text(d.addr) for d in decoded], pa.string()),
-        })
-    columns["fd_path"] = pa.array(fd_names, pa.string())
-    columns["captures"] = pa.array(list(data), pa.binary())
+        columns.update({c: _repeat("", n) for c in ("args", "result", "path", "addr")})
+    columns["fd_path"] = _fd_path_column(events["fd_path"], paths)
+    columns["captures"] = _binary(data)
     return columns
+
+
+def abi_column(session: StoredSession) -> pa.DictionaryArray:
+    """Each event's ABI table name, dictionary-encoded in the order the names first appear
+    (what dictionary_encode() gives), for every event: the dictionary is the whole file's."""
+    arch = str(session.meta.get("arch", "x86_64"))
+    codes = session.events["abi"].astype(np.int64)
+    unique, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    names: list[str] = []
+    index: dict[str, int] = {}
+    for k in np.argsort(first, kind="stable").tolist():
+        name = abi_table(arch, int(unique[k]))
+        index.setdefault(name, len(names))
+        if index[name] == len(names):
+            names.append(name)
+    lookup = np.array([index[abi_table(arch, int(c))] for c in unique.tolist()], np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(lookup[inverse.reshape(-1)], pa.int32()),
+                                          pa.array(names, pa.string()))
+
+
+def _repeat(value: str, n: int) -> pa.Array:
+    return pa.array([value], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
+
+
+def _fd_path_column(path_ids: np.ndarray, paths: PathTable | None) -> pa.Array:
+    """Each event's descriptor name (text()), looked up once per distinct path id."""
+    ids = path_ids.astype(np.int64)
+    unique, inverse = np.unique(ids, return_inverse=True)
+    names = [text(paths.name(int(i))) if paths is not None and i else "" for i in unique]
+    return pa.array(names, pa.string()).take(pa.array(inverse.reshape(-1).astype(np.int32)))
+
+
+def _binary(data: Sequence[bytes]) -> pa.Array | pa.ChunkedArray:
+    """The captured bytes of each event, as one binary column."""
+    lengths = np.fromiter(map(len, data), dtype=np.int64, count=len(data))
+    if int(lengths.sum()) > _INT32_MAX:  # past one binary array's offsets: pyarrow splits it
+        return pa.array(list(data), pa.binary())
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.BinaryArray.from_buffers(pa.binary(), len(data), [
+        None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
 
 
 def files_table(session: StoredSession) -> pa.Table:

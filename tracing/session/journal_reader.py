@@ -310,9 +310,12 @@ def _batch(blob: object, layout: object, captures: object) -> tuple[np.ndarray, 
     captures = captures or b""
     if not isinstance(captures, bytes):
         raise Bad("it has a batch of events whose captured fields are not bytes")
-    ends = np.cumsum(raw["data_len"], dtype=np.int64).tolist()
-    if (ends[-1] if ends else 0) != len(captures):
+    ends_array = np.cumsum(raw["data_len"], dtype=np.int64)
+    if (int(ends_array[-1]) if len(ends_array) else 0) != len(captures):
         raise Bad("it has a batch of events whose captured fields do not match its records")
+    if not captures:  # nothing captured (the common case): no slicing per event
+        return raw, [b""] * len(raw)  # read-only: _journal_events' concatenate copies it
+    ends = ends_array.tolist()
     starts = [0, *ends[:-1]]
     return raw.copy(), [captures[a:b] for a, b in zip(starts, ends, strict=True)]
 
