@@ -154,6 +154,11 @@ ACTIONS: tuple[Action, ...] = (
            ("live", "picker", "detail", "sessions", "samples", "callers", "flame",
             "connections", "events", "files", "inflight", "diff", "diff-hist"),
            essential=True),
+    # Checked as it arrives, like "/": the keys typed after it act on the table, not in the
+    # filter (the screen refuses it when no filter is being typed: Enter is then the table's).
+    # Last: a screen's own Enter comes first, and keeps its place in the footer.
+    Action("filter_done", "enter", "apply", "Typing a filter: apply it and go back to the "
+           "table", ("live", "connections", "events", "diff"), footer=False, priority=True),
 )
 
 

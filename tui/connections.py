@@ -329,7 +329,7 @@ class ConnectionsScreen(FilterKey, ThrottledRedraw, SortKeys, DrillDown):
         self.filter = flt
 
     def _focus_table(self) -> None:
-        self._table().focus()
+        self.set_focus(self._table())  # now, not later: the next key is the table's
 
     def _clear_filter(self) -> None:
         bar = self._filter_bar()

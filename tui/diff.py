@@ -335,7 +335,7 @@ class DiffScreen(FilterKey, SortKeys, Screen[None]):
         self.filter_text = text
 
     def _focus_table(self) -> None:
-        self._table().focus()
+        self.set_focus(self._table())  # now, not later: the next key is the table's
 
     def action_clear_filter(self) -> None:
         bar = self.query_one(FilterBar)

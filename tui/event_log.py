@@ -246,7 +246,7 @@ class EventLogScreen(FilterKey, ThrottledRedraw, DrillDown):
         self.filter = flt
 
     def _focus_table(self) -> None:
-        self._table().focus()
+        self.set_focus(self._table())  # now, not later: the next key is the table's
 
     def _clear_filter(self) -> None:
         bar = self.query_one(FilterBar)

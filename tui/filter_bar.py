@@ -108,13 +108,17 @@ class FilterBar(Vertical, Generic[F]):
         event.stop()
         self.show_message(event.line)  # the text is kept, the last filter too
 
-    @on(Input.Submitted)
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        if self._typing is not None:  # Enter draws now: the next key acts on the rows
+    def submit(self) -> None:
+        """Enter: draw now (the next key acts on the rows) and hand the keys to the table."""
+        if self._typing is not None:
             self._typing.stop()
             self._redraw_typed()
         self._leave()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.submit()
 
     def forget(self) -> None:
         """The screen dropped its filter: the next text is news, whatever it is."""

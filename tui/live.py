@@ -243,7 +243,7 @@ class LiveScreen(FilterKey, SortKeys, Screen[None]):
         self.filter = flt
 
     def _focus_table(self) -> None:
-        self.query_one(KeyedTable).focus()
+        self.set_focus(self.query_one(KeyedTable))  # now, not later: the next key is the table's
 
     def action_errors_only(self) -> None:
         current = self.filter.text if self.filter else ""

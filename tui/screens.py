@@ -1,5 +1,5 @@
-"""What the drill-down screens share: Escape, ? and q, the sort keys, redraws paced by
-their cost."""
+"""What the drill-down screens share: Escape, ? and q, the sort keys, the filter keys, redraws
+paced by their cost."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input
 
+from tui.filter_bar import FilterBar
 from tui.navigation import navigator
 
 
@@ -29,14 +30,29 @@ class DrillDown(Screen[None]):
 class FilterKey:
     """A screen whose `/` (action_filter) opens a text input. Its binding is a priority one
     (tui/actions.py: so that keys typed right behind it reach the input); while an input has
-    the focus the screen refuses it here, so the key goes on to the input and types "/"."""
+    the focus the screen refuses it here (None: disabled), so the key goes on to the input
+    and types "/".
+    Enter in a FilterBar's input is one too (filter_done), so that keys typed right behind it
+    reach the table; elsewhere it is refused and Enter is the table's."""
 
     focused: Widget | None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "filter" and isinstance(self.focused, Input):
+            return None  # shown dimmed: the footer keeps its keys while one types
+        if action == "filter_done" and self._typed_bar() is None:
             return False
         return super().check_action(action, parameters)  # type: ignore[misc, no-any-return]
+
+    def action_filter_done(self) -> None:
+        bar = self._typed_bar()
+        if bar is not None:
+            bar.submit()
+
+    def _typed_bar(self) -> FilterBar[object] | None:
+        """The filter bar whose input has the focus, if one has."""
+        parent = self.focused.parent if self.focused is not None else None
+        return parent if isinstance(parent, FilterBar) else None
 
 
 class SortKeys:

@@ -4,6 +4,7 @@ Textual hands each key to the widget focused when the app takes it in; a burst r
 ("/read" pasted by tmux or typed fast over ssh) was all handed to the table before `/` had
 moved the focus, so the filter got nothing. The `/` binding is now checked as it arrives
 (a priority binding) and refused while an input has the focus, where `/` is a character.
+Enter in the filter likewise: the keys typed after it act on the table.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from .test_picker import listed
 
 
 def burst(pilot: Pilot, text: str) -> None:
-    """Every key of `text` queued at once, as the driver does with one read."""
+    """Every key of `text` queued at once, as the driver does with one read (\r: Enter)."""
     for ch in text:
-        pilot.app.post_message(events.Key("slash" if ch == "/" else ch, ch))
+        key = {"/": "slash", "\r": "enter", " ": "space", "~": "tilde", "!": "exclamation_mark",
+               "<": "less_than_sign"}.get(ch, ch)
+        pilot.app.post_message(events.Key(key, ch))
 
 
 async def test_a_burst_after_slash_fills_the_live_filter(replay_app: SikteApp) -> None:
@@ -44,6 +47,24 @@ async def test_a_burst_after_slash_fills_the_live_filter(replay_app: SikteApp) -
         # In the input, `/` is a character (a regex term), not the key that opens it.
         burst(pilot, " !name~/x")
         await until(pilot, lambda: field.value == "read !name~/x", seen=lambda: field.value)
+
+
+async def test_keys_after_enter_act_on_the_table(replay_app: SikteApp) -> None:
+    async with replay_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(replay_app.screen, LiveScreen)
+                    and replay_app.screen.query_one(KeyedTable).row_count > 0)
+        screen = replay_app.screen
+        assert isinstance(screen, LiveScreen)
+        field, table = screen.query_one("#filter", Input), screen.query_one(KeyedTable)
+        reverse = screen.sort_reverse
+        burst(pilot, "/read\ri")  # `i` after Enter inverts the sort
+        await until(pilot, lambda: screen.filter is not None and screen.filter.text == "read",
+                    seen=lambda: field.value)
+        assert field.value == "read" and table.has_focus
+        assert screen.sort_reverse is not reverse
+        # Enter on the table is the table's again: a row's details.
+        await pilot.press("enter")
+        await until(pilot, lambda: not isinstance(replay_app.screen, LiveScreen))
 
 
 async def test_a_burst_after_slash_fills_the_event_filter(replay_app: SikteApp) -> None:
