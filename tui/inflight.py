@@ -26,7 +26,7 @@ from tracing.model.inflight import (
     elapsed_text,
     thread_comm,
 )
-from tracing.model.stats import Snapshot
+from tracing.model.stats import Snapshot, TraceState
 from tracing.model.units import format_duration, format_elapsed
 from tracing.sources import SnapshotSource
 from tui.actions import bindings_for
@@ -85,12 +85,12 @@ def sorted_rows(rows: list[Row], column: str, reverse: bool) -> list[Row]:
     return sorted(rows, key=lambda r: (r.values[column], r.key), reverse=reverse)
 
 
-def describe(snapshot: Snapshot | None, live: bool = False) -> str:
-    """The title's words: how many calls, and as of when. `live`: the source reads them from
-    now on (nothing read yet means soon, not never)."""
+def describe(snapshot: Snapshot | None, reading: bool = False) -> str:
+    """The title's words: how many calls, and as of when. `reading`: a live trace reads them
+    from now on (nothing read yet means soon, not never)."""
     read = snapshot.inflight if snapshot is not None else None
     if snapshot is None or read is None:
-        return ("reading the traced threads…" if live
+        return ("reading the traced threads…" if reading
                 else "not read (a session from before sikte-tui read them, or none yet)")
     n = len(read.calls)
     words = [f"{n:,} call{'' if n == 1 else 's'}"]
@@ -160,17 +160,20 @@ class InFlightScreen(SortKeys, DrillDown):
         rows = sorted_rows(inflight_rows(latest), self.sort_column, self.sort_reverse)
         arrow = "▼" if self.sort_reverse else "▲"
         label = next(c.label for c in COLUMNS if c.key == self.sort_column)
+        # A live trace that has not read them yet will (not one that ended or failed first).
+        reading = self._live and (latest is None or latest.state in (TraceState.STARTING,
+                                                                     TraceState.TRACING))
         with self.app.batch_update():
             self._table().update_rows(rows)
             self.query_one("#inflight-title", Static).update(line(
-                ("Calls in flight", "bold"), ": ", describe(latest, self._live),
+                ("Calls in flight", "bold"), ": ", describe(latest, reading),
                 f" · sort {label} {arrow}"))
             empty = self.query_one("#inflight-empty", Static)
             self._table().display = bool(rows)
             empty.display = not rows
             empty.update("No traced thread is inside a syscall." if latest is not None
                          and latest.inflight is not None
-                         else "Calls in flight: reading…" if self._live
+                         else "Calls in flight: reading…" if reading
                          else "Calls in flight: not known.")
 
     # -- sorting ----------------------------------------------------------------------------

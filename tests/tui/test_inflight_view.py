@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.widgets import Input, Static
 
 from tracing.model.inflight import InFlight, InFlightRead, ordered
-from tracing.model.stats import Snapshot
+from tracing.model.stats import Snapshot, TraceState
 from tracing.sources import Capabilities, ReplaySource
 from tui.app import SikteApp
 from tui.inflight import InFlightScreen
@@ -111,7 +111,7 @@ class WatchedSource(ReplaySource):
 
 
 async def test_a_live_trace_reads_them_while_the_view_is_open(snapshots):
-    source = WatchedSource(snapshots)
+    source = WatchedSource([dataclasses.replace(s, state=TraceState.TRACING) for s in snapshots])
     app = SikteApp(source=source, clock=lambda: NOW)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_view(pilot)
@@ -123,6 +123,15 @@ async def test_a_live_trace_reads_them_while_the_view_is_open(snapshots):
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(pilot.app.screen, LiveScreen))
         await until(pilot, lambda: source.asked == [True, False])
+
+
+async def test_a_live_trace_that_ended_unread_says_not_read(snapshots):
+    assert snapshots[-1].state != TraceState.TRACING  # the fixture's trace ended
+    app = SikteApp(source=WatchedSource(snapshots), clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_view(pilot)
+        await until(pilot, lambda: "not read" in plain(screen, "#inflight-title"))
+        assert plain(screen, "#inflight-empty") == "Calls in flight: not known."
 
 
 def format_ns(ns: int) -> str:

@@ -121,16 +121,20 @@ def test_nothing_to_decode(specs: SpecTable) -> None:
         "args": [], "result": [], "path": [], "addr": []}
 
 
+def events_tables(session: StoredSession, rows: int = 1 << 20) -> list[pa.Table]:
+    """events.parquet's parts as the export makes them, `rows` events each."""
+    from tracing.session.export_events import event_parts
+    from tracing.session.export_names import Namer
+
+    return [part() for part in event_parts(session, Namer(session), rows)]
+
+
 def test_events_in_parts_are_the_events_whole(recorded_session: StoredSession) -> None:
     """events.parquet made a few rows at a time holds what one part holds: the same values,
     the dictionaries the whole file's; and its decoded columns are decode_events' text."""
-    from tracing.session.export import Namer
-    from tracing.session.export_events import events_tables
-
     session = recorded_session
-    names = Namer(session)
-    whole = pa.concat_tables(events_tables(session, names, rows=1 << 30))
-    parts = list(events_tables(session, names, rows=7))
+    whole = pa.concat_tables(events_tables(session, rows=1 << 30))
+    parts = events_tables(session, rows=7)
     assert len(parts) == -(-len(session.events) // 7)
     assert {p.schema.field("syscall").type for p in parts} == {whole.schema.field("syscall").type}
     assert [p.column("syscall").chunk(0).dictionary for p in parts[:1]] == [
@@ -149,11 +153,8 @@ def test_events_in_parts_are_the_events_whole(recorded_session: StoredSession) -
 def test_an_empty_session_exports_no_events(recorded_session: StoredSession) -> None:
     import dataclasses
 
-    from tracing.session.export import Namer
-    from tracing.session.export_events import events_tables
-
     session = dataclasses.replace(recorded_session, events=recorded_session.events[:0],
                                   event_data=())
-    parts = list(events_tables(session, Namer(session)))
+    parts = events_tables(session)
     assert len(parts) == 1 and parts[0].num_rows == 0
     assert parts[0].schema.field("args").type == pa.string()

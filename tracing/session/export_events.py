@@ -32,16 +32,11 @@ def utc(ns: np.ndarray | pd.Series, offset: int) -> pa.Array:
     return pa.array(values, pa.int64()).cast(TIMESTAMP)
 
 
-def events_tables(session: StoredSession, names: Namer,
-                  rows: int = ROW_GROUP) -> Iterator[pa.Table]:
-    """events.parquet, `rows` events at a time (at least one table, maybe empty)."""
-    return (part() for part in event_parts(session, names, rows))
-
-
 def event_parts(session: StoredSession, names: Namer,
                 rows: int = ROW_GROUP) -> Iterator[Part]:
-    """events.parquet's parts, `rows` events each: each part's decoded columns are made
-    when it is yielded, its other columns (quick) when it is called."""
+    """events.parquet's parts, `rows` events each (at least one part, maybe empty): each
+    part's decoded columns are made when it is yielded, its other columns (quick) when it
+    is called."""
     ev = session.events
     syscalls = names.column(ev["abi"].astype(np.int64), ev["nr"].astype(np.int64))
     errnos, errno_names = _errno_column(ev["ret"].astype(np.int64))

@@ -13,7 +13,6 @@ import socket
 import sqlite3
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -302,13 +301,13 @@ def _hist_add(old: bytes | None, new: bytes | None) -> bytes:
     """SQL sikte_hist_add: two histogram blobs added bucket by bucket, the bytes
     hist_to_blob(hist_merge(...)) of the two would give. SQLite calls it for every entry a
     flush updates (10,000 with 5,000 busy threads), so plain struct: numpy's overhead per
-    call made it about three times slower."""
+    call made it about three times slower (hist_to_blob packs with struct too)."""
     total: dict[int, int] = {}
     for blob in (old, new):
         if blob:
             flat = struct.unpack(f"<{len(blob) // 8}Q", blob)
             _bucket_sums(total, zip(flat[::2], flat[1::2], strict=True))
-    return struct.pack(f"<{2 * len(total)}Q", *chain.from_iterable(sorted(total.items())))
+    return hist_to_blob(sorted(total.items()))
 
 
 def batch_captures(batch: np.ndarray, data: Sequence[bytes]) -> tuple[np.ndarray, bytes]:
